@@ -1,0 +1,268 @@
+//! The admin listener: Prometheus metrics, status, latency, snapshot records, and live changes
+//! to the mirror. It runs as its own Pingora service, apart from client traffic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use twinpeak_reports::timestamp::rfc3339;
+use twinpeak_reports::{EncodedHistogram, LatencySummary, SignedSummary, Snapshot};
+
+use crate::config::LoadedConfig;
+use crate::labels::{MirrorOutcome, PairResult, Side};
+use crate::mirror::{Mirror, MirrorSettings};
+use crate::routes::RouteTable;
+use crate::stats::Stats;
+use crate::units::{Method as ConfigMethod, Percent, SampleKey};
+
+/// Largest request body the admin API reads.
+const MAX_ADMIN_BODY: usize = 64 << 10;
+
+/// The admin API's view of the running proxy.
+pub struct Admin {
+    config: LoadedConfig,
+    routes: Arc<RouteTable>,
+    stats: Arc<Stats>,
+    mirror: Arc<Mirror>,
+    started_at: SystemTime,
+    started: Instant,
+}
+
+/// A `PUT /api/v1/mirror` body: any subset of the live settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorUpdate {
+    percent: Option<Percent>,
+    key: Option<SampleKey>,
+    methods: Option<Vec<ConfigMethod>>,
+}
+
+/// Latency of one route × side, with the histogram so other tools can merge it.
+#[derive(Serialize)]
+struct SideLatency {
+    #[serde(flatten)]
+    summary: LatencySummary,
+    histogram: EncodedHistogram,
+}
+
+/// The paired shadow − primary delta of one route.
+#[derive(Serialize)]
+struct DeltaLatency {
+    #[serde(flatten)]
+    summary: SignedSummary,
+    histogram: twinpeak_reports::SignedHistogram,
+}
+
+impl Admin {
+    /// The admin API for a running proxy.
+    pub fn new(
+        config: LoadedConfig,
+        routes: Arc<RouteTable>,
+        stats: Arc<Stats>,
+        mirror: Arc<Mirror>,
+    ) -> Self {
+        Admin {
+            config,
+            routes,
+            stats,
+            mirror,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The `twinpeak.snapshot/v1` record of everything seen so far.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut versions = BTreeMap::new();
+        versions.insert(
+            "twinpeak".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        );
+        let mut snapshot = Snapshot::new(self.config.sha256.clone(), self.started_at, versions);
+        for (id, name) in self.routes.names().iter().enumerate() {
+            snapshot
+                .routes
+                .insert(name.clone(), self.stats.route_snapshot(id));
+        }
+        snapshot
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let settings = self.mirror.settings();
+        let mirror_totals = self.stats.mirror_totals();
+        let pair_totals = self.stats.pair_totals();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_at": rfc3339(self.started_at),
+            "uptime_seconds": self.started.elapsed().as_secs_f64(),
+            "config_file": self.config.path.display().to_string(),
+            "config_sha256": self.config.sha256,
+            "config": self.config.config,
+            "mirror": {
+                "settings": *settings,
+                "in_flight": self.mirror.in_flight(),
+            },
+            "counters": {
+                "mirror": MirrorOutcome::ALL.iter().map(|o| (o.as_str(), mirror_totals[o.index()])).collect::<BTreeMap<_, _>>(),
+                "compared": PairResult::ALL.iter().map(|r| (r.as_str(), pair_totals[r.index()])).collect::<BTreeMap<_, _>>(),
+                "requests": self.routes.names().iter().enumerate().map(|(id, name)| {
+                    (name.as_str(), self.stats.route_snapshot(id).primary.requests)
+                }).collect::<BTreeMap<_, _>>(),
+            },
+        })
+    }
+
+    fn latency(&self) -> serde_json::Value {
+        let routes: BTreeMap<&str, serde_json::Value> = self
+            .routes
+            .names()
+            .iter()
+            .enumerate()
+            .map(|(id, name)| {
+                let mut sides = serde_json::Map::new();
+                for side in Side::ALL {
+                    let histogram = self.stats.latency(id, side);
+                    let latency = SideLatency {
+                        summary: LatencySummary::from_histogram(&histogram),
+                        histogram: EncodedHistogram(histogram),
+                    };
+                    sides.insert(
+                        side.as_str().into(),
+                        serde_json::to_value(latency).unwrap_or_default(),
+                    );
+                }
+                let delta = self.stats.delta(id);
+                let delta = DeltaLatency {
+                    summary: delta.summary(),
+                    histogram: delta,
+                };
+                sides.insert(
+                    "delta".into(),
+                    serde_json::to_value(delta).unwrap_or_default(),
+                );
+                (name.as_str(), serde_json::Value::Object(sides))
+            })
+            .collect();
+        json!({ "unit": "microseconds", "routes": routes })
+    }
+
+    fn update_mirror(&self, body: &[u8]) -> Result<serde_json::Value, (StatusCode, String)> {
+        let update: MirrorUpdate = serde_json::from_slice(body)
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad mirror settings: {e}")))?;
+        let current = self.mirror.settings();
+        let settings = MirrorSettings::new(
+            update.percent.unwrap_or(current.percent),
+            update.key.unwrap_or_else(|| current.key.clone()),
+            update.methods.unwrap_or_else(|| current.methods.clone()),
+        );
+        self.mirror
+            .set_settings(settings.clone())
+            .map_err(|e| (StatusCode::CONFLICT, e))?;
+        log::info!(
+            "mirror settings changed: percent {} -> {}, key {} -> {}, methods [{}] -> [{}]",
+            current.percent.value(),
+            settings.percent.value(),
+            current.key,
+            settings.key,
+            join(&current.methods),
+            join(&settings.methods),
+        );
+        Ok(serde_json::to_value(&settings).unwrap_or_default())
+    }
+
+    async fn route(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        match (method, path.as_str()) {
+            (Method::GET, "/metrics") => {
+                let body = self.stats.metrics().render();
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    body,
+                )
+            }
+            (Method::GET, "/api/v1/status") => json_response(StatusCode::OK, &self.status()),
+            (Method::GET, "/api/v1/latency") => json_response(StatusCode::OK, &self.latency()),
+            (Method::GET, "/api/v1/snapshot") => json_response(StatusCode::OK, &self.snapshot()),
+            (Method::GET, "/api/v1/mirror") => {
+                json_response(StatusCode::OK, &*self.mirror.settings())
+            }
+            (Method::PUT, "/api/v1/mirror") => match read_body(session).await {
+                Ok(body) => match self.update_mirror(&body) {
+                    Ok(v) => json_response(StatusCode::OK, &v),
+                    Err((status, message)) => error_response(status, &message),
+                },
+                Err(message) => error_response(StatusCode::BAD_REQUEST, &message),
+            },
+            (Method::GET, "/health") => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            (
+                _,
+                "/metrics" | "/api/v1/status" | "/api/v1/latency" | "/api/v1/snapshot"
+                | "/api/v1/mirror" | "/health",
+            ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+            _ => error_response(StatusCode::NOT_FOUND, "no such admin endpoint"),
+        }
+    }
+}
+
+fn join(methods: &[ConfigMethod]) -> String {
+    methods
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ADMIN_BODY {
+                    return Err(format!("body larger than {MAX_ADMIN_BODY} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(format!("could not read the body: {e}")),
+        }
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .expect("static parts form a valid response")
+}
+
+fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Vec<u8>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            respond(status, "application/json", body)
+        }
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response<Vec<u8>> {
+    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
+    respond(status, "application/json", body)
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        self.route(session).await
+    }
+}

@@ -1,0 +1,533 @@
+//! The proxy's configuration file: its shape, defaults, and errors that name file, line and key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::routes::RouteTemplate;
+use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
+
+/// The whole proxy configuration, as read from YAML with every default filled in.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Addresses the proxy accepts client traffic on (one address or a list).
+    #[serde(deserialize_with = "one_or_many")]
+    pub listen: Vec<SocketAddr>,
+    /// Pingora worker threads; defaults to the number of cores.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// The admin listener (metrics and API).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The legacy backend: every client is served from it.
+    pub primary: PrimaryConfig,
+    /// The rebuilt backend that receives mirrored copies.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
+    /// Which requests are mirrored.
+    #[serde(default)]
+    pub mirror: MirrorConfig,
+    /// How much of each answer is kept for comparison.
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    /// Route templates that name metrics; other paths are counted under `other`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where `/metrics` and `/api/v1/...` are served.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+/// The primary (legacy) upstream.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryConfig {
+    /// `http://host:port` or `https://host:port`.
+    pub url: UpstreamUrl,
+    /// Time allowed to open a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Longest wait for the next piece of an answer (no limit on the whole exchange, so large
+    /// downloads pass).
+    #[serde(default = "default_primary_read_timeout")]
+    pub read_timeout: HumanDuration,
+}
+
+/// The shadow (rebuilt) upstream.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// `http://host:port` or `https://host:port`.
+    pub url: UpstreamUrl,
+    /// Limit on a whole shadow exchange; past it the copy is abandoned and counted.
+    #[serde(default = "default_shadow_timeout")]
+    pub timeout: HumanDuration,
+    /// Most copies outstanding at once; a new copy beyond it is dropped and counted.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+/// Which requests are mirrored.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Share of eligible requests copied to the shadow.
+    #[serde(default)]
+    pub percent: Percent,
+    /// Consistent sampling key (`header:NAME`, `cookie:NAME`); absent means random per request.
+    #[serde(default)]
+    pub key: SampleKey,
+    /// Methods that are mirrored on every route (default: the safe ones).
+    #[serde(default = "default_mirror_methods")]
+    pub methods: Vec<Method>,
+    /// Request bodies larger than this are not mirrored.
+    #[serde(default = "default_max_request_body")]
+    pub max_body_bytes: Bytes,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig {
+            percent: Percent::default(),
+            key: SampleKey::default(),
+            methods: default_mirror_methods(),
+            max_body_bytes: default_max_request_body(),
+        }
+    }
+}
+
+/// How much of each answer is captured for comparison.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Bytes of each response body kept; past it the capture is marked truncated.
+    #[serde(default = "default_capture_body")]
+    pub max_body_bytes: Bytes,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            max_body_bytes: default_capture_body(),
+        }
+    }
+}
+
+/// One route: a template alone, or a template with per-route options.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RouteConfig {
+    /// `"/bookings/{id}"`
+    Template(RouteTemplate),
+    /// `{path: "/bookings", mirror_methods: [POST]}`
+    Detailed(DetailedRoute),
+}
+
+/// A route with options.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedRoute {
+    /// The template.
+    pub path: RouteTemplate,
+    /// Extra methods mirrored on this route only (the explicit opt-in for writes).
+    #[serde(default)]
+    pub mirror_methods: Vec<Method>,
+}
+
+impl RouteConfig {
+    /// The route's template.
+    pub fn template(&self) -> &RouteTemplate {
+        match self {
+            RouteConfig::Template(t) => t,
+            RouteConfig::Detailed(d) => &d.path,
+        }
+    }
+
+    /// Methods mirrored on this route in addition to `mirror.methods`.
+    pub fn extra_mirror_methods(&self) -> &[Method] {
+        match self {
+            RouteConfig::Template(_) => &[],
+            RouteConfig::Detailed(d) => &d.mirror_methods,
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+fn default_primary_read_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_shadow_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+fn default_mirror_methods() -> Vec<Method> {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .map(|m| m.parse().expect("static method names parse"))
+        .collect()
+}
+fn default_max_request_body() -> Bytes {
+    Bytes(1 << 20)
+}
+fn default_capture_body() -> Bytes {
+    Bytes(256 << 10)
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(SocketAddr),
+        Many(Vec<SocketAddr>),
+    }
+    match OneOrMany::deserialize(d) {
+        Ok(OneOrMany::One(a)) => Ok(vec![a]),
+        Ok(OneOrMany::Many(v)) if !v.is_empty() => Ok(v),
+        Ok(OneOrMany::Many(_)) => Err(serde::de::Error::custom("needs at least one address")),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected an address such as 127.0.0.1:8080, or a list of them",
+        )),
+    }
+}
+
+/// A configuration that could not be used, with where and why.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file the configuration came from.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// Dotted key path (`mirror.percent`), when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A configuration together with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The parsed configuration.
+    pub config: Config,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex; records name the configuration by it.
+    pub sha256: String,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let config = Config::parse(&text, path)?;
+        Ok(LoadedConfig {
+            config,
+            path: path.to_path_buf(),
+            sha256: hex_sha256(text.as_bytes()),
+        })
+    }
+
+    /// Parses and validates configuration text; `file` is used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let location = inner.location();
+            let message = strip_path_prefix(&strip_location(&inner.to_string()), &key);
+            ConfigError {
+                file: file.to_path_buf(),
+                line: location.as_ref().map(|l| l.line()),
+                column: location.as_ref().map(|l| l.column()),
+                key: (!key.is_empty() && key != ".").then_some(key),
+                message,
+            }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError {
+            file: file.to_path_buf(),
+            line: line_of_key(text, &key),
+            column: None,
+            key: Some(key),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that hold across keys; returns the key at fault and why.
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.threads == 0 {
+            return Err(("threads".into(), "must be at least 1".into()));
+        }
+        if self.listen.contains(&self.admin.listen) {
+            return Err((
+                "admin.listen".into(),
+                format!("{} is also a proxy listen address", self.admin.listen),
+            ));
+        }
+        for (i, a) in self.listen.iter().enumerate() {
+            if self.listen[..i].contains(a) {
+                return Err(("listen".into(), format!("{a} is listed twice")));
+            }
+        }
+        if let Some(shadow) = &self.shadow {
+            if shadow.max_in_flight == 0 {
+                return Err((
+                    "shadow.max_in_flight".into(),
+                    "must be at least 1 (set mirror.percent: 0 to stop mirroring)".into(),
+                ));
+            }
+        } else if self.mirror.percent.value() > 0.0 {
+            return Err((
+                "mirror.percent".into(),
+                "is above 0 but no shadow is configured (add shadow: { url: ... })".into(),
+            ));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let t = route.template().as_str();
+            if seen.contains(&t) {
+                return Err(("routes".into(), format!("{t:?} is listed twice")));
+            }
+            if t == crate::routes::OTHER_ROUTE {
+                return Err((
+                    "routes".into(),
+                    format!("{t:?} is reserved for paths that match no route"),
+                ));
+            }
+            seen.push(t);
+        }
+        Ok(())
+    }
+
+    /// The configuration with every default filled in, as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a configuration always serializes")
+    }
+}
+
+/// Hex SHA-256 of some bytes.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the location is reported apart.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// serde_yaml may start a message with the path of the value's parent (`mirror: ...`); the
+/// full key is reported apart, so that prefix is dropped.
+fn strip_path_prefix(message: &str, key: &str) -> String {
+    let mut prefix = String::new();
+    let mut longest = None;
+    for part in key.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(part);
+        if message.starts_with(&format!("{prefix}: ")) {
+            longest = Some(prefix.len() + 2);
+        }
+    }
+    longest.map_or_else(|| message.to_string(), |n| message[n..].to_string())
+}
+
+/// Finds the line of a dotted key (`mirror.percent`) in YAML text by following indentation;
+/// used for errors found after parsing, when serde no longer knows where a value was.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let mut parts = dotted.split('.').peekable();
+    let mut want = parts.next()?;
+    let mut parent_indent: Option<usize> = None;
+    let mut found = None;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') || trimmed.is_empty() {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if parent_indent.is_some_and(|parent| indent <= parent) {
+            break;
+        }
+        let key = trimmed.trim_start_matches("- ");
+        let Some((name, rest)) = key.split_once(':') else {
+            continue;
+        };
+        if name.trim() == want {
+            found = Some(number + 1);
+            match parts.next() {
+                Some(next) => {
+                    // The child may be inline (`mirror: { percent: 5 }`) or on later lines.
+                    if rest.contains(&format!("{next}:")) {
+                        return found;
+                    }
+                    want = next;
+                    parent_indent = Some(indent);
+                }
+                None => return found,
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("proxy.yaml"))
+    }
+
+    const MINIMAL: &str = "listen: 127.0.0.1:8080\nprimary: { url: http://127.0.0.1:9001 }\n";
+
+    #[test]
+    fn minimal_config_fills_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.listen.len(), 1);
+        assert_eq!(c.admin.listen.port(), 9901);
+        assert_eq!(c.mirror.percent.value(), 0.0);
+        assert_eq!(c.mirror.key, SampleKey::Random);
+        assert!(c.mirror.methods.iter().all(Method::is_safe));
+        assert_eq!(c.mirror.max_body_bytes.0, 1 << 20);
+        assert!(c.shadow.is_none());
+        let again = parse(&c.to_yaml()).unwrap();
+        assert_eq!(again.to_yaml(), c.to_yaml());
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = parse(
+            r#"
+listen: [127.0.0.1:8080, "[::1]:8080"]
+threads: 2
+admin: { listen: 127.0.0.1:9901 }
+primary: { url: http://127.0.0.1:9001 }
+shadow:  { url: http://127.0.0.1:9002, timeout: 2s, max_in_flight: 256 }
+mirror:
+  percent: 30
+  key: header:x-user-id
+  methods: [GET, HEAD]
+  max_body_bytes: 1MiB
+routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.mirror.percent.value(), 30.0);
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[1].extra_mirror_methods()[0].to_string(), "POST");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = parse(&format!("{MINIMAL}mirror:\n  percnt: 5\n")).unwrap_err();
+        assert_eq!(e.line, Some(4));
+        assert_eq!(e.key.as_deref(), Some("mirror.percnt"));
+        assert!(e.message.contains("unknown field `percnt`"), "{e}");
+        assert!(e.to_string().starts_with("proxy.yaml:4:"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_line_and_key() {
+        let e = parse(&format!(
+            "{MINIMAL}shadow: {{ url: http://127.0.0.1:9002 }}\nmirror:\n  percent: 130\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(5));
+        assert_eq!(e.key.as_deref(), Some("mirror.percent"));
+        assert_eq!(e.message, "must be a number from 0 to 100, got 130");
+    }
+
+    #[test]
+    fn cross_key_errors_find_their_line() {
+        let e = parse(&format!("{MINIMAL}mirror:\n  percent: 10\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("mirror.percent"));
+        assert_eq!(e.line, Some(4));
+        assert!(e.message.contains("no shadow"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_key_is_named() {
+        let e = parse("listen: 127.0.0.1:8080\n").unwrap_err();
+        assert!(e.message.contains("primary"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address_is_explained() {
+        let e = parse("listen: localhost\nprimary: { url: http://127.0.0.1:9001 }\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("listen"));
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn line_of_key_follows_nesting() {
+        let text = "a: 1\nmirror:\n  key: x\n  percent: 3\nother:\n  percent: 9\n";
+        assert_eq!(line_of_key(text, "mirror.percent"), Some(4));
+        assert_eq!(line_of_key(text, "other.percent"), Some(6));
+        assert_eq!(
+            line_of_key("mirror: { percent: 3 }\n", "mirror.percent"),
+            Some(1)
+        );
+    }
+}

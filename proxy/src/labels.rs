@@ -1,0 +1,196 @@
+//! The closed sets of label values that metrics and records use. Closed sets keep label
+//! cardinality bounded, and their strings are an interface (dashboards and alerts name them).
+
+/// Which backend an observation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The legacy backend, which serves clients.
+    Primary,
+    /// The rebuilt backend receiving mirrored copies.
+    Shadow,
+}
+
+impl Side {
+    /// Every side, in label order.
+    pub const ALL: [Side; 2] = [Side::Primary, Side::Shadow];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Shadow => "shadow",
+        }
+    }
+}
+
+/// The class of an answer's status, or `error` when no answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 1xx
+    Informational,
+    /// 2xx
+    Success,
+    /// 3xx
+    Redirect,
+    /// 4xx
+    ClientError,
+    /// 5xx, including the 502 the proxy gives when the primary cannot be reached.
+    ServerError,
+    /// No answer at all (the client went away, or the shadow failed).
+    Error,
+}
+
+impl StatusClass {
+    /// Every class, in label order.
+    pub const ALL: [StatusClass; 6] = [
+        StatusClass::Informational,
+        StatusClass::Success,
+        StatusClass::Redirect,
+        StatusClass::ClientError,
+        StatusClass::ServerError,
+        StatusClass::Error,
+    ];
+
+    /// The class of a status code.
+    pub fn of(status: u16) -> StatusClass {
+        match status {
+            100..=199 => StatusClass::Informational,
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirect,
+            400..=499 => StatusClass::ClientError,
+            500..=599 => StatusClass::ServerError,
+            _ => StatusClass::Error,
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirect => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+            StatusClass::Error => "error",
+        }
+    }
+
+    /// Position in [`StatusClass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What became of one request as far as mirroring goes; every proxied request gets exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorOutcome {
+    /// Copied to the shadow, which answered.
+    Sent,
+    /// Outside the sampled share, mirroring off, or already a mirrored copy.
+    NotSampled,
+    /// Its method is not mirrored on this route (writes need an opt-in), or it is an upgrade.
+    Method,
+    /// Its body is larger than `mirror.max_body_bytes`.
+    BodyTooLarge,
+    /// Sampled, but dropped: `shadow.max_in_flight` copies were outstanding, or the shadow
+    /// could not take the body as fast as the client sent it.
+    DroppedInFlight,
+    /// Copied, but the shadow refused, reset or answered something unreadable.
+    ShadowError,
+    /// Copied, but the shadow did not finish within `shadow.timeout`.
+    ShadowTimeout,
+}
+
+impl MirrorOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [MirrorOutcome; 7] = [
+        MirrorOutcome::Sent,
+        MirrorOutcome::NotSampled,
+        MirrorOutcome::Method,
+        MirrorOutcome::BodyTooLarge,
+        MirrorOutcome::DroppedInFlight,
+        MirrorOutcome::ShadowError,
+        MirrorOutcome::ShadowTimeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorOutcome::Sent => "sent",
+            MirrorOutcome::NotSampled => "not_sampled",
+            MirrorOutcome::Method => "method",
+            MirrorOutcome::BodyTooLarge => "body_too_large",
+            MirrorOutcome::DroppedInFlight => "dropped_in_flight",
+            MirrorOutcome::ShadowError => "shadow_error",
+            MirrorOutcome::ShadowTimeout => "shadow_timeout",
+        }
+    }
+
+    /// Position in [`MirrorOutcome::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What became of a mirrored pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairResult {
+    /// Both answers are the same.
+    Identical,
+    /// The answers differ.
+    Different,
+    /// The answers differ only in fields known to be noise.
+    Noise,
+    /// The pair was not compared (the pairing queue was full or the primary never finished).
+    Dropped,
+}
+
+impl PairResult {
+    /// Every result, in label order.
+    pub const ALL: [PairResult; 4] = [
+        PairResult::Identical,
+        PairResult::Different,
+        PairResult::Noise,
+        PairResult::Dropped,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairResult::Identical => "identical",
+            PairResult::Different => "different",
+            PairResult::Noise => "noise",
+            PairResult::Dropped => "dropped",
+        }
+    }
+
+    /// Position in [`PairResult::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_follow_the_all_lists() {
+        for (i, c) in StatusClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+        for (i, o) in MirrorOutcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i);
+        }
+        for (i, r) in PairResult::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(StatusClass::of(204).as_str(), "2xx");
+        assert_eq!(StatusClass::of(502).as_str(), "5xx");
+        assert_eq!(StatusClass::of(0).as_str(), "error");
+    }
+}

@@ -1,0 +1,22 @@
+//! twinpeak's proxy: a Pingora reverse proxy in front of the legacy (primary) backend that
+//! serves every client from it, mirrors a configurable share of requests to the rebuilt
+//! (shadow) backend without ever waiting for it, pairs the two answers, and records both
+//! latencies in HDR histograms per route. See `server::run` for the entry point.
+
+pub mod admin;
+pub mod capture;
+pub mod config;
+pub mod headers;
+pub mod labels;
+pub mod metrics;
+pub mod mirror;
+pub mod pairing;
+pub mod ratelimit;
+pub mod routes;
+pub mod sampling;
+pub mod server;
+pub mod service;
+pub mod stats;
+pub mod units;
+
+pub use config::{Config, ConfigError, LoadedConfig};

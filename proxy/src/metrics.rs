@@ -1,0 +1,228 @@
+//! Prometheus metrics. Names and labels are an interface (see DESIGN.md); every label value
+//! comes from a closed set or from the configured route templates, so cardinality is bounded.
+//! Handles are bound once per route at start-up, so the request path never hashes label sets.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
+use crate::routes::RouteTable;
+
+/// Bucket bounds (seconds) for upstream durations: 0.5 ms to 30 s.
+const DURATION_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Handles for one route and one side.
+#[derive(Clone)]
+pub struct SideMetrics {
+    /// `twinpeak_requests_total{route, side, status_class}`, indexed by [`StatusClass::index`].
+    pub requests: Vec<IntCounter>,
+    /// `twinpeak_upstream_duration_seconds{route, side}`.
+    pub duration: prometheus::Histogram,
+}
+
+/// Handles for one route.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    /// Per side, indexed like [`Side::ALL`].
+    pub sides: Vec<SideMetrics>,
+    /// `twinpeak_mirror_total{route, outcome}`, indexed by [`MirrorOutcome::index`].
+    pub mirror: Vec<IntCounter>,
+    /// `twinpeak_compared_total{route, result}`, indexed by [`PairResult::index`].
+    pub compared: Vec<IntCounter>,
+    /// `twinpeak_upstream_errors_total{route, side, kind}`.
+    upstream_errors: IntCounterVec,
+    route: String,
+}
+
+impl RouteMetrics {
+    /// Counts a failed exchange with an upstream (rare, so the label set is looked up here).
+    pub fn upstream_error(&self, side: Side, kind: UpstreamErrorKind) {
+        self.upstream_errors
+            .with_label_values(&[self.route.as_str(), side.as_str(), kind.as_str()])
+            .inc();
+    }
+}
+
+/// Why an exchange with an upstream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// The connection could not be opened (refused, unreachable, connect timeout).
+    Connect,
+    /// No answer within the time allowed.
+    Timeout,
+    /// The connection broke or the answer could not be read.
+    Read,
+    /// Anything else.
+    Other,
+}
+
+impl UpstreamErrorKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Read => "read",
+            UpstreamErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The proxy's registry and its bound handles.
+pub struct Metrics {
+    registry: Registry,
+    routes: Vec<RouteMetrics>,
+    /// `twinpeak_mirror_in_flight`.
+    pub mirror_in_flight: IntGauge,
+    /// `twinpeak_mirror_percent`: the mirrored share in force.
+    pub mirror_percent: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric and binds handles for each route.
+    pub fn new(routes: &RouteTable) -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_requests_total",
+                "Requests answered, by route, side and status class.",
+            ),
+            &["route", "side", "status_class"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "twinpeak_upstream_duration_seconds",
+                "Time from sending a request upstream to the end of its answer.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "side"],
+        )
+        .expect("valid metric");
+        let mirror = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_mirror_total",
+                "What became of each request as far as mirroring goes.",
+            ),
+            &["route", "outcome"],
+        )
+        .expect("valid metric");
+        let compared = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_compared_total",
+                "Mirrored pairs compared, by result.",
+            ),
+            &["route", "result"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_upstream_errors_total",
+                "Exchanges with an upstream that failed, by kind.",
+            ),
+            &["route", "side", "kind"],
+        )
+        .expect("valid metric");
+        let mirror_in_flight = IntGauge::new(
+            "twinpeak_mirror_in_flight",
+            "Mirrored copies outstanding at the shadow.",
+        )
+        .expect("valid metric");
+        let mirror_percent = Gauge::new(
+            "twinpeak_mirror_percent",
+            "Share of eligible requests mirrored, in percent, as currently set.",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(mirror.clone()),
+            Box::new(compared.clone()),
+            Box::new(errors.clone()),
+            Box::new(mirror_in_flight.clone()),
+            Box::new(mirror_percent.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        let routes = routes
+            .names()
+            .iter()
+            .map(|route| RouteMetrics {
+                sides: Side::ALL
+                    .iter()
+                    .map(|side| SideMetrics {
+                        requests: StatusClass::ALL
+                            .iter()
+                            .map(|c| {
+                                requests.with_label_values(&[route, side.as_str(), c.as_str()])
+                            })
+                            .collect(),
+                        duration: duration.with_label_values(&[route, side.as_str()]),
+                    })
+                    .collect(),
+                mirror: MirrorOutcome::ALL
+                    .iter()
+                    .map(|o| mirror.with_label_values(&[route, o.as_str()]))
+                    .collect(),
+                compared: PairResult::ALL
+                    .iter()
+                    .map(|r| compared.with_label_values(&[route, r.as_str()]))
+                    .collect(),
+                upstream_errors: errors.clone(),
+                route: route.clone(),
+            })
+            .collect();
+        Metrics {
+            registry,
+            routes,
+            mirror_in_flight,
+            mirror_percent,
+        }
+    }
+
+    /// The handles of one route.
+    pub fn route(&self, id: usize) -> &RouteMetrics {
+        &self.routes[id]
+    }
+
+    /// Everything in Prometheus' text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_handles_show_under_their_names() {
+        let routes = RouteTable::new(&[]);
+        let m = Metrics::new(&routes);
+        m.route(0).sides[0].requests[StatusClass::Success.index()].inc();
+        m.route(0).mirror[MirrorOutcome::Sent.index()].inc();
+        m.route(0)
+            .upstream_error(Side::Primary, UpstreamErrorKind::Connect);
+        m.mirror_percent.set(30.0);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(
+            r#"twinpeak_requests_total{route="other",side="primary",status_class="2xx"} 1"#
+        ));
+        assert!(text.contains(r#"twinpeak_mirror_total{outcome="sent",route="other"} 1"#));
+        assert!(text.contains(
+            r#"twinpeak_upstream_errors_total{kind="connect",route="other",side="primary"} 1"#
+        ));
+        assert!(text.contains("twinpeak_mirror_percent 30"));
+        assert!(text.contains("twinpeak_mirror_in_flight 0"));
+    }
+}

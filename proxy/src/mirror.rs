@@ -1,0 +1,395 @@
+//! The mirror: copies of sampled requests go to the shadow from spawned tasks through one shared
+//! connector. The request path only ever calls non-blocking functions here; a copy that cannot
+//! be taken at once is dropped and counted, never queued.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use pingora_core::connectors::http::Connector;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::RequestHeader;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::capture::{BodyCapture, CapturedResponse, Outcome};
+use crate::config::{Config, ShadowConfig};
+use crate::labels::{MirrorOutcome, Side, StatusClass};
+use crate::metrics::UpstreamErrorKind;
+use crate::pairing::{Pair, PairQueue, PAIRING_WINDOW};
+use crate::ratelimit::RateLimitedLog;
+use crate::routes::RouteId;
+use crate::sampling::Sampler;
+use crate::stats::{Exchange, Stats};
+use crate::units::{Method, Percent, SampleKey};
+
+/// Body chunks buffered between the request path and a shadow task; when the shadow reads
+/// slower than the client sends, the copy is abandoned rather than buffered further.
+pub const BODY_CHANNEL_CHUNKS: usize = 64;
+
+/// The mirror settings that can change while the proxy runs (`PUT /api/v1/mirror`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorSettings {
+    /// Share of eligible requests mirrored.
+    pub percent: Percent,
+    /// Consistent sampling key.
+    pub key: SampleKey,
+    /// Methods mirrored on every route.
+    pub methods: Vec<Method>,
+    #[serde(skip)]
+    sampler: Sampler,
+}
+
+impl MirrorSettings {
+    /// Settings with a sampler built from them.
+    pub fn new(percent: Percent, key: SampleKey, methods: Vec<Method>) -> Self {
+        MirrorSettings {
+            sampler: Sampler::new(percent, key.clone()),
+            percent,
+            key,
+            methods,
+        }
+    }
+}
+
+/// A piece of a request body on its way to the shadow.
+#[derive(Debug)]
+pub enum BodyMessage {
+    /// More bytes.
+    Data(Bytes),
+    /// The body is complete.
+    End,
+}
+
+/// A slot among `shadow.max_in_flight`; freed when dropped.
+pub struct InFlightPermit {
+    mirror: Arc<Mirror>,
+}
+
+impl Drop for InFlightPermit {
+    fn drop(&mut self) {
+        let now = self.mirror.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.mirror.stats.metrics().mirror_in_flight.set(now as i64);
+    }
+}
+
+/// Everything a shadow task needs to send one copy.
+pub struct ShadowRequest {
+    /// The route the request matched.
+    pub route: RouteId,
+    /// The id both sides carry.
+    pub request_id: String,
+    /// The request header as the shadow gets it (hop-by-hop headers removed, marker added).
+    pub header: RequestHeader,
+    /// Body chunks, when the request has a body.
+    pub body: Option<mpsc::Receiver<BodyMessage>>,
+    /// Where the primary's captured answer arrives.
+    pub primary: oneshot::Receiver<CapturedResponse>,
+}
+
+/// The mirror shared by every request.
+pub struct Mirror {
+    settings: RwLock<Arc<MirrorSettings>>,
+    shadow: Option<ShadowTarget>,
+    in_flight: AtomicUsize,
+    stats: Arc<Stats>,
+    pairs: PairQueue,
+    capture_cap: usize,
+    max_body_bytes: u64,
+    errors_log: RateLimitedLog,
+}
+
+/// The shadow upstream and its connector.
+struct ShadowTarget {
+    connector: Connector,
+    peer: HttpPeer,
+    timeout: Duration,
+    max_in_flight: usize,
+}
+
+impl Mirror {
+    /// The mirror for a configuration; without a shadow it mirrors nothing.
+    pub fn new(config: &Config, stats: Arc<Stats>, pairs: PairQueue) -> Self {
+        let settings = MirrorSettings::new(
+            config.mirror.percent,
+            config.mirror.key.clone(),
+            config.mirror.methods.clone(),
+        );
+        stats.metrics().mirror_percent.set(settings.percent.value());
+        Mirror {
+            settings: RwLock::new(Arc::new(settings)),
+            shadow: config.shadow.as_ref().map(ShadowTarget::new),
+            in_flight: AtomicUsize::new(0),
+            stats,
+            pairs,
+            capture_cap: config.capture.max_body_bytes.0 as usize,
+            max_body_bytes: config.mirror.max_body_bytes.0,
+            errors_log: RateLimitedLog::new(Duration::from_secs(5)),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<MirrorSettings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the settings; requests that arrive afterwards see the new ones.
+    pub fn set_settings(&self, settings: MirrorSettings) -> Result<(), String> {
+        if self.shadow.is_none() && settings.percent.value() > 0.0 {
+            return Err("no shadow is configured, so nothing can be mirrored".into());
+        }
+        self.stats
+            .metrics()
+            .mirror_percent
+            .set(settings.percent.value());
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+        Ok(())
+    }
+
+    /// Copies outstanding now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Largest request body that is mirrored.
+    pub fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
+    }
+
+    /// Bytes of each answer kept for comparison.
+    pub fn capture_cap(&self) -> usize {
+        self.capture_cap
+    }
+
+    /// Decides whether a request is copied. `Ok(permit)` means it is, and holds one of the
+    /// in-flight slots; `Err(outcome)` says why not (the caller counts it).
+    pub fn admit(
+        self: &Arc<Self>,
+        method: &http::Method,
+        extra_methods: &[Method],
+        headers: &HeaderMap,
+        content_length: Option<u64>,
+    ) -> Result<InFlightPermit, MirrorOutcome> {
+        let Some(shadow) = &self.shadow else {
+            return Err(MirrorOutcome::NotSampled);
+        };
+        if headers.contains_key(crate::headers::SHADOW_MARKER) {
+            return Err(MirrorOutcome::NotSampled);
+        }
+        let settings = self.settings();
+        let allowed = |list: &[Method]| list.iter().any(|m| m.0 == *method);
+        if !allowed(&settings.methods) && !allowed(extra_methods) {
+            return Err(MirrorOutcome::Method);
+        }
+        if headers.contains_key(http::header::UPGRADE) {
+            return Err(MirrorOutcome::Method);
+        }
+        if !settings.sampler.includes(headers) {
+            return Err(MirrorOutcome::NotSampled);
+        }
+        if content_length.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(MirrorOutcome::BodyTooLarge);
+        }
+        let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if taken >= shadow.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(MirrorOutcome::DroppedInFlight);
+        }
+        self.stats.metrics().mirror_in_flight.set(taken as i64 + 1);
+        Ok(InFlightPermit {
+            mirror: self.clone(),
+        })
+    }
+
+    /// Starts the copy in its own task; returns at once.
+    pub fn spawn(self: &Arc<Self>, permit: InFlightPermit, request: ShadowRequest) {
+        let mirror = self.clone();
+        tokio::spawn(async move { mirror.run(permit, request).await });
+    }
+
+    async fn run(self: Arc<Self>, permit: InFlightPermit, request: ShadowRequest) {
+        let Some(shadow) = &self.shadow else {
+            return;
+        };
+        let ShadowRequest {
+            route,
+            request_id,
+            header,
+            body,
+            primary,
+        } = request;
+        let method = header.method.clone();
+        let uri = header.uri.to_string();
+        let start = Instant::now();
+        let exchange = shadow.exchange(header, body, self.capture_cap, start);
+        let (answer, outcome) = match tokio::time::timeout(shadow.timeout, exchange).await {
+            Ok(Ok(answer)) => (answer, MirrorOutcome::Sent),
+            Ok(Err(ShadowFailure::Abandoned)) => {
+                // The request path gave the copy up (body too large or too fast); the
+                // reason was counted there.
+                return;
+            }
+            Ok(Err(ShadowFailure::Upstream(kind, text))) => {
+                self.stats
+                    .route_metrics(route)
+                    .upstream_error(Side::Shadow, kind);
+                self.errors_log.warn(|| {
+                    format!("shadow request {request_id} ({method} {uri}) failed: {text}")
+                });
+                let failed = CapturedResponse::failed(Outcome::Error(text), start.elapsed());
+                (failed, MirrorOutcome::ShadowError)
+            }
+            Err(_) => {
+                self.stats
+                    .route_metrics(route)
+                    .upstream_error(Side::Shadow, UpstreamErrorKind::Timeout);
+                self.errors_log.warn(|| {
+                    format!(
+                        "shadow request {request_id} ({method} {uri}) timed out after {:?}",
+                        shadow.timeout
+                    )
+                });
+                let failed = CapturedResponse::failed(Outcome::Timeout, start.elapsed());
+                (failed, MirrorOutcome::ShadowTimeout)
+            }
+        };
+        drop(permit);
+        let class = answer
+            .status
+            .map(|s| StatusClass::of(s.as_u16()))
+            .unwrap_or(StatusClass::Error);
+        self.stats.record(
+            route,
+            Side::Shadow,
+            Exchange {
+                class,
+                ttfb: answer.ttfb,
+                total: (answer.outcome == Outcome::Answered).then_some(answer.total),
+            },
+        );
+        self.stats.mirror_outcome(route, outcome);
+        match tokio::time::timeout(PAIRING_WINDOW, primary).await {
+            Ok(Ok(primary)) => self.pairs.submit(Pair {
+                route,
+                request_id,
+                method,
+                uri,
+                primary,
+                shadow: answer,
+            }),
+            _ => self.pairs.dropped(route),
+        }
+    }
+
+    /// Notes that a copy was given up by the request path, and why.
+    pub fn abandoned(&self, route: RouteId, outcome: MirrorOutcome) {
+        self.stats.mirror_outcome(route, outcome);
+    }
+}
+
+/// Why a shadow exchange did not produce an answer.
+enum ShadowFailure {
+    /// The request path stopped feeding the body.
+    Abandoned,
+    /// The shadow failed.
+    Upstream(UpstreamErrorKind, String),
+}
+
+impl ShadowTarget {
+    fn new(config: &ShadowConfig) -> Self {
+        let mut peer = HttpPeer::new(
+            config.url.authority(),
+            config.url.tls,
+            config.url.host.clone(),
+        );
+        peer.options.connection_timeout = Some(config.timeout.0);
+        peer.options.read_timeout = Some(config.timeout.0);
+        peer.options.write_timeout = Some(config.timeout.0);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        ShadowTarget {
+            connector: Connector::new(None),
+            peer,
+            timeout: config.timeout.0,
+            max_in_flight: config.max_in_flight,
+        }
+    }
+
+    /// Sends one copy and captures the answer.
+    async fn exchange(
+        &self,
+        header: RequestHeader,
+        body: Option<mpsc::Receiver<BodyMessage>>,
+        capture_cap: usize,
+        start: Instant,
+    ) -> Result<CapturedResponse, ShadowFailure> {
+        let upstream = |kind: UpstreamErrorKind| {
+            move |e: Box<pingora_error::Error>| ShadowFailure::Upstream(kind, e.to_string())
+        };
+        let (mut session, _reused) = self
+            .connector
+            .get_http_session(&self.peer)
+            .await
+            .map_err(upstream(UpstreamErrorKind::Connect))?;
+        session
+            .write_request_header(Box::new(header))
+            .await
+            .map_err(upstream(UpstreamErrorKind::Other))?;
+        if let Some(mut body) = body {
+            loop {
+                match body.recv().await {
+                    Some(BodyMessage::Data(chunk)) => session
+                        .write_request_body(chunk, false)
+                        .await
+                        .map_err(upstream(UpstreamErrorKind::Other))?,
+                    Some(BodyMessage::End) => break,
+                    None => return Err(ShadowFailure::Abandoned),
+                }
+            }
+        }
+        session
+            .finish_request_body()
+            .await
+            .map_err(upstream(UpstreamErrorKind::Other))?;
+        session
+            .read_response_header()
+            .await
+            .map_err(upstream(UpstreamErrorKind::Read))?;
+        let ttfb = start.elapsed();
+        let (status, headers) = match session.response_header() {
+            Some(h) => (h.status, h.headers.clone()),
+            None => {
+                return Err(ShadowFailure::Upstream(
+                    UpstreamErrorKind::Read,
+                    "no response header".into(),
+                ))
+            }
+        };
+        let mut capture = BodyCapture::new(capture_cap);
+        while let Some(chunk) = session
+            .read_response_body()
+            .await
+            .map_err(upstream(UpstreamErrorKind::Read))?
+        {
+            capture.push(&chunk);
+        }
+        let total = start.elapsed();
+        if session.response_done() {
+            self.connector
+                .release_http_session(session, &self.peer, self.peer.options.idle_timeout)
+                .await;
+        }
+        Ok(CapturedResponse {
+            outcome: Outcome::Answered,
+            status: Some(status),
+            headers,
+            body: capture.finish(),
+            ttfb: Some(ttfb),
+            total,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! Pairs of answers to one mirrored request, and the bounded worker that takes them off the
+//! request path: it records the paired latency delta and compares the two answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::capture::{CapturedResponse, Outcome};
+use crate::labels::PairResult;
+use crate::routes::RouteId;
+use crate::stats::Stats;
+
+/// Both answers to one mirrored request.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The route the request matched.
+    pub route: RouteId,
+    /// The id both sides saw in `x-request-id`.
+    pub request_id: String,
+    /// The request's method.
+    pub method: http::Method,
+    /// The request's path and query.
+    pub uri: String,
+    /// What the primary answered (the client got this).
+    pub primary: CapturedResponse,
+    /// What the shadow answered.
+    pub shadow: CapturedResponse,
+}
+
+impl Pair {
+    /// A first, byte-level comparison: same status and same captured body (a body cut by the
+    /// capture cap is compared on what was kept).
+    pub fn compare(&self) -> PairResult {
+        let (p, s) = (&self.primary, &self.shadow);
+        if p.status == s.status && p.body.bytes == s.body.bytes {
+            PairResult::Identical
+        } else {
+            PairResult::Different
+        }
+    }
+}
+
+/// The sending end of the pair queue: never waits; when the queue is full the pair is dropped
+/// and counted.
+#[derive(Clone)]
+pub struct PairQueue {
+    tx: mpsc::Sender<Pair>,
+    stats: Arc<Stats>,
+}
+
+impl PairQueue {
+    /// Hands a pair to the worker, or counts it as dropped when the worker is behind.
+    pub fn submit(&self, pair: Pair) {
+        let route = pair.route;
+        if self.tx.try_send(pair).is_err() {
+            self.stats.pair_result(route, PairResult::Dropped);
+        }
+    }
+
+    /// Counts a pair that could not be formed (the primary never finished).
+    pub fn dropped(&self, route: RouteId) {
+        self.stats.pair_result(route, PairResult::Dropped);
+    }
+}
+
+/// The worker that consumes pairs; it runs as a Pingora background service.
+pub struct PairWorker {
+    rx: Mutex<Option<mpsc::Receiver<Pair>>>,
+    stats: Arc<Stats>,
+}
+
+/// A queue of at most `capacity` pairs and the worker that drains it.
+pub fn pair_queue(capacity: usize, stats: Arc<Stats>) -> (PairQueue, PairWorker) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (
+        PairQueue {
+            tx,
+            stats: stats.clone(),
+        },
+        PairWorker {
+            rx: Mutex::new(Some(rx)),
+            stats,
+        },
+    )
+}
+
+impl PairWorker {
+    fn handle(&self, pair: &Pair) {
+        if pair.primary.outcome == Outcome::Answered && pair.shadow.outcome == Outcome::Answered {
+            self.stats
+                .record_delta(pair.route, pair.shadow.total, pair.primary.total);
+        }
+        self.stats.pair_result(pair.route, pair.compare());
+    }
+}
+
+#[async_trait]
+impl BackgroundService for PairWorker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut rx) = self.rx.lock().await.take() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                pair = rx.recv() => match pair {
+                    Some(pair) => self.handle(&pair),
+                    None => return,
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// How long a finished shadow answer waits for its primary answer before it is given up.
+pub const PAIRING_WINDOW: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CapturedBody;
+    use http::{HeaderMap, StatusCode};
+
+    fn answer(status: u16, body: &'static [u8]) -> CapturedResponse {
+        CapturedResponse {
+            outcome: Outcome::Answered,
+            status: Some(StatusCode::from_u16(status).unwrap()),
+            headers: HeaderMap::new(),
+            body: CapturedBody {
+                bytes: bytes::Bytes::from_static(body),
+                truncated: false,
+                total_bytes: body.len() as u64,
+            },
+            ttfb: Some(Duration::from_millis(1)),
+            total: Duration::from_millis(2),
+        }
+    }
+
+    fn pair(p: CapturedResponse, s: CapturedResponse) -> Pair {
+        Pair {
+            route: 0,
+            request_id: "r".into(),
+            method: http::Method::GET,
+            uri: "/".into(),
+            primary: p,
+            shadow: s,
+        }
+    }
+
+    #[test]
+    fn same_status_and_body_are_identical() {
+        assert_eq!(
+            pair(answer(200, b"a"), answer(200, b"a")).compare(),
+            PairResult::Identical
+        );
+        assert_eq!(
+            pair(answer(200, b"a"), answer(200, b"b")).compare(),
+            PairResult::Different
+        );
+        assert_eq!(
+            pair(answer(200, b"a"), answer(404, b"a")).compare(),
+            PairResult::Different
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts() {
+        let routes = crate::routes::RouteTable::new(&[]);
+        let stats = Arc::new(Stats::new(&routes));
+        let (queue, _worker) = pair_queue(1, stats.clone());
+        queue.submit(pair(answer(200, b"a"), answer(200, b"a")));
+        queue.submit(pair(answer(200, b"a"), answer(200, b"a")));
+        assert_eq!(stats.pair_totals()[PairResult::Dropped.index()], 1);
+    }
+}

@@ -1,0 +1,247 @@
+//! Route templates (`/bookings/{id}`): they name every metric, so label cardinality stays
+//! bounded by the configuration, never by the traffic.
+
+use std::fmt;
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::RouteConfig;
+use crate::units::Method;
+
+/// The route every path that matches no template is counted under.
+pub const OTHER_ROUTE: &str = "other";
+
+/// One segment of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// Must equal the path segment.
+    Literal(String),
+    /// `{name}`: any one non-empty segment.
+    Param,
+    /// `*` as the last segment: the rest of the path, possibly empty.
+    Rest,
+}
+
+/// A parsed route template such as `/partners/{id}/availability`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTemplate {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl RouteTemplate {
+    /// Parses a template: it starts with `/`; `{name}` stands for one segment; a final `*`
+    /// for the rest of the path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!("route {text:?} must start with /"));
+        }
+        let parts: Vec<&str> = text[1..].split('/').collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let segment = if *part == "*" {
+                if i + 1 != parts.len() {
+                    return Err(format!("route {text:?}: * is allowed only at the end"));
+                }
+                Segment::Rest
+            } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    return Err(format!("route {text:?}: bad parameter {part:?}"));
+                }
+                Segment::Param
+            } else if part.contains(['{', '}', '*', '?', '#']) {
+                return Err(format!(
+                    "route {text:?}: segment {part:?} mixes text and a parameter"
+                ));
+            } else {
+                Segment::Literal((*part).to_string())
+            };
+            segments.push(segment);
+        }
+        Ok(RouteTemplate {
+            text: text.to_string(),
+            segments,
+        })
+    }
+
+    /// The template as written; it is the `route` label.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether a request path (no query) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut parts = rest.split('/');
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return true,
+                Segment::Literal(lit) => {
+                    if parts.next() != Some(lit.as_str()) {
+                        return false;
+                    }
+                }
+                Segment::Param => match parts.next() {
+                    Some(p) if !p.is_empty() => {}
+                    _ => return false,
+                },
+            }
+        }
+        parts.next().is_none()
+    }
+
+    /// Literal segments count for more than parameters: `/bookings/new` beats `/bookings/{id}`.
+    fn specificity(&self) -> (usize, usize) {
+        let literals = self
+            .segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Literal(_)))
+            .count();
+        let has_rest = self.segments.last() == Some(&Segment::Rest);
+        (literals, usize::from(!has_rest))
+    }
+}
+
+impl fmt::Display for RouteTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteTemplate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RouteTemplate::parse(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for RouteTemplate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+/// Index of a route in a [`RouteTable`]; the last index is [`OTHER_ROUTE`].
+pub type RouteId = usize;
+
+/// The configured routes, ready for matching.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    /// Route names by id; the last one is `other`.
+    names: Vec<String>,
+    /// Extra mirrored methods by id.
+    extra_methods: Vec<Vec<Method>>,
+    /// Templates in matching order (most specific first) with their ids.
+    order: Vec<(RouteTemplate, RouteId)>,
+}
+
+impl RouteTable {
+    /// Builds the table from the configured routes.
+    pub fn new(routes: &[RouteConfig]) -> Self {
+        let mut names: Vec<String> = routes
+            .iter()
+            .map(|r| r.template().as_str().to_string())
+            .collect();
+        let mut extra_methods: Vec<Vec<Method>> = routes
+            .iter()
+            .map(|r| r.extra_mirror_methods().to_vec())
+            .collect();
+        names.push(OTHER_ROUTE.to_string());
+        extra_methods.push(Vec::new());
+        let mut order: Vec<(RouteTemplate, RouteId)> = routes
+            .iter()
+            .enumerate()
+            .map(|(id, r)| (r.template().clone(), id))
+            .collect();
+        order.sort_by_key(|(t, _)| std::cmp::Reverse(t.specificity()));
+        RouteTable {
+            names,
+            extra_methods,
+            order,
+        }
+    }
+
+    /// The route a path belongs to (query ignored); `other` when none matches.
+    pub fn route_for(&self, path: &str) -> RouteId {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        self.order
+            .iter()
+            .find(|(t, _)| t.matches(path))
+            .map(|(_, id)| *id)
+            .unwrap_or(self.names.len() - 1)
+    }
+
+    /// The label of a route.
+    pub fn name(&self, id: RouteId) -> &str {
+        &self.names[id]
+    }
+
+    /// All route labels, `other` last.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of routes including `other`.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Always false: `other` is always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Methods mirrored on this route beyond the global list.
+    pub fn extra_mirror_methods(&self, id: RouteId) -> &[Method] {
+        &self.extra_methods[id]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(templates: &[&str]) -> RouteTable {
+        let routes: Vec<RouteConfig> = templates
+            .iter()
+            .map(|t| RouteConfig::Template(RouteTemplate::parse(t).unwrap()))
+            .collect();
+        RouteTable::new(&routes)
+    }
+
+    #[test]
+    fn params_match_one_segment() {
+        let t = RouteTemplate::parse("/partners/{id}/availability").unwrap();
+        assert!(t.matches("/partners/42/availability"));
+        assert!(!t.matches("/partners//availability"));
+        assert!(!t.matches("/partners/42"));
+        assert!(!t.matches("/partners/42/availability/x"));
+    }
+
+    #[test]
+    fn unmatched_paths_fall_into_other_and_query_is_ignored() {
+        let t = table(&["/bookings/{id}", "/partners/{id}/availability"]);
+        assert_eq!(t.name(t.route_for("/bookings/7?x=1")), "/bookings/{id}");
+        assert_eq!(t.name(t.route_for("/nope")), OTHER_ROUTE);
+        assert_eq!(t.name(t.route_for("")), OTHER_ROUTE);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn literal_beats_parameter_and_rest_comes_last() {
+        let t = table(&["/api/*", "/bookings/{id}", "/bookings/new"]);
+        assert_eq!(t.name(t.route_for("/bookings/new")), "/bookings/new");
+        assert_eq!(t.name(t.route_for("/bookings/9")), "/bookings/{id}");
+        assert_eq!(t.name(t.route_for("/api/a/b")), "/api/*");
+        assert_eq!(t.name(t.route_for("/api/")), "/api/*");
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        assert!(RouteTemplate::parse("bookings").is_err());
+        assert!(RouteTemplate::parse("/a/*/b").is_err());
+        assert!(RouteTemplate::parse("/a/{}").is_err());
+        assert!(RouteTemplate::parse("/a/x{id}").is_err());
+    }
+}

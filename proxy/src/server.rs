@@ -1,0 +1,85 @@
+//! Assembles the Pingora server from a configuration: the proxy service on its listeners, the
+//! admin service, and the pair worker.
+
+use std::sync::Arc;
+
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{RunArgs, Server};
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::config::LoadedConfig;
+use crate::mirror::Mirror;
+use crate::pairing::pair_queue;
+use crate::routes::RouteTable;
+use crate::service::TwinpeakProxy;
+use crate::stats::Stats;
+
+/// Pairs waiting for the worker; past this they are dropped and counted.
+const PAIR_QUEUE_CAPACITY: usize = 4096;
+
+/// Builds the server for a configuration, ready to run.
+pub fn build(loaded: LoadedConfig) -> Server {
+    let config = &loaded.config;
+    let routes = Arc::new(RouteTable::new(&config.routes));
+    let stats = Arc::new(Stats::new(&routes));
+    let (pairs, worker) = pair_queue(PAIR_QUEUE_CAPACITY, stats.clone());
+    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs));
+
+    let conf = ServerConf {
+        threads: config.threads,
+        // Keep a failed primary exchange from being retried many times on its way to a 502.
+        max_retries: 2,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let proxy = TwinpeakProxy::new(
+        &config.primary,
+        routes.clone(),
+        stats.clone(),
+        mirror.clone(),
+    );
+    let mut proxy_service =
+        pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "twinpeak proxy");
+    for address in &config.listen {
+        proxy_service.add_tcp(&address.to_string());
+    }
+
+    let admin = Admin::new(loaded.clone(), routes, stats.clone(), mirror);
+    let mut admin_service = Service::new("twinpeak admin".to_string(), admin);
+    admin_service.add_tcp(&config.admin.listen.to_string());
+    admin_service.threads = Some(1);
+
+    server.add_service(proxy_service);
+    server.add_service(admin_service);
+    server.add_service(background_service("twinpeak pair worker", worker));
+    server
+}
+
+/// Runs the proxy until SIGINT or SIGTERM.
+pub fn run(loaded: LoadedConfig) {
+    log::info!(
+        "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}",
+        loaded
+            .config
+            .listen
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        loaded.config.admin.listen,
+        loaded.config.primary.url,
+        loaded
+            .config
+            .shadow
+            .as_ref()
+            .map(|s| s.url.to_string())
+            .unwrap_or_else(|| "none".into()),
+    );
+    build(loaded).run(RunArgs::default());
+}

@@ -1,0 +1,474 @@
+//! The Pingora proxy: every client is served from the primary; sampled requests are copied to
+//! the shadow beside it. Nothing on this path waits for the shadow.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::capture::{BodyCapture, CapturedResponse, Outcome};
+use crate::config::PrimaryConfig;
+use crate::headers::{self, REQUEST_ID, SHADOW_MARKER};
+use crate::labels::{MirrorOutcome, Side, StatusClass};
+use crate::metrics::UpstreamErrorKind;
+use crate::mirror::{BodyMessage, Mirror, ShadowRequest};
+use crate::routes::{RouteId, RouteTable};
+use crate::stats::{Exchange, Stats};
+
+/// The proxy service shared by all requests.
+pub struct TwinpeakProxy {
+    routes: Arc<RouteTable>,
+    stats: Arc<Stats>,
+    mirror: Arc<Mirror>,
+    primary: HttpPeer,
+}
+
+impl TwinpeakProxy {
+    /// A proxy in front of `primary`.
+    pub fn new(
+        primary: &PrimaryConfig,
+        routes: Arc<RouteTable>,
+        stats: Arc<Stats>,
+        mirror: Arc<Mirror>,
+    ) -> Self {
+        let mut peer = HttpPeer::new(
+            primary.url.authority(),
+            primary.url.tls,
+            primary.url.host.clone(),
+        );
+        peer.options.connection_timeout = Some(primary.connect_timeout.0);
+        peer.options.read_timeout = Some(primary.read_timeout.0);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        TwinpeakProxy {
+            routes,
+            stats,
+            mirror,
+            primary: peer,
+        }
+    }
+}
+
+/// What one request carries from phase to phase.
+pub struct RequestContext {
+    route: RouteId,
+    request_id: String,
+    forwarded_for: Option<HeaderValue>,
+    upstream_start: Option<Instant>,
+    primary_ttfb: Option<Duration>,
+    primary_total: Option<Duration>,
+    primary_error: Option<UpstreamErrorKind>,
+    mirrored: Option<MirroredRequest>,
+}
+
+/// The request path's half of a mirrored request.
+struct MirroredRequest {
+    body: Option<ShadowBody>,
+    primary_tx: Option<oneshot::Sender<CapturedResponse>>,
+    status: Option<StatusCode>,
+    headers: HeaderMap,
+    capture: BodyCapture,
+    /// Body bytes seen in the current upstream attempt; a retry replays from zero.
+    attempt_offset: u64,
+}
+
+/// The feed of request body chunks to a shadow task.
+struct ShadowBody {
+    tx: mpsc::Sender<BodyMessage>,
+    forwarded: u64,
+    limit: u64,
+    route: RouteId,
+    mirror: Arc<Mirror>,
+    finished: bool,
+}
+
+impl ShadowBody {
+    /// Passes on the part of `chunk` (at `offset` in the body) the shadow has not had yet.
+    /// Returns false when the copy had to be given up.
+    fn feed(&mut self, offset: u64, chunk: Option<&Bytes>, end: bool) -> bool {
+        if let Some(chunk) = chunk {
+            let chunk_end = offset + chunk.len() as u64;
+            if chunk_end > self.forwarded {
+                let skip = self.forwarded.saturating_sub(offset) as usize;
+                let fresh = chunk.slice(skip..);
+                if self.forwarded + fresh.len() as u64 > self.limit {
+                    return self.give_up(MirrorOutcome::BodyTooLarge);
+                }
+                self.forwarded += fresh.len() as u64;
+                if !self.send(BodyMessage::Data(fresh)) {
+                    return false;
+                }
+            }
+        }
+        if end {
+            if !self.send(BodyMessage::End) {
+                return false;
+            }
+            self.finished = true;
+        }
+        true
+    }
+
+    fn send(&mut self, message: BodyMessage) -> bool {
+        match self.tx.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => self.give_up(MirrorOutcome::DroppedInFlight),
+            // The shadow task has ended (timed out or failed) and counted why.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.finished = true;
+                false
+            }
+        }
+    }
+
+    fn give_up(&mut self, outcome: MirrorOutcome) -> bool {
+        self.finished = true;
+        self.mirror.abandoned(self.route, outcome);
+        false
+    }
+}
+
+impl Drop for ShadowBody {
+    fn drop(&mut self) {
+        // The client went away before its body was complete: the copy is incomplete too.
+        if !self.finished {
+            self.mirror
+                .abandoned(self.route, MirrorOutcome::DroppedInFlight);
+        }
+    }
+}
+
+fn error_kind(e: &Error) -> UpstreamErrorKind {
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::SocketError
+        | ErrorType::BindError => UpstreamErrorKind::Connect,
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => UpstreamErrorKind::Timeout,
+        ErrorType::ReadError
+        | ErrorType::WriteError
+        | ErrorType::ConnectionClosed
+        | ErrorType::InvalidHTTPHeader
+        | ErrorType::H1Error
+        | ErrorType::H2Error => UpstreamErrorKind::Read,
+        _ => UpstreamErrorKind::Other,
+    }
+}
+
+impl TwinpeakProxy {
+    /// The header the shadow gets: the client's, hop-by-hop headers removed, the same
+    /// forwarding headers and request id as the primary, and the shadow marker.
+    fn shadow_header(
+        &self,
+        original: &RequestHeader,
+        ctx: &RequestContext,
+        has_body: bool,
+    ) -> Option<RequestHeader> {
+        let mut header = original.clone();
+        header.set_version(http::Version::HTTP_11);
+        headers::strip_hop_by_hop(&mut header);
+        self.add_forwarding(&mut header, ctx).ok()?;
+        header.insert_header(SHADOW_MARKER, "1").ok()?;
+        if !header.headers.contains_key(http::header::HOST) {
+            let authority = original.uri.authority()?.to_string();
+            header.insert_header(http::header::HOST, authority).ok()?;
+        }
+        let framed = header.headers.contains_key(http::header::CONTENT_LENGTH)
+            || header.headers.contains_key(http::header::TRANSFER_ENCODING);
+        if has_body && !framed {
+            header
+                .insert_header(http::header::TRANSFER_ENCODING, "chunked")
+                .ok()?;
+        }
+        Some(header)
+    }
+
+    fn add_forwarding(&self, header: &mut RequestHeader, ctx: &RequestContext) -> Result<()> {
+        header.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some(xff) = &ctx.forwarded_for {
+            header.insert_header("x-forwarded-for", xff.clone())?;
+        }
+        if !header.headers.contains_key("x-forwarded-proto") {
+            header.insert_header("x-forwarded-proto", "http")?;
+        }
+        Ok(())
+    }
+
+    /// Decides whether to mirror and, if so, starts the shadow task.
+    fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) {
+        let req = session.req_header();
+        let content_length = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let admitted = self.mirror.admit(
+            &req.method,
+            self.routes.extra_mirror_methods(ctx.route),
+            &req.headers,
+            content_length,
+        );
+        let permit = match admitted {
+            Ok(permit) => permit,
+            Err(outcome) => {
+                self.stats.mirror_outcome(ctx.route, outcome);
+                return;
+            }
+        };
+        let has_body = !session.is_body_empty();
+        let Some(header) = self.shadow_header(session.req_header(), ctx, has_body) else {
+            self.mirror.abandoned(ctx.route, MirrorOutcome::ShadowError);
+            return;
+        };
+        let (body_tx, body_rx) = if has_body {
+            let (tx, rx) = mpsc::channel(crate::mirror::BODY_CHANNEL_CHUNKS);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let (primary_tx, primary_rx) = oneshot::channel();
+        self.mirror.spawn(
+            permit,
+            ShadowRequest {
+                route: ctx.route,
+                request_id: ctx.request_id.clone(),
+                header,
+                body: body_rx,
+                primary: primary_rx,
+            },
+        );
+        ctx.mirrored = Some(MirroredRequest {
+            body: body_tx.map(|tx| ShadowBody {
+                tx,
+                forwarded: 0,
+                limit: self.mirror.max_body_bytes(),
+                route: ctx.route,
+                mirror: self.mirror.clone(),
+                finished: false,
+            }),
+            primary_tx: Some(primary_tx),
+            status: None,
+            headers: HeaderMap::new(),
+            capture: BodyCapture::new(self.mirror.capture_cap()),
+            attempt_offset: 0,
+        });
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for TwinpeakProxy {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestContext {
+            route: 0,
+            request_id: String::new(),
+            forwarded_for: None,
+            upstream_start: None,
+            primary_ttfb: None,
+            primary_total: None,
+            primary_error: None,
+            mirrored: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let req = session.req_header();
+        ctx.route = self.routes.route_for(req.uri.path());
+        ctx.request_id = headers::request_id(&req.headers);
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.forwarded_for = headers::forwarded_for(&session.req_header().headers, client_ip);
+        self.start_mirror(session, ctx);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        ctx.upstream_start.get_or_insert_with(Instant::now);
+        Ok(Box::new(self.primary.clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if !session.is_upgrade_req() {
+            let framing = upstream_request
+                .headers
+                .get(http::header::TRANSFER_ENCODING)
+                .cloned();
+            headers::strip_hop_by_hop(upstream_request);
+            if let Some(te) = framing {
+                upstream_request.insert_header(http::header::TRANSFER_ENCODING, te)?;
+            }
+        }
+        self.add_forwarding(upstream_request, ctx)?;
+        if let Some(m) = ctx.mirrored.as_mut() {
+            m.attempt_offset = 0;
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(m) = ctx.mirrored.as_mut() {
+            let offset = m.attempt_offset;
+            m.attempt_offset += body.as_ref().map_or(0, |b| b.len() as u64);
+            if let Some(feed) = m.body.as_mut() {
+                if !feed.feed(offset, body.as_ref(), end_of_stream) || feed.finished {
+                    m.body = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if upstream_response.status.is_informational() {
+            return Ok(());
+        }
+        if let Some(start) = ctx.upstream_start {
+            ctx.primary_ttfb = Some(start.elapsed());
+        }
+        if let Some(m) = ctx.mirrored.as_mut() {
+            m.status = Some(upstream_response.status);
+            m.headers = upstream_response.headers.clone();
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<Duration>> {
+        if let (Some(m), Some(chunk)) = (ctx.mirrored.as_mut(), body.as_ref()) {
+            m.capture.push(chunk);
+        }
+        if end_of_stream {
+            ctx.primary_total = ctx.upstream_start.map(|s| s.elapsed());
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        let code = match (e.esource(), e.etype()) {
+            (_, ErrorType::HTTPStatus(code)) => *code,
+            (ErrorSource::Upstream, ErrorType::ConnectTimedout | ErrorType::ReadTimedout) => 504,
+            (ErrorSource::Upstream, _) => 502,
+            (
+                ErrorSource::Downstream,
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+            ) => 0,
+            (ErrorSource::Downstream, _) => 400,
+            _ => 500,
+        };
+        if *e.esource() == ErrorSource::Upstream {
+            let kind = error_kind(e);
+            ctx.primary_error = Some(kind);
+            self.stats
+                .route_metrics(ctx.route)
+                .upstream_error(Side::Primary, kind);
+        }
+        if code > 0 {
+            let text = match code {
+                502 => format!(
+                    "twinpeak: the primary backend could not be reached or answered badly ({})\n",
+                    e.etype().as_str()
+                ),
+                504 => "twinpeak: the primary backend did not answer in time\n".to_string(),
+                _ => format!(
+                    "twinpeak: {}\n",
+                    StatusCode::from_u16(code)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                ),
+            };
+            let body = Bytes::from(text);
+            if let Ok(mut resp) = ResponseHeader::build(code, Some(3)) {
+                let _ = resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
+                let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len());
+                let _ = resp.insert_header(REQUEST_ID, ctx.request_id.as_str());
+                if let Err(write_error) = session.write_error_response(resp, body).await {
+                    log::debug!("could not send the error answer to the client: {write_error}");
+                }
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let class = session
+            .response_written()
+            .map(|r| StatusClass::of(r.status.as_u16()))
+            .unwrap_or(StatusClass::Error);
+        let answered = ctx.primary_error.is_none() && ctx.primary_ttfb.is_some();
+        let total = ctx
+            .primary_total
+            .or_else(|| ctx.upstream_start.map(|s| s.elapsed()));
+        self.stats.record(
+            ctx.route,
+            Side::Primary,
+            Exchange {
+                class,
+                ttfb: ctx.primary_ttfb,
+                total: if answered { total } else { None },
+            },
+        );
+        if let Some(mut m) = ctx.mirrored.take() {
+            m.body = None;
+            if let Some(tx) = m.primary_tx.take() {
+                let outcome = match e {
+                    None => Outcome::Answered,
+                    Some(e) if e.etype() == &ErrorType::ReadTimedout => Outcome::Timeout,
+                    Some(e) => Outcome::Error(e.to_string()),
+                };
+                // The shadow task may have ended already; then there is nothing to pair.
+                let _ = tx.send(CapturedResponse {
+                    outcome,
+                    status: m.status,
+                    headers: m.headers,
+                    body: m.capture.finish(),
+                    ttfb: ctx.primary_ttfb,
+                    total: total.unwrap_or_default(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Per route × side latency histograms (HDR, microseconds), the paired shadow − primary delta,
+//! and the counters records are made of. Each observation updates these and the Prometheus
+//! handles together, so the two never disagree.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use twinpeak_reports::{
+    new_latency_histogram, record_saturating, EncodedHistogram, RouteSnapshot, SideSnapshot,
+    SignedHistogram,
+};
+
+use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::routes::{RouteId, RouteTable};
+
+/// One side of one route.
+struct SideStats {
+    latency: Mutex<Histogram<u64>>,
+    ttfb: Mutex<Histogram<u64>>,
+    status: [AtomicU64; StatusClass::ALL.len()],
+}
+
+impl SideStats {
+    fn new() -> Self {
+        SideStats {
+            latency: Mutex::new(new_latency_histogram()),
+            ttfb: Mutex::new(new_latency_histogram()),
+            status: Default::default(),
+        }
+    }
+
+    fn snapshot(&self) -> SideSnapshot {
+        let status_classes = StatusClass::ALL
+            .iter()
+            .map(|c| {
+                (
+                    c.as_str().to_string(),
+                    self.status[c.index()].load(Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        SideSnapshot {
+            requests: self.status.iter().map(|n| n.load(Ordering::Relaxed)).sum(),
+            status_classes,
+            latency_us: EncodedHistogram(lock(&self.latency).clone()),
+            ttfb_us: EncodedHistogram(lock(&self.ttfb).clone()),
+        }
+    }
+}
+
+/// One route.
+struct RouteStats {
+    sides: [SideStats; 2],
+    delta: Mutex<SignedHistogram>,
+    mirror: [AtomicU64; MirrorOutcome::ALL.len()],
+    compared: [AtomicU64; PairResult::ALL.len()],
+}
+
+/// A finished exchange with one side, as far as statistics go.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange {
+    /// Status class of the answer (or `error`).
+    pub class: StatusClass,
+    /// Time to the answer's header, when one came.
+    pub ttfb: Option<Duration>,
+    /// Time to the end of the answer; `None` when no answer came (failures carry no latency).
+    pub total: Option<Duration>,
+}
+
+/// Statistics of every route.
+pub struct Stats {
+    routes: Vec<RouteStats>,
+    metrics: Metrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave a histogram half-written in a way
+    // that matters more than losing the proxy's statistics, so a poisoned lock is used as is.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Stats {
+    /// Empty statistics for these routes.
+    pub fn new(routes: &RouteTable) -> Self {
+        Stats {
+            routes: (0..routes.len())
+                .map(|_| RouteStats {
+                    sides: [SideStats::new(), SideStats::new()],
+                    delta: Mutex::new(SignedHistogram::default()),
+                    mirror: Default::default(),
+                    compared: Default::default(),
+                })
+                .collect(),
+            metrics: Metrics::new(routes),
+        }
+    }
+
+    /// The Prometheus side of these statistics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The bound Prometheus handles of a route.
+    pub fn route_metrics(&self, route: RouteId) -> &RouteMetrics {
+        self.metrics.route(route)
+    }
+
+    /// Records one exchange with one side.
+    pub fn record(&self, route: RouteId, side: Side, exchange: Exchange) {
+        let stats = &self.routes[route].sides[side as usize];
+        let handles = &self.metrics.route(route).sides[side as usize];
+        stats.status[exchange.class.index()].fetch_add(1, Ordering::Relaxed);
+        handles.requests[exchange.class.index()].inc();
+        if let Some(total) = exchange.total {
+            record_saturating(&mut lock(&stats.latency), micros(total));
+            handles.duration.observe(total.as_secs_f64());
+        }
+        if let Some(ttfb) = exchange.ttfb {
+            record_saturating(&mut lock(&stats.ttfb), micros(ttfb));
+        }
+    }
+
+    /// Records the paired latency difference of one request.
+    pub fn record_delta(&self, route: RouteId, shadow: Duration, primary: Duration) {
+        lock(&self.routes[route].delta).record_pair(micros(primary), micros(shadow));
+    }
+
+    /// Counts a request's mirror outcome.
+    pub fn mirror_outcome(&self, route: RouteId, outcome: MirrorOutcome) {
+        self.routes[route].mirror[outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.metrics.route(route).mirror[outcome.index()].inc();
+    }
+
+    /// Counts a pair's comparison result.
+    pub fn pair_result(&self, route: RouteId, result: PairResult) {
+        self.routes[route].compared[result.index()].fetch_add(1, Ordering::Relaxed);
+        self.metrics.route(route).compared[result.index()].inc();
+    }
+
+    /// Totals of mirror outcomes over all routes, in [`MirrorOutcome::ALL`] order.
+    pub fn mirror_totals(&self) -> [u64; MirrorOutcome::ALL.len()] {
+        let mut totals = [0; MirrorOutcome::ALL.len()];
+        for route in &self.routes {
+            for (t, n) in totals.iter_mut().zip(&route.mirror) {
+                *t += n.load(Ordering::Relaxed);
+            }
+        }
+        totals
+    }
+
+    /// Totals of pair results over all routes, in [`PairResult::ALL`] order.
+    pub fn pair_totals(&self) -> [u64; PairResult::ALL.len()] {
+        let mut totals = [0; PairResult::ALL.len()];
+        for route in &self.routes {
+            for (t, n) in totals.iter_mut().zip(&route.compared) {
+                *t += n.load(Ordering::Relaxed);
+            }
+        }
+        totals
+    }
+
+    /// A copy of one route × side latency histogram (total time).
+    pub fn latency(&self, route: RouteId, side: Side) -> Histogram<u64> {
+        lock(&self.routes[route].sides[side as usize].latency).clone()
+    }
+
+    /// A copy of one route's paired delta.
+    pub fn delta(&self, route: RouteId) -> SignedHistogram {
+        lock(&self.routes[route].delta).clone()
+    }
+
+    /// One route's part of a snapshot record.
+    pub fn route_snapshot(&self, route: RouteId) -> RouteSnapshot {
+        let stats = &self.routes[route];
+        let count = |values: &[AtomicU64], names: &mut dyn Iterator<Item = &'static str>| {
+            values
+                .iter()
+                .zip(names)
+                .map(|(n, name)| (name.to_string(), n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        };
+        RouteSnapshot {
+            primary: stats.sides[Side::Primary as usize].snapshot(),
+            shadow: stats.sides[Side::Shadow as usize].snapshot(),
+            candidate: SideSnapshot::default(),
+            delta: self.delta(route),
+            compare: count(
+                &stats.compared,
+                &mut PairResult::ALL.iter().map(|r| r.as_str()),
+            ),
+            mirror: count(
+                &stats.mirror,
+                &mut MirrorOutcome::ALL.iter().map(|o| o.as_str()),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_reach_histograms_counters_and_metrics() {
+        let routes = RouteTable::new(&[]);
+        let stats = Stats::new(&routes);
+        let ok = Exchange {
+            class: StatusClass::Success,
+            ttfb: Some(Duration::from_millis(2)),
+            total: Some(Duration::from_millis(5)),
+        };
+        stats.record(0, Side::Primary, ok);
+        stats.record(
+            0,
+            Side::Primary,
+            Exchange {
+                class: StatusClass::Error,
+                ttfb: None,
+                total: None,
+            },
+        );
+        stats.record_delta(0, Duration::from_millis(3), Duration::from_millis(5));
+        stats.mirror_outcome(0, MirrorOutcome::Sent);
+        let snap = stats.route_snapshot(0);
+        assert_eq!(snap.primary.requests, 2);
+        assert_eq!(snap.primary.status_classes["2xx"], 1);
+        assert_eq!(snap.primary.status_classes["error"], 1);
+        // Failures carry no latency: only the answered request is in the histogram.
+        assert_eq!(snap.primary.latency_us.0.len(), 1);
+        assert_eq!(snap.delta.count(), 1);
+        assert!(snap.delta.quantile(0.5) < 0);
+        assert_eq!(snap.mirror["sent"], 1);
+        assert_eq!(stats.mirror_totals()[MirrorOutcome::Sent.index()], 1);
+        let text = String::from_utf8(stats.metrics().render()).unwrap();
+        assert!(text.contains(
+            r#"twinpeak_upstream_duration_seconds_count{route="other",side="primary"} 1"#
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! The records every twinpeak component writes, and the merge that combines them.
+//!
+//! The proxy writes [`Snapshot`]s (`twinpeak.snapshot/v1`); the load harness writes run records;
+//! the reports read both. Latencies are kept as whole HdrHistograms, serialized in the standard
+//! V2 deflate encoding, so records from several proxies or load workers merge exactly and any
+//! HdrHistogram tool can read them. Percentiles are computed from merged histograms, never
+//! averaged.
+
+pub mod histogram;
+pub mod merge;
+pub mod snapshot;
+pub mod timestamp;
+
+pub use histogram::{
+    new_latency_histogram, record_saturating, EncodedHistogram, LatencySummary, SignedHistogram,
+    SignedSummary,
+};
+pub use merge::MergeError;
+pub use snapshot::{RouteSnapshot, SideSnapshot, Snapshot, SNAPSHOT_SCHEMA};

@@ -1,0 +1,58 @@
+//! `twinpeak`: prove a rebuilt backend against the legacy one under real and peak traffic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use twinpeak_proxy::{Config, LoadedConfig};
+
+#[derive(Parser)]
+#[command(name = "twinpeak", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the shadowing proxy: serve clients from the primary, mirror a share to the shadow.
+    Proxy {
+        /// The proxy configuration (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a proxy configuration and print it with every default filled in.
+    CheckConfig {
+        /// The proxy configuration (YAML).
+        config: PathBuf,
+    },
+}
+
+fn load(path: &PathBuf) -> Result<LoadedConfig, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Proxy { config } => match load(&config) {
+            Ok(loaded) => {
+                twinpeak_proxy::server::run(loaded);
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(loaded) => {
+                println!("# {} (sha256 {})", loaded.path.display(), loaded.sha256);
+                print!("{}", loaded.config.to_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+    }
+}
