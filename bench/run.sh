@@ -47,16 +47,16 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/twinpeak-bench.XXXXXX")
 mkdir -p "$TMP/raw" "$TMP/logs"
 declare -a STARTED=()   # pids of everything this script started
 declare -A PIDS=()      # name -> pid, for stopping one process between cases
+declare -A STOP_SIG=()  # pid -> signal that makes it exit at once
 FAILED=1                # cleared at the very end; the EXIT trap reads it
 
 log() { echo "bench: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Stops one process: SIGINT first (fast shutdown for Pingora and nginx, plain exit for the
-# backend), SIGKILL if it is still there after 2 s.
+# Stops one process with its fast-exit signal, then SIGKILL if it is still there after 2 s.
 stop_pid() {
     local pid=$1 i
-    kill -INT "$pid" 2>/dev/null || return 0
+    kill -"${STOP_SIG[$pid]:-TERM}" "$pid" 2>/dev/null || return 0
     for i in $(seq 20); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -78,13 +78,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a process in the background with its output in $TMP/logs/NAME.log.
+# Starts a process in the background with its output in $TMP/logs/NAME.log; SIGNAL is the one
+# that stops it at once. Pingora takes SIGINT as "exit now" and SIGTERM as "drain gracefully";
+# the backend cannot be sent SIGINT, which background jobs of a script inherit as ignored.
 start() {
-    local name=$1
-    shift
+    local name=$1 signal=$2
+    shift 2
     "$@" >"$TMP/logs/$name.log" 2>&1 &
     STARTED+=("$!")
     PIDS[$name]=$!
+    STOP_SIG[$!]=$signal
 }
 
 stop() {
@@ -186,9 +189,9 @@ done
 
 # ---- backends (up for the whole run) ---------------------------------------------------------
 
-start primary "$BACKEND" --listen "$PRIMARY"
-start shadow-fast "$BACKEND" --listen "$SHADOW_FAST"
-start shadow-slow "$BACKEND" --listen "$SHADOW_SLOW" --delay-ms 200
+start primary TERM "$BACKEND" --listen "$PRIMARY"
+start shadow-fast TERM "$BACKEND" --listen "$SHADOW_FAST"
+start shadow-slow TERM "$BACKEND" --listen "$SHADOW_SLOW" --delay-ms 200
 wait_for primary "$PRIMARY"
 wait_for shadow-fast "$SHADOW_FAST"
 wait_for shadow-slow "$SHADOW_SLOW"
@@ -216,7 +219,8 @@ start_nginx() {
         -e "s|@PRIMARY@|$PRIMARY|g" -e "s|@SHADOW@|$shadow|g" \
         "$ROOT/bench/nginx/mirror.conf.template" >"$dir/nginx.conf"
     # -e (nginx >= 1.19.5) keeps even the start-up error log out of /var/log/nginx.
-    start nginx nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
+    # SIGTERM is nginx's fast shutdown.
+    start nginx TERM nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
     wait_for nginx "$NGINX_LISTEN"
 }
 
@@ -227,7 +231,7 @@ start_case() {
     case $1 in
     direct) ;;
     bare-pingora)
-        start bare "$BARE" --listen "$BARE_LISTEN" --upstream "$PRIMARY" --threads 2
+        start bare INT "$BARE" --listen "$BARE_LISTEN" --upstream "$PRIMARY" --threads 2
         wait_for bare "$BARE_LISTEN"
         TARGET=$BARE_LISTEN SERVER=bare
         ;;
@@ -235,7 +239,7 @@ start_case() {
         local percent=100 shadow=$SHADOW_FAST
         [[ $1 == twinpeak-mirror-off ]] && percent=0
         [[ $1 == *-slow ]] && shadow=$SHADOW_SLOW
-        start twinpeak "$TWINPEAK" proxy --config "$(twinpeak_config "$percent" "$shadow")"
+        start twinpeak INT "$TWINPEAK" proxy --config "$(twinpeak_config "$percent" "$shadow")"
         wait_for twinpeak "$TWINPEAK_LISTEN"
         TARGET=$TWINPEAK_LISTEN SERVER=twinpeak SHADOW=$shadow
         ;;
@@ -254,24 +258,23 @@ WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS")
 for c in $CASES; do
     start_case "$c"
     url="http://$TARGET/bookings/42"
-    # The shadow's count includes this round trip's own probe; served() takes care of it.
-    [[ -n $SHADOW ]] && before=$(served "$SHADOW")
+    if [[ -n $SHADOW ]]; then before=$(served "$SHADOW"); fi
     log "$c: warm-up $WARMUP, then wrk ${WRK_ARGS[*]} -d$DURATION --latency $url"
     wrk "${WRK_ARGS[@]}" -d"$WARMUP" "$url" >"$TMP/raw/$c.warmup.txt" 2>&1 \
         || die "$c: wrk warm-up failed, see $TMP/raw/$c.warmup.txt"
     wrk "${WRK_ARGS[@]}" -d"$DURATION" --latency "$url" >"$TMP/raw/$c.txt" 2>&1 \
         || die "$c: wrk failed, see $TMP/raw/$c.txt"
-    read -r RPS[$c] P50[$c] P99[$c] REQS[$c] ERRS[$c] < <(parse_wrk "$TMP/raw/$c.txt") \
+    read -r "RPS[$c]" "P50[$c]" "P99[$c]" "REQS[$c]" "ERRS[$c]" < <(parse_wrk "$TMP/raw/$c.txt") \
         || die "$c: cannot parse $TMP/raw/$c.txt"
     [[ ${REQS[$c]} -gt 0 ]] || die "$c: wrk completed no request, see $TMP/raw/$c.txt"
     if [[ -n $SHADOW ]]; then
         # Give copies still in flight (the slow shadow takes 200 ms) a moment to land.
         sleep 0.5
-        sent=$(($(wrk_requests "$TMP/raw/$c.warmup.txt") + REQS[$c]))
+        sent=$(($(wrk_requests "$TMP/raw/$c.warmup.txt") + ${REQS[$c]}))
         MIRRORED[$c]="$(($(served "$SHADOW") - before - 1)) of $sent"
     fi
     log "$c: ${RPS[$c]} req/s, p50 ${P50[$c]} ms, p99 ${P99[$c]} ms, ${ERRS[$c]} errors"
-    [[ -n $SERVER ]] && stop "$SERVER"
+    if [[ -n $SERVER ]]; then stop "$SERVER"; fi
 done
 
 # ---- report -----------------------------------------------------------------------------------

@@ -4,6 +4,9 @@
 //! benchmark measures is the proxy in front of it rather than the backend. `--delay-ms` turns it into
 //! a slow backend (used as the slow shadow), `--json` makes it answer a JSON object like an API would.
 //!
+//! It counts the requests it answers; a request for `/__served` gets the count (itself included) in
+//! an `x-bench-served` header, which is how `bench/run.sh` checks that a shadow received its copies.
+//!
 //! ```text
 //! cargo run --release -p twinpeak-proxy --example bench_backend -- \
 //!     --listen 127.0.0.1:9001 [--delay-ms 0] [--body-bytes 64] [--json]
@@ -12,6 +15,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -104,21 +109,34 @@ fn json_body(len: usize) -> Bytes {
     Bytes::from(body)
 }
 
-/// Answers one request: drains its body (so the connection can be reused), waits if asked, and
-/// returns the shared body. `Bytes` clones are reference counts, not copies.
-async fn answer(
-    req: Request<Incoming>,
+/// What every connection shares. `Bytes` and `HeaderValue` clones are reference counts, not copies.
+#[derive(Clone)]
+struct Shared {
     body: Bytes,
     content_type: HeaderValue,
     delay: Duration,
+    served: Arc<AtomicU64>,
+}
+
+/// Answers one request: counts it, drains its body (so the connection can be reused), waits if
+/// asked, and returns the shared body.
+async fn answer(
+    req: Request<Incoming>,
+    shared: Shared,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
+    let wants_count = req.uri().path() == "/__served";
     // A body that fails to arrive is the client's problem; the answer is the same either way.
     let _ = req.into_body().collect().await;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    if !shared.delay.is_zero() {
+        tokio::time::sleep(shared.delay).await;
     }
-    let mut response = Response::new(Full::new(body));
-    response.headers_mut().insert(CONTENT_TYPE, content_type);
+    let mut response = Response::new(Full::new(shared.body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, shared.content_type);
+    if wants_count {
+        headers.insert("x-bench-served", HeaderValue::from(served));
+    }
     Ok(response)
 }
 
@@ -134,11 +152,17 @@ async fn serve(args: Args) -> std::io::Result<()> {
     } else {
         "application/octet-stream"
     });
+    let shared = Shared {
+        body,
+        content_type,
+        delay: args.delay,
+        served: Arc::new(AtomicU64::new(0)),
+    };
     eprintln!(
         "bench_backend listening on {} (delay {} ms, {} byte {} body)",
         listener.local_addr()?,
         args.delay.as_millis(),
-        body.len(),
+        shared.body.len(),
         if args.json { "JSON" } else { "plain" },
     );
 
@@ -154,10 +178,9 @@ async fn serve(args: Args) -> std::io::Result<()> {
         };
         // Small answers must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let (body, content_type, delay) = (body.clone(), content_type.clone(), args.delay);
+        let shared = shared.clone();
         tokio::spawn(async move {
-            let service =
-                service_fn(move |req| answer(req, body.clone(), content_type.clone(), delay));
+            let service = service_fn(move |req| answer(req, shared.clone()));
             // Keep-alive is on by default; errors here are clients hanging up, not worth a line each.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -1,0 +1,418 @@
+//! The shadowing proxy end to end: real backends on loopback, the real binary in between.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn shadow_config(primary: &str, shadow: &str, extra: &str) -> String {
+    format!(
+        "primary: {{ url: {primary} }}\nshadow: {{ url: {shadow}, timeout: 1s, max_in_flight: 64 }}\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn the_shadow_receives_the_same_request_with_marker_and_request_id() {
+    let primary = Backend::fixed("from primary").await;
+    let shadow = Backend::fixed("from shadow").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 100 }\nroutes: [{path: /bookings, mirror_methods: [POST]}]\n",
+    ))
+    .await;
+    let c = client();
+    let res = c
+        .get(proxy.url("/partners?city=pune&service=spa"))
+        .header("x-user-id", "u-1")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "not forwarded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "from primary");
+    let body = "{\"partner_id\": 7, \"slot\": \"2026-12-24T10:00\"}";
+    let res = c
+        .post(proxy.url("/bookings"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-42")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(eventually(Duration::from_secs(5), || async { shadow.count() == 2 }).await);
+
+    let (p, s) = (primary.requests(), shadow.requests());
+    assert_eq!(p.len(), 2);
+    for (p, s) in p.iter().zip(&s) {
+        assert_eq!(p.method, s.method);
+        assert_eq!(p.uri, s.uri);
+        assert_eq!(p.body, s.body);
+        assert_eq!(s.header("x-twinpeak-shadow"), Some("1"));
+        assert_eq!(p.header("x-twinpeak-shadow"), None);
+        assert!(p.header("x-request-id").is_some());
+        assert_eq!(p.header("x-request-id"), s.header("x-request-id"));
+        // Same headers on both sides but the marker.
+        let mut ph: Vec<_> = p
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "connection")
+            .cloned()
+            .collect();
+        let mut sh: Vec<_> = s
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "x-twinpeak-shadow" && k != "connection")
+            .cloned()
+            .collect();
+        ph.sort();
+        sh.sort();
+        assert_eq!(ph, sh);
+        assert_eq!(s.header("x-hop"), None);
+        assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
+        assert_eq!(s.header("x-forwarded-proto"), Some("http"));
+    }
+    assert_eq!(s[0].uri, "/partners?city=pune&service=spa");
+    assert_eq!(
+        s[0].header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    assert_eq!(s[0].header("x-user-id"), Some("u-1"));
+    assert_eq!(s[1].body, body.as_bytes());
+    assert_eq!(s[1].header("x-request-id"), Some("req-42"));
+}
+
+#[tokio::test]
+async fn writes_are_not_mirrored_unless_a_route_opts_in() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 100 }\n",
+    ))
+    .await;
+    let c = client();
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        let res = c
+            .request(method.parse().unwrap(), proxy.url("/bookings/1"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    c.get(proxy.url("/bookings/1")).send().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { shadow.count() == 1 }).await);
+    assert_eq!(primary.count(), 5);
+    assert_eq!(shadow.requests()[0].method, "GET");
+    assert_eq!(proxy.mirror_count("method").await, 4);
+}
+
+#[tokio::test]
+async fn sampling_matches_the_share_and_is_consistent_per_key() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 30, key: header:x-user-id }\n",
+    ))
+    .await;
+    let c = client();
+    let users = 300;
+    for round in 0..2 {
+        for user in 0..users {
+            c.get(proxy.url(&format!("/r{round}")))
+                .header("x-user-id", format!("user-{user}"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let settled = eventually(Duration::from_secs(5), || async {
+        proxy.mirror_count("sent").await + proxy.mirror_count("not_sampled").await == 2 * users
+    })
+    .await;
+    assert!(settled);
+    let mirrored: Vec<(String, String)> = shadow
+        .requests()
+        .iter()
+        .map(|r| (r.uri.clone(), r.header("x-user-id").unwrap().to_string()))
+        .collect();
+    let round = |r: &str| {
+        let mut u: Vec<String> = mirrored
+            .iter()
+            .filter(|(p, _)| p == r)
+            .map(|(_, u)| u.clone())
+            .collect();
+        u.sort();
+        u
+    };
+    // The same users are in on both rounds.
+    assert_eq!(round("/r0"), round("/r1"));
+    // 30% of 300 is 90; the standard deviation is about 8.
+    let n = round("/r0").len();
+    assert!((60..=120).contains(&n), "{n} of {users} users mirrored");
+}
+
+#[tokio::test]
+async fn random_sampling_matches_the_share() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 20 }\n",
+    ))
+    .await;
+    let c = client();
+    let total = 500;
+    for _ in 0..total {
+        c.get(proxy.url("/x")).send().await.unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count("sent").await + proxy.mirror_count("not_sampled").await == total
+        })
+        .await
+    );
+    // 20% of 500 is 100; the standard deviation is about 9.
+    let n = shadow.count();
+    assert!((60..=140).contains(&n), "{n} of {total} mirrored");
+}
+
+/// The client's answer through the proxy when the shadow misbehaves: same bytes as the
+/// primary's, and fast (the shadow is never waited for).
+async fn assert_client_unaffected(shadow_url: String, outcome: &str) {
+    let primary = Backend::fixed("the primary's answer").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow_url,
+        "mirror: { percent: 100 }\n",
+    ))
+    .await;
+    let c = client();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let res = c.get(proxy.url("/bookings/1")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "the primary's answer");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count(outcome).await == 5
+        })
+        .await,
+        "expected 5 {outcome}: {}",
+        proxy.admin_json("/api/v1/status").await["counters"]
+    );
+}
+
+#[tokio::test]
+async fn a_slow_shadow_changes_nothing_for_the_client() {
+    let shadow = Backend::start(Duration::from_secs(2), Arc::new(|_| text(200, "late"))).await;
+    assert_client_unaffected(shadow.url(), "shadow_timeout").await;
+}
+
+#[tokio::test]
+async fn a_shadow_that_never_answers_changes_nothing_for_the_client() {
+    let (addr, _) = misbehaving(Misbehaviour::Hang).await;
+    assert_client_unaffected(format!("http://{addr}"), "shadow_timeout").await;
+}
+
+#[tokio::test]
+async fn a_refusing_shadow_changes_nothing_for_the_client() {
+    assert_client_unaffected(format!("http://{}", refused_addr()), "shadow_error").await;
+}
+
+#[tokio::test]
+async fn a_shadow_resetting_mid_answer_changes_nothing_for_the_client() {
+    let (addr, _) = misbehaving(Misbehaviour::ResetMidAnswer).await;
+    assert_client_unaffected(format!("http://{addr}"), "shadow_error").await;
+}
+
+#[tokio::test]
+async fn a_shadow_answering_garbage_changes_nothing_for_the_client() {
+    let (addr, _) = misbehaving(Misbehaviour::Garbage).await;
+    assert_client_unaffected(format!("http://{addr}"), "shadow_error").await;
+}
+
+#[tokio::test]
+async fn the_in_flight_cap_drops_and_counts() {
+    let primary = Backend::fixed("ok").await;
+    let (addr, accepted) = misbehaving(Misbehaviour::Hang).await;
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: http://{addr}, timeout: 10s, max_in_flight: 3 }}\nmirror: {{ percent: 100 }}\n",
+        primary.url()
+    ))
+    .await;
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(c.get(proxy.url("/a")).send().await.unwrap().status(), 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count("dropped_in_flight").await == 7
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            *accepted.lock().unwrap() == 3
+        })
+        .await
+    );
+    let metrics = proxy.metrics().await;
+    assert!(metrics.contains("twinpeak_mirror_in_flight 3"), "{metrics}");
+    assert!(
+        metrics.contains(r#"twinpeak_mirror_total{outcome="dropped_in_flight",route="other"} 7"#)
+    );
+}
+
+#[tokio::test]
+async fn put_mirror_changes_the_share_live() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 0 }\n",
+    ))
+    .await;
+    let c = client();
+    c.get(proxy.url("/a")).send().await.unwrap();
+    let res = c
+        .put(proxy.admin_url("/api/v1/mirror"))
+        .body(r#"{"percent": 100, "methods": ["GET", "POST"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    c.get(proxy.url("/a")).send().await.unwrap();
+    c.post(proxy.url("/a")).body("b").send().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { shadow.count() == 2 }).await);
+    let status = proxy.admin_json("/api/v1/status").await;
+    assert_eq!(status["mirror"]["settings"]["percent"], 100.0);
+    assert_eq!(
+        status["mirror"]["settings"]["methods"],
+        serde_json::json!(["GET", "POST"])
+    );
+    assert!(proxy
+        .metrics()
+        .await
+        .contains("twinpeak_mirror_percent 100"));
+    assert!(proxy
+        .log_text()
+        .contains("mirror settings changed: percent 0 -> 100"));
+
+    // Bad input is refused and changes nothing.
+    for bad in [
+        r#"{"percent": 130}"#,
+        r#"{"key": "query:x"}"#,
+        r#"{"pct": 1}"#,
+        "not json",
+    ] {
+        let res = c
+            .put(proxy.admin_url("/api/v1/mirror"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    assert_eq!(proxy.admin_json("/api/v1/mirror").await["percent"], 100.0);
+}
+
+#[tokio::test]
+async fn a_request_already_mirrored_is_not_mirrored_again() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 100 }\n",
+    ))
+    .await;
+    let res = client()
+        .get(proxy.url("/a"))
+        .header("x-twinpeak-shadow", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count("not_sampled").await == 1
+        })
+        .await
+    );
+    assert_eq!(shadow.count(), 0);
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_cap_are_not_mirrored() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 100, methods: [POST], max_body_bytes: 1KiB }\n",
+    ))
+    .await;
+    let c = client();
+    let big = vec![b'x'; 4096];
+    c.post(proxy.url("/a"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    // A streamed (chunked) body over the cap is given up part way.
+    c.post(proxy.url("/a"))
+        .body(chunked(big.clone()))
+        .send()
+        .await
+        .unwrap();
+    c.post(proxy.url("/a")).body("small").send().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count("body_too_large").await == 2
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count("sent").await == 1
+        })
+        .await
+    );
+    assert_eq!(primary.count(), 3);
+    assert_eq!(primary.requests()[1].body, big);
+    let mirrored: Vec<_> = shadow
+        .requests()
+        .into_iter()
+        .filter(|r| !r.body.is_empty())
+        .collect();
+    assert_eq!(mirrored.len(), 1);
+    assert_eq!(mirrored[0].body, b"small");
+}
+
+/// The body as a stream of chunks, so it goes out chunked, with no length up front.
+fn chunked(data: Vec<u8>) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        data.chunks(512).map(|c| Ok(c.to_vec())).collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
