@@ -1,6 +1,6 @@
 //! `twinpeak`: prove a rebuilt backend against the legacy one under real and peak traffic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,7 +28,7 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> Result<LoadedConfig, ExitCode> {
+fn load(path: &Path) -> Result<LoadedConfig, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)

@@ -1,0 +1,78 @@
+//! The `twinpeak` command line: configuration checking and its errors.
+
+use std::process::Command;
+
+fn twinpeak(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_twinpeak"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let out = twinpeak(&[
+        "check-config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/proxy.yaml"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Defaults are filled in.
+    assert!(text.contains("connect_timeout: 5s"), "{text}");
+    assert!(text.contains("max_in_flight: 256"));
+    assert!(text.contains("key: header:x-user-id"));
+}
+
+#[test]
+fn every_shipped_example_is_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = twinpeak(&["check-config", path.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}
+
+#[test]
+fn a_bad_configuration_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("listen: 127.0.0.1:8080\nprimary: { url: http://127.0.0.1:9001 }\nmirror:\n  percentt: 5\n", ":4:", "unknown field `percentt`"),
+        ("listen: 127.0.0.1:8080\nprimary:\n  url: 127.0.0.1:9001\n", ":3:", "primary.url"),
+        ("listen: 127.0.0.1:8080\nprimary: { url: http://127.0.0.1:9001 }\nshadow: { url: http://127.0.0.1:9002, timeout: soon }\n", ":3:", "shadow.timeout"),
+        ("listen: 127.0.0.1:8080\nprimary: { url: http://127.0.0.1:9001 }\nmirror:\n  percent: 10\n", ":4", "no shadow"),
+    ];
+    for (i, (yaml, line, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        for args in [
+            vec!["check-config", path.to_str().unwrap()],
+            vec!["proxy", "--config", path.to_str().unwrap()],
+        ] {
+            let out = twinpeak(&args);
+            assert!(!out.status.success());
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert!(err.contains(&format!("bad{i}.yaml{line}")), "{err}");
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+    let out = twinpeak(&["check-config", "/nonexistent/proxy.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/proxy.yaml: cannot read"));
+}
