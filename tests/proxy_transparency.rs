@@ -153,9 +153,14 @@ async fn an_unreachable_primary_is_a_counted_502_with_an_explanation() {
     let c = client();
     for _ in 0..3 {
         let started = Instant::now();
-        let res = c.get(proxy.url("/bookings/1")).send().await.unwrap();
+        let res = c
+            .get(proxy.url("/bookings/1"))
+            .header("x-request-id", "req-7")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 502);
-        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(res.headers()["x-request-id"], "req-7");
         let text = res.text().await.unwrap();
         assert!(
             text.contains("primary backend could not be reached"),

@@ -66,9 +66,10 @@ pub struct PrimaryConfig {
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
     /// Longest wait for the next piece of an answer (no limit on the whole exchange, so large
-    /// downloads pass).
-    #[serde(default = "default_primary_read_timeout")]
-    pub read_timeout: HumanDuration,
+    /// downloads pass). Unset by default: the proxy adds no timeout the client would not have
+    /// met talking to the primary directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<HumanDuration>,
 }
 
 /// The shadow (rebuilt) upstream.
@@ -180,9 +181,6 @@ fn default_admin_listen() -> SocketAddr {
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5))
-}
-fn default_primary_read_timeout() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(60))
 }
 fn default_shadow_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(2))

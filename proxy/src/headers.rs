@@ -65,18 +65,25 @@ pub fn forwarded_for(
     headers: &HeaderMap,
     client_ip: Option<std::net::IpAddr>,
 ) -> Option<HeaderValue> {
-    let existing = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let value = match (existing.is_empty(), client_ip) {
-        (true, None) => return None,
-        (true, Some(ip)) => ip.to_string(),
-        (false, None) => existing,
-        (false, Some(ip)) => format!("{existing}, {ip}"),
-    };
+    use std::fmt::Write;
+    let mut value = String::new();
+    for existing in headers.get_all("x-forwarded-for") {
+        if let Ok(text) = existing.to_str() {
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push_str(text);
+        }
+    }
+    if let Some(ip) = client_ip {
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+        let _ = write!(value, "{ip}");
+    }
+    if value.is_empty() {
+        return None;
+    }
     HeaderValue::from_str(&value).ok()
 }
 

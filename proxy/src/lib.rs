@@ -16,6 +16,7 @@ pub mod routes;
 pub mod sampling;
 pub mod server;
 pub mod service;
+pub mod shards;
 pub mod stats;
 pub mod units;
 

@@ -170,7 +170,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts() {
         let routes = crate::routes::RouteTable::new(&[]);
-        let stats = Arc::new(Stats::new(&routes));
+        let stats = Arc::new(Stats::new(&routes, 1));
         let (queue, _worker) = pair_queue(1, stats.clone());
         queue.submit(pair(answer(200, b"a"), answer(200, b"a")));
         queue.submit(pair(answer(200, b"a"), answer(200, b"a")));

@@ -23,7 +23,7 @@ const PAIR_QUEUE_CAPACITY: usize = 4096;
 pub fn build(loaded: LoadedConfig) -> Server {
     let config = &loaded.config;
     let routes = Arc::new(RouteTable::new(&config.routes));
-    let stats = Arc::new(Stats::new(&routes));
+    let stats = Arc::new(Stats::new(&routes, config.threads));
     let (pairs, worker) = pair_queue(PAIR_QUEUE_CAPACITY, stats.clone());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs));
 

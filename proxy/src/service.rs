@@ -44,8 +44,9 @@ impl TwinpeakProxy {
             primary.url.host.clone(),
         );
         peer.options.connection_timeout = Some(primary.connect_timeout.0);
-        peer.options.read_timeout = Some(primary.read_timeout.0);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        peer.options.read_timeout = primary.read_timeout.map(|t| t.0);
+        // Pooled connections stay until the primary closes them (the pool notices), as in
+        // Pingora: an idle timer per pooled connection costs more than it saves here.
         TwinpeakProxy {
             routes,
             stats,
@@ -58,7 +59,8 @@ impl TwinpeakProxy {
 /// What one request carries from phase to phase.
 pub struct RequestContext {
     route: RouteId,
-    request_id: String,
+    /// Set for mirrored requests: the client's `x-request-id`, or a new one.
+    request_id: Option<String>,
     forwarded_for: Option<HeaderValue>,
     upstream_start: Option<Instant>,
     primary_ttfb: Option<Duration>,
@@ -192,7 +194,9 @@ impl TwinpeakProxy {
     }
 
     fn add_forwarding(&self, header: &mut RequestHeader, ctx: &RequestContext) -> Result<()> {
-        header.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some(id) = &ctx.request_id {
+            header.insert_header(REQUEST_ID, id.as_str())?;
+        }
         if let Some(xff) = &ctx.forwarded_for {
             header.insert_header("x-forwarded-for", xff.clone())?;
         }
@@ -223,6 +227,8 @@ impl TwinpeakProxy {
                 return;
             }
         };
+        let request_id = headers::request_id(&session.req_header().headers);
+        ctx.request_id = Some(request_id.clone());
         let has_body = !session.is_body_empty();
         let Some(header) = self.shadow_header(session.req_header(), ctx, has_body) else {
             self.mirror.abandoned(ctx.route, MirrorOutcome::ShadowError);
@@ -239,7 +245,7 @@ impl TwinpeakProxy {
             permit,
             ShadowRequest {
                 route: ctx.route,
-                request_id: ctx.request_id.clone(),
+                request_id,
                 header,
                 body: body_rx,
                 primary: primary_rx,
@@ -270,7 +276,7 @@ impl ProxyHttp for TwinpeakProxy {
     fn new_ctx(&self) -> Self::CTX {
         RequestContext {
             route: 0,
-            request_id: String::new(),
+            request_id: None,
             forwarded_for: None,
             upstream_start: None,
             primary_ttfb: None,
@@ -283,7 +289,6 @@ impl ProxyHttp for TwinpeakProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let req = session.req_header();
         ctx.route = self.routes.route_for(req.uri.path());
-        ctx.request_id = headers::request_id(&req.headers);
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -304,20 +309,12 @@ impl ProxyHttp for TwinpeakProxy {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        if !session.is_upgrade_req() {
-            let framing = upstream_request
-                .headers
-                .get(http::header::TRANSFER_ENCODING)
-                .cloned();
-            headers::strip_hop_by_hop(upstream_request);
-            if let Some(te) = framing {
-                upstream_request.insert_header(http::header::TRANSFER_ENCODING, te)?;
-            }
-        }
+        // Pingora has already removed hop-by-hop headers (and those `Connection` names) and
+        // owns the framing of the upstream request.
         self.add_forwarding(upstream_request, ctx)?;
         if let Some(m) = ctx.mirrored.as_mut() {
             m.attempt_offset = 0;
@@ -421,7 +418,16 @@ impl ProxyHttp for TwinpeakProxy {
             if let Ok(mut resp) = ResponseHeader::build(code, Some(3)) {
                 let _ = resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
                 let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len());
-                let _ = resp.insert_header(REQUEST_ID, ctx.request_id.as_str());
+                let id = ctx.request_id.as_deref().or_else(|| {
+                    session
+                        .req_header()
+                        .headers
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                });
+                if let Some(id) = id {
+                    let _ = resp.insert_header(REQUEST_ID, id.to_string());
+                }
                 if let Err(write_error) = session.write_error_response(resp, body).await {
                     log::debug!("could not send the error answer to the client: {write_error}");
                 }

@@ -3,7 +3,6 @@
 //! handles together, so the two never disagree.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -15,24 +14,45 @@ use twinpeak_reports::{
 use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::routes::{RouteId, RouteTable};
+use crate::shards::Sharded;
+
+/// The two histograms of one side, recorded together under one lock.
+struct SideHistograms {
+    latency: Histogram<u64>,
+    ttfb: Histogram<u64>,
+}
 
 /// One side of one route.
 struct SideStats {
-    latency: Mutex<Histogram<u64>>,
-    ttfb: Mutex<Histogram<u64>>,
+    histograms: Sharded<SideHistograms>,
     status: [AtomicU64; StatusClass::ALL.len()],
 }
 
 impl SideStats {
-    fn new() -> Self {
+    fn new(shards: usize) -> Self {
         SideStats {
-            latency: Mutex::new(new_latency_histogram()),
-            ttfb: Mutex::new(new_latency_histogram()),
+            histograms: Sharded::new(shards, || SideHistograms {
+                latency: new_latency_histogram(),
+                ttfb: new_latency_histogram(),
+            }),
             status: Default::default(),
         }
     }
 
+    /// Latency and time-to-first-byte, merged over the shards.
+    fn merged(&self) -> (Histogram<u64>, Histogram<u64>) {
+        self.histograms.fold(
+            (new_latency_histogram(), new_latency_histogram()),
+            |(latency, ttfb), shard| {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = latency.add(&shard.latency);
+                let _ = ttfb.add(&shard.ttfb);
+            },
+        )
+    }
+
     fn snapshot(&self) -> SideSnapshot {
+        let (latency, ttfb) = self.merged();
         let status_classes = StatusClass::ALL
             .iter()
             .map(|c| {
@@ -46,8 +66,8 @@ impl SideStats {
         SideSnapshot {
             requests: self.status.iter().map(|n| n.load(Ordering::Relaxed)).sum(),
             status_classes,
-            latency_us: EncodedHistogram(lock(&self.latency).clone()),
-            ttfb_us: EncodedHistogram(lock(&self.ttfb).clone()),
+            latency_us: EncodedHistogram(latency),
+            ttfb_us: EncodedHistogram(ttfb),
         }
     }
 }
@@ -55,7 +75,7 @@ impl SideStats {
 /// One route.
 struct RouteStats {
     sides: [SideStats; 2],
-    delta: Mutex<SignedHistogram>,
+    delta: Sharded<SignedHistogram>,
     mirror: [AtomicU64; MirrorOutcome::ALL.len()],
     compared: [AtomicU64; PairResult::ALL.len()],
 }
@@ -77,24 +97,19 @@ pub struct Stats {
     metrics: Metrics,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding one of these locks cannot leave a histogram half-written in a way
-    // that matters more than losing the proxy's statistics, so a poisoned lock is used as is.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Stats {
-    /// Empty statistics for these routes.
-    pub fn new(routes: &RouteTable) -> Self {
+    /// Empty statistics for these routes, with histograms split into `shards` (one per
+    /// worker thread is best).
+    pub fn new(routes: &RouteTable, shards: usize) -> Self {
         Stats {
             routes: (0..routes.len())
                 .map(|_| RouteStats {
-                    sides: [SideStats::new(), SideStats::new()],
-                    delta: Mutex::new(SignedHistogram::default()),
+                    sides: [SideStats::new(shards), SideStats::new(shards)],
+                    delta: Sharded::new(shards, SignedHistogram::default),
                     mirror: Default::default(),
                     compared: Default::default(),
                 })
@@ -120,17 +135,25 @@ impl Stats {
         stats.status[exchange.class.index()].fetch_add(1, Ordering::Relaxed);
         handles.requests[exchange.class.index()].inc();
         if let Some(total) = exchange.total {
-            record_saturating(&mut lock(&stats.latency), micros(total));
             handles.duration.observe(total.as_secs_f64());
         }
-        if let Some(ttfb) = exchange.ttfb {
-            record_saturating(&mut lock(&stats.ttfb), micros(ttfb));
+        if exchange.total.is_some() || exchange.ttfb.is_some() {
+            stats.histograms.with(|h| {
+                if let Some(total) = exchange.total {
+                    record_saturating(&mut h.latency, micros(total));
+                }
+                if let Some(ttfb) = exchange.ttfb {
+                    record_saturating(&mut h.ttfb, micros(ttfb));
+                }
+            });
         }
     }
 
     /// Records the paired latency difference of one request.
     pub fn record_delta(&self, route: RouteId, shadow: Duration, primary: Duration) {
-        lock(&self.routes[route].delta).record_pair(micros(primary), micros(shadow));
+        self.routes[route]
+            .delta
+            .with(|d| d.record_pair(micros(primary), micros(shadow)));
     }
 
     /// Counts a request's mirror outcome.
@@ -169,12 +192,17 @@ impl Stats {
 
     /// A copy of one route × side latency histogram (total time).
     pub fn latency(&self, route: RouteId, side: Side) -> Histogram<u64> {
-        lock(&self.routes[route].sides[side as usize].latency).clone()
+        self.routes[route].sides[side as usize].merged().0
     }
 
     /// A copy of one route's paired delta.
     pub fn delta(&self, route: RouteId) -> SignedHistogram {
-        lock(&self.routes[route].delta).clone()
+        self.routes[route]
+            .delta
+            .fold(SignedHistogram::default(), |acc, shard| {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = acc.add(shard);
+            })
     }
 
     /// One route's part of a snapshot record.
@@ -212,7 +240,7 @@ mod tests {
     #[test]
     fn records_reach_histograms_counters_and_metrics() {
         let routes = RouteTable::new(&[]);
-        let stats = Stats::new(&routes);
+        let stats = Stats::new(&routes, 2);
         let ok = Exchange {
             class: StatusClass::Success,
             ttfb: Some(Duration::from_millis(2)),

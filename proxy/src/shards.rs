@@ -1,0 +1,72 @@
+//! Values split into per-thread shards so worker threads recording at once do not contend on
+//! one lock; readers merge the shards. Each thread keeps to one shard, so a lock is almost
+//! never contended and never sleeps on the request path.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's shard number (modulo the shard count).
+    static THREAD_SHARD: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A mutex on its own cache lines, so neighbouring shards do not share one.
+#[repr(align(128))]
+struct Padded<T>(Mutex<T>);
+
+/// `T` in a few shards, one per worker thread.
+pub struct Sharded<T> {
+    shards: Box<[Padded<T>]>,
+}
+
+/// Locks a mutex; a value left by a panicking holder is still a set of counts, so it is used.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T> Sharded<T> {
+    /// `count` shards (at least one), each made by `make`.
+    pub fn new(count: usize, make: impl Fn() -> T) -> Self {
+        Sharded {
+            shards: (0..count.max(1))
+                .map(|_| Padded(Mutex::new(make())))
+                .collect(),
+        }
+    }
+
+    /// Runs `f` on this thread's shard.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let index = THREAD_SHARD.with(|i| *i) % self.shards.len();
+        f(&mut lock(&self.shards[index].0))
+    }
+
+    /// Folds every shard into `init` with `add`.
+    pub fn fold<A>(&self, init: A, mut add: impl FnMut(&mut A, &T)) -> A {
+        let mut acc = init;
+        for shard in self.shards.iter() {
+            add(&mut acc, &lock(&shard.0));
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn threads_record_into_shards_and_fold_sees_all() {
+        let sharded = Arc::new(Sharded::new(3, || 0u64));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let s = sharded.clone();
+                std::thread::spawn(move || (0..1000).for_each(|_| s.with(|n| *n += 1)))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(sharded.fold(0, |acc, n| *acc += n), 6000);
+    }
+}
