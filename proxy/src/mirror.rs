@@ -99,6 +99,8 @@ pub struct Mirror {
     capture_cap: usize,
     max_body_bytes: u64,
     errors_log: RateLimitedLog,
+    /// Shadow answers waiting for their primary answer (bounded: each holds a body).
+    awaiting_primary: Arc<tokio::sync::Semaphore>,
 }
 
 /// The shadow upstream and its connector.
@@ -127,6 +129,9 @@ impl Mirror {
             capture_cap: config.capture.max_body_bytes.0 as usize,
             max_body_bytes: config.mirror.max_body_bytes.0,
             errors_log: RateLimitedLog::new(Duration::from_secs(5)),
+            awaiting_primary: Arc::new(tokio::sync::Semaphore::new(
+                4 * config.shadow.as_ref().map_or(1, |s| s.max_in_flight),
+            )),
         }
     }
 
@@ -273,7 +278,22 @@ impl Mirror {
             },
         );
         self.stats.mirror_outcome(route, outcome);
-        match tokio::time::timeout(PAIRING_WINDOW, primary).await {
+        // Usually the primary has finished by now. If not, wait for it, but only while few
+        // enough answers wait: each holds a captured body.
+        let mut primary = primary;
+        let primary = match primary.try_recv() {
+            Ok(primary) => Ok(Ok(primary)),
+            Err(oneshot::error::TryRecvError::Closed) => Ok(Err(())),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                match self.awaiting_primary.clone().try_acquire_owned() {
+                    Ok(_waiting) => tokio::time::timeout(PAIRING_WINDOW, primary)
+                        .await
+                        .map(|r| r.map_err(|_| ())),
+                    Err(_) => Ok(Err(())),
+                }
+            }
+        };
+        match primary {
             Ok(Ok(primary)) => self.pairs.submit(Pair {
                 route,
                 request_id,

@@ -275,7 +275,8 @@ impl ProxyHttp for TwinpeakProxy {
 
     fn new_ctx(&self) -> Self::CTX {
         RequestContext {
-            route: 0,
+            // Until the path is known (a request refused before routing counts under `other`).
+            route: self.routes.len() - 1,
             request_id: None,
             forwarded_for: None,
             upstream_start: None,
