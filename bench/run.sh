@@ -9,20 +9,27 @@
 #   nginx-mirror-fast         wrk -> nginx (mirror module) -> primary, copies to the fast shadow
 #   nginx-mirror-slow         same, copies to the 200 ms shadow
 #
-# Writes a Markdown table to stdout and to bench/results/YYYY-MM-DD-proxy.md.
+# Each case is measured ROUNDS times, interleaved: round 1 runs every case once, then round 2 runs
+# every case again, and so on, so that drift of the machine's speed hits every case alike. The
+# figures reported are the medians over the rounds; a second table shows each round's req/s.
+#
+# Writes the Markdown tables to stdout and to bench/results/YYYY-MM-DD-proxy.md.
 #
 # Environment:
 #   CASES     space-separated subset of the cases above (default: all, in that order)
-#   DURATION  wrk duration per case (default 10s)
-#   WARMUP    wrk warm-up duration per case, not measured (default 2s)
+#   ROUNDS    measured runs per case, interleaved (default 3)
+#   DURATION  wrk duration per case and round (default 5s)
+#   WARMUP    wrk warm-up duration per case and round, not measured (default 2s)
 #   OUT       results file (default bench/results/<today>-proxy.md)
 #   NO_BUILD  set to 1 to skip cargo build and use the binaries already in the target dir
-#   KEEP_TMP  set to 1 to keep the temporary directory (raw wrk outputs, logs) after a good run
+#   KEEP_TMP  set to 1 to keep the temporary directory (raw wrk outputs CASE.rROUND.txt, server
+#             logs) after a good run
 set -euo pipefail
 
 ALL_CASES="direct bare-pingora twinpeak-mirror-off twinpeak-mirror-100-fast twinpeak-mirror-100-slow nginx-mirror-fast nginx-mirror-slow"
 CASES=${CASES:-$ALL_CASES}
-DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-2s}
 WRK_THREADS=2
 WRK_CONNECTIONS=64
@@ -45,29 +52,35 @@ NGINX_LISTEN=127.0.0.1:19082
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/twinpeak-bench.XXXXXX")
 mkdir -p "$TMP/raw" "$TMP/logs"
-declare -a STARTED=()   # pids of everything this script started
-declare -A PIDS=()      # name -> pid, for stopping one process between cases
+declare -A PIDS=()      # name -> pid of every process this script started and has not stopped yet
+declare -A LOGS=()      # name -> its log file
 declare -A STOP_SIG=()  # pid -> signal that makes it exit at once
+ROUND=""                # current round, part of the log file names of the proxies
 FAILED=1                # cleared at the very end; the EXIT trap reads it
 
 log() { echo "bench: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Stops one process with its fast-exit signal, then SIGKILL if it is still there after 2 s.
+# Stops one process with its fast-exit signal, then SIGKILL if it is still there after 5 s, and
+# reaps it: when this returns the process is gone and its listening sockets are closed.
 stop_pid() {
     local pid=$1 i
-    kill -"${STOP_SIG[$pid]:-TERM}" "$pid" 2>/dev/null || return 0
-    for i in $(seq 20); do
+    kill -"${STOP_SIG[$pid]:-TERM}" "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    for i in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not exit on SIG${STOP_SIG[$pid]:-TERM} within 5 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
+    unset "STOP_SIG[$pid]"
 }
 
 cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    local name
+    for name in "${!PIDS[@]}"; do stop_pid "${PIDS[$name]}"; done
     if [[ $FAILED == 1 && -n $(find "$TMP/raw" "$TMP/logs" -type f) ]]; then
         log "failed; raw wrk outputs and server logs are in $TMP"
     elif [[ $FAILED == 0 && ${KEEP_TMP:-0} == 1 ]]; then
@@ -78,14 +91,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a process in the background with its output in $TMP/logs/NAME.log; SIGNAL is the one
-# that stops it at once. Pingora takes SIGINT as "exit now" and SIGTERM as "drain gracefully";
-# the backend cannot be sent SIGINT, which background jobs of a script inherit as ignored.
+# Starts a process in the background with its output in $TMP/logs/NAME[.rROUND].log; SIGNAL is
+# the one that stops it at once. Pingora takes SIGINT as "exit now" and SIGTERM as "drain
+# gracefully"; the backend cannot be sent SIGINT, which background jobs of a script inherit as
+# ignored.
 start() {
     local name=$1 signal=$2
     shift 2
-    "$@" >"$TMP/logs/$name.log" 2>&1 &
-    STARTED+=("$!")
+    [[ -z ${PIDS[$name]:-} ]] || die "$name is already running (pid ${PIDS[$name]})"
+    LOGS[$name]="$TMP/logs/$name${ROUND:+.r$ROUND}.log"
+    "$@" >"${LOGS[$name]}" 2>&1 &
     PIDS[$name]=$!
     STOP_SIG[$!]=$signal
 }
@@ -99,6 +114,19 @@ stop() {
 
 accepts() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
+# Waits (at most 5 s) until nothing accepts connections on ADDR any more. Pingora and nginx bind
+# with SO_REUSEPORT, so a process left over from an earlier run would not make the next start fail:
+# it would silently take part of the load. Every proxy start is therefore preceded by this check.
+ensure_free() {
+    local addr=$1 i
+    for i in $(seq 50); do
+        accepts "$addr" || return 0
+        sleep 0.1
+    done
+    if command -v ss >/dev/null; then ss -ltnp "sport = :${addr##*:}" >&2 || true; fi
+    die "something still listens on $addr (left over from an earlier case?); stop it first"
+}
+
 # Waits (at most 5 s) for NAME to accept connections on ADDR; fails with its log if it does not.
 wait_for() {
     local name=$1 addr=$2 i
@@ -106,13 +134,13 @@ wait_for() {
         accepts "$addr" && return 0
         if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
             log "$name exited before accepting connections on $addr; its log:"
-            tail -n 20 "$TMP/logs/$name.log" >&2
+            tail -n 20 "${LOGS[$name]}" >&2
             die "$name did not start"
         fi
         sleep 0.1
     done
     log "$name's log:"
-    tail -n 20 "$TMP/logs/$name.log" >&2
+    tail -n 20 "${LOGS[$name]}" >&2
     die "$name does not accept connections on $addr after 5 s"
 }
 
@@ -153,12 +181,18 @@ PY
 # Requests counted by one wrk output (warm-up outputs are not run with --latency).
 wrk_requests() { awk '/ requests in / { print $1 }' "$1"; }
 
+# Prints the median of its arguments (the mean of the middle two for an even count).
+median() {
+    python3 -c 'import statistics, sys; print("%.3f" % statistics.median(map(float, sys.argv[1:])))' "$@"
+}
+
 # ---- checks and build ------------------------------------------------------------------------
 
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
 cases=""
 for c in $CASES; do
     [[ " $ALL_CASES " == *" $c "* ]] || die "unknown case '$c' (known: $ALL_CASES)"
-    [[ " $cases " == *" $c "* ]] || cases+=" $c"   # each case runs once
+    [[ " $cases " == *" $c "* ]] || cases+=" $c"   # each case runs once per round
 done
 CASES=${cases# }
 for tool in wrk curl python3; do
@@ -199,7 +233,7 @@ wait_for primary "$PRIMARY"
 wait_for shadow-fast "$SHADOW_FAST"
 wait_for shadow-slow "$SHADOW_SLOW"
 
-# ---- proxies, one per case --------------------------------------------------------------------
+# ---- proxies, started and stopped for every case in every round ------------------------------
 
 # Writes the twinpeak config for one case and prints its path.
 twinpeak_config() {
@@ -216,24 +250,27 @@ EOF
 }
 
 start_nginx() {
-    local shadow=$1 dir="$TMP/nginx-${1##*:}"
+    local shadow=$1 dir="$TMP/nginx-${1##*:}.r$ROUND"
     mkdir -p "$dir"
     sed -e "s|@PREFIX@|$dir|g" -e "s|@LISTEN@|$NGINX_LISTEN|g" \
         -e "s|@PRIMARY@|$PRIMARY|g" -e "s|@SHADOW@|$shadow|g" \
         "$ROOT/bench/nginx/mirror.conf.template" >"$dir/nginx.conf"
     # -e (nginx >= 1.19.5) keeps even the start-up error log out of /var/log/nginx.
     # SIGTERM is nginx's fast shutdown.
+    # The master waits for its workers on SIGTERM, so once it is gone the listening sockets are too.
     start nginx TERM nginx -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
     wait_for nginx "$NGINX_LISTEN"
 }
 
-# Starts what CASE needs; sets TARGET (where wrk goes), SERVER (process to stop afterwards, if any)
-# and SHADOW (the shadow backend whose request count shows the mirror worked, if any).
+# Starts what CASE needs; sets TARGET (where wrk goes), SERVER (process to stop afterwards, if any),
+# SHADOW (the shadow backend whose request count shows the mirror worked, if any) and MIRRORING
+# (1 if that shadow should receive copies, 0 if it should receive none).
 start_case() {
-    TARGET=$PRIMARY SERVER="" SHADOW=""
+    TARGET=$PRIMARY SERVER="" SHADOW="" MIRRORING=0
     case $1 in
     direct) ;;
     bare-pingora)
+        ensure_free "$BARE_LISTEN"
         start bare INT "$BARE" --listen "$BARE_LISTEN" --upstream "$PRIMARY" --threads 2
         wait_for bare "$BARE_LISTEN"
         TARGET=$BARE_LISTEN SERVER=bare
@@ -242,43 +279,92 @@ start_case() {
         local percent=100 shadow=$SHADOW_FAST
         [[ $1 == twinpeak-mirror-off ]] && percent=0
         [[ $1 == *-slow ]] && shadow=$SHADOW_SLOW
+        ensure_free "$TWINPEAK_LISTEN"
+        ensure_free "$TWINPEAK_ADMIN"
         start twinpeak INT "$TWINPEAK" proxy --config "$(twinpeak_config "$percent" "$shadow")"
         wait_for twinpeak "$TWINPEAK_LISTEN"
-        TARGET=$TWINPEAK_LISTEN SERVER=twinpeak SHADOW=$shadow
+        TARGET=$TWINPEAK_LISTEN SERVER=twinpeak SHADOW=$shadow MIRRORING=$((percent > 0))
         ;;
     nginx-mirror-fast | nginx-mirror-slow)
         local shadow=$SHADOW_FAST
         [[ $1 == *-slow ]] && shadow=$SHADOW_SLOW
+        ensure_free "$NGINX_LISTEN"
         start_nginx "$shadow"
-        TARGET=$NGINX_LISTEN SERVER=nginx SHADOW=$shadow
+        TARGET=$NGINX_LISTEN SERVER=nginx SHADOW=$shadow MIRRORING=1
         ;;
     esac
 }
 
-declare -A RPS=() P50=() P99=() REQS=() ERRS=() MIRRORED=()
 WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS")
 
-for c in $CASES; do
+# Per case and round, keyed "CASE,ROUND": wrk's figures, and for cases with a shadow the copies it
+# received and the client requests completed over warm-up and measured run.
+declare -A RPS_R=() P50_R=() P99_R=() REQS_R=() ERRS_R=() COPIES_R=() SENT_R=()
+declare -A SHOULD_MIRROR=()  # case -> MIRRORING, for cases with a shadow
+
+# Runs one case once: starts its proxy, warms up, measures, counts the shadow's copies, stops it.
+run_case() {
+    local c=$1 key="$1,$ROUND" raw="$TMP/raw/$1.r$ROUND" url before=""
     start_case "$c"
     url="http://$TARGET/bookings/42"
     if [[ -n $SHADOW ]]; then before=$(served "$SHADOW"); fi
-    log "$c: warm-up $WARMUP, then wrk ${WRK_ARGS[*]} -d$DURATION --latency $url"
-    wrk "${WRK_ARGS[@]}" -d"$WARMUP" "$url" >"$TMP/raw/$c.warmup.txt" 2>&1 \
-        || die "$c: wrk warm-up failed, see $TMP/raw/$c.warmup.txt"
-    wrk "${WRK_ARGS[@]}" -d"$DURATION" --latency "$url" >"$TMP/raw/$c.txt" 2>&1 \
-        || die "$c: wrk failed, see $TMP/raw/$c.txt"
-    read -r "RPS[$c]" "P50[$c]" "P99[$c]" "REQS[$c]" "ERRS[$c]" < <(parse_wrk "$TMP/raw/$c.txt") \
-        || die "$c: cannot parse $TMP/raw/$c.txt"
-    [[ ${REQS[$c]} -gt 0 ]] || die "$c: wrk completed no request, see $TMP/raw/$c.txt"
+    log "round $ROUND/$ROUNDS, $c: warm-up $WARMUP, then wrk ${WRK_ARGS[*]} -d$DURATION --latency $url"
+    wrk "${WRK_ARGS[@]}" -d"$WARMUP" "$url" >"$raw.warmup.txt" 2>&1 \
+        || die "$c: wrk warm-up failed, see $raw.warmup.txt"
+    wrk "${WRK_ARGS[@]}" -d"$DURATION" --latency "$url" >"$raw.txt" 2>&1 \
+        || die "$c: wrk failed, see $raw.txt"
+    read -r "RPS_R[$key]" "P50_R[$key]" "P99_R[$key]" "REQS_R[$key]" "ERRS_R[$key]" < <(parse_wrk "$raw.txt") \
+        || die "$c: cannot parse $raw.txt"
+    [[ ${REQS_R[$key]} -gt 0 ]] || die "$c: wrk completed no request, see $raw.txt"
     if [[ -n $SHADOW ]]; then
         # Give copies still in flight (the slow shadow takes 200 ms) a moment to land.
         sleep 0.5
-        sent=$(($(wrk_requests "$TMP/raw/$c.warmup.txt") + ${REQS[$c]}))
-        copies=$(($(served "$SHADOW") - before - 1))
-        MIRRORED[$c]=$(python3 -c 'import sys; c, s = map(int, sys.argv[1:]); print("%d copies for %d completed client requests (%.1f %%)" % (c, s, 100.0 * c / s))' "$copies" "$sent")
+        SENT_R[$key]=$(($(wrk_requests "$raw.warmup.txt") + ${REQS_R[$key]}))
+        COPIES_R[$key]=$(($(served "$SHADOW") - before - 1))
+        SHOULD_MIRROR[$c]=$MIRRORING
+        if [[ $MIRRORING == 1 && ${COPIES_R[$key]} -le 0 ]]; then
+            log "warning: $c: the shadow received no copy in round $ROUND"
+        elif [[ $MIRRORING == 0 && ${COPIES_R[$key]} -gt 0 ]]; then
+            log "warning: $c: mirroring is off, yet the shadow received ${COPIES_R[$key]} copies in round $ROUND"
+        fi
     fi
-    log "$c: ${RPS[$c]} req/s, p50 ${P50[$c]} ms, p99 ${P99[$c]} ms, ${ERRS[$c]} errors"
+    log "round $ROUND/$ROUNDS, $c: ${RPS_R[$key]} req/s, p50 ${P50_R[$key]} ms, p99 ${P99_R[$key]} ms, ${ERRS_R[$key]} errors"
     if [[ -n $SERVER ]]; then stop "$SERVER"; fi
+}
+
+for ROUND in $(seq "$ROUNDS"); do
+    for c in $CASES; do run_case "$c"; done
+done
+
+# Medians over the rounds (each figure on its own, so p99 need not come from the median-req/s
+# round), errors summed, and for cases with a shadow the copies over all rounds and per round,
+# with the rounds that contradict the case (no copy while mirroring, copies while not) named.
+declare -A RPS=() P50=() P99=() ERRS=() MIRRORED=()
+for c in $CASES; do
+    rps=() p50=() p99=() copies=() sent=()
+    ERRS[$c]=0
+    for r in $(seq "$ROUNDS"); do
+        rps+=("${RPS_R[$c,$r]}") p50+=("${P50_R[$c,$r]}") p99+=("${P99_R[$c,$r]}")
+        ERRS[$c]=$((${ERRS[$c]} + ${ERRS_R[$c,$r]}))
+        if [[ -n ${COPIES_R[$c,$r]:-} ]]; then copies+=("${COPIES_R[$c,$r]}") sent+=("${SENT_R[$c,$r]}"); fi
+    done
+    RPS[$c]=$(median "${rps[@]}")
+    P50[$c]=$(median "${p50[@]}")
+    P99[$c]=$(median "${p99[@]}")
+    if [[ ${#copies[@]} -gt 0 ]]; then
+        MIRRORED[$c]=$(python3 -c 'import sys
+mirroring, n = sys.argv[1] == "1", (len(sys.argv) - 2) // 2
+copies, sent = list(map(int, sys.argv[2:n + 2])), list(map(int, sys.argv[n + 2:]))
+line = "%d copies for %d completed client requests (%.1f %%)" % (
+    sum(copies), sum(sent), 100.0 * sum(copies) / sum(sent))
+if n > 1:
+    line += "; per round " + " / ".join("%.1f" % (100.0 * c / s) for c, s in zip(copies, sent)) + " %"
+wrong = [str(r + 1) for r, c in enumerate(copies) if (c <= 0 if mirroring else c > 0)]
+if wrong:
+    line += "; **%s in round %s**" % ("no copy" if mirroring else "copies although mirroring is off",
+                                      ", ".join(wrong))
+print(line)' "${SHOULD_MIRROR[$c]}" "${copies[@]}" "${sent[@]}")
+    fi
 done
 
 # ---- report -----------------------------------------------------------------------------------
@@ -296,27 +382,52 @@ verdict() {
 print("met" if {">=": o.ge, "<=": o.le, ">": o.gt}[op](float(v), float(t)) else "missed")' "$1" "$2" "$3"
 }
 
+# Prints (highest - lowest) ÷ median of CASE's per-round req/s, as a percentage.
+spread() {
+    local c=$1 r values=()
+    for r in $(seq "$ROUNDS"); do values+=("${RPS_R[$c,$r]}"); done
+    python3 -c 'import statistics, sys; v = list(map(float, sys.argv[1:])); m = statistics.median(v)
+print("%.1f %%" % (100.0 * (max(v) - min(v)) / m) if m else "n/a")' "${values[@]}"
+}
+
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "none")
 report() {
     echo "# Proxy benchmark, $(date +%F)"
     echo
     echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, Linux $(uname -r)"
-    echo "- load: \`wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, GET over loopback, one run per case"
+    echo "- load: \`wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, GET over loopback"
+    echo "- method: $ROUNDS interleaved rounds (each round runs every case once, in table order);"
+    echo "  req/s, p50 and p99 are each the median over the rounds, and the ratios and targets use those medians"
     echo "- backends: bench_backend, 64-byte 200 answers; slow shadow answers after 200 ms"
     echo "- versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'), $(rustc --version 2>/dev/null || echo rustc unknown), commit $commit"
     echo "- wrk and every server share the same cores: compare ratios, not absolute figures"
     echo
-    echo "| case | req/s | p50 ms | p99 ms | req/s vs direct | req/s vs bare Pingora |"
+    echo "| case | median req/s | median p50 ms | median p99 ms | req/s vs direct | req/s vs bare Pingora |"
     echo "|---|---:|---:|---:|---:|---:|"
     local c
     for c in $CASES; do
         printf '| %s | %.0f | %.2f | %.2f | %s | %s |\n' "$c" "${RPS[$c]}" "${P50[$c]}" "${P99[$c]}" \
             "$(ratio "${RPS[$c]}" "${RPS[direct]:-}")" "$(ratio "${RPS[$c]}" "${RPS[bare-pingora]:-}")"
     done
+
+    # Each round's req/s, and the spread (highest - lowest) ÷ median, to show how much runs vary.
+    local r header="| case |" rule="|---|" row
+    for r in $(seq "$ROUNDS"); do header+=" round $r |" rule+="---:|"; done
+    echo
+    echo "## req/s per round"
+    echo
+    echo "$header spread |"
+    echo "$rule---:|"
+    for c in $CASES; do
+        row="| $c |"
+        for r in $(seq "$ROUNDS"); do row+=" $(printf '%.0f' "${RPS_R[$c,$r]}") |"; done
+        echo "$row $(spread "$c") |"
+    done
+
     local notes=""
     for c in $CASES; do
-        [[ ${ERRS[$c]} == 0 ]] || notes+="- $c: ${ERRS[$c]} socket errors or non-2xx answers during the measured run"$'\n'
+        [[ ${ERRS[$c]} == 0 ]] || notes+="- $c: ${ERRS[$c]} socket errors or non-2xx answers over the $ROUNDS measured runs"$'\n'
         [[ -z ${MIRRORED[$c]:-} ]] || notes+="- $c: the shadow received ${MIRRORED[$c]}"$'\n'
     done
     if [[ -n $notes ]]; then
@@ -326,9 +437,9 @@ report() {
         printf '%s' "$notes"
         if [[ -n ${MIRRORED[*]:-} ]]; then
             echo
-            echo "Shadow copies are counted by the shadow backend over warm-up and measured run; requests"
-            echo "still in flight when wrk stops can be copied without counting as completed, so a share"
-            echo "slightly above 100 % is expected."
+            echo "Shadow copies are counted by the shadow backend over warm-up and measured run of every"
+            echo "round; requests still in flight when wrk stops can be copied without counting as"
+            echo "completed, so a share slightly above 100 % is expected."
         fi
     fi
 
