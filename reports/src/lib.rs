@@ -6,6 +6,7 @@
 //! HdrHistogram tool can read them. Percentiles are computed from merged histograms, never
 //! averaged.
 
+pub mod diff;
 pub mod histogram;
 pub mod merge;
 pub mod snapshot;
@@ -15,5 +16,6 @@ pub use histogram::{
     new_latency_histogram, record_saturating, EncodedHistogram, LatencySummary, SignedHistogram,
     SignedSummary,
 };
+pub use diff::{DiffSummary, FieldSummary};
 pub use merge::MergeError;
 pub use snapshot::{RouteSnapshot, SideSnapshot, Snapshot, SNAPSHOT_SCHEMA};

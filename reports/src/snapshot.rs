@@ -3,6 +3,7 @@
 //! Readers ignore fields they do not know and default sections that are absent, so a newer
 //! writer's snapshot still loads.
 
+use crate::diff::DiffSummary;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -57,6 +58,9 @@ pub struct RouteSnapshot {
     /// Mirror outcomes (`sent`, `not_sampled`, `method`, ...) to counts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mirror: BTreeMap<String, u64>,
+    /// How the compared answers differed, by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<DiffSummary>,
 }
 
 /// Requests to one upstream of a route, and how long they took.
@@ -153,6 +157,11 @@ impl RouteSnapshot {
         self.delta.add(&other.delta)?;
         add_counts(&mut self.compare, &other.compare);
         add_counts(&mut self.mirror, &other.mirror);
+        match (&mut self.diff, &other.diff) {
+            (Some(ours), Some(theirs)) => ours.merge(theirs),
+            (None, Some(theirs)) => self.diff = Some(theirs.clone()),
+            _ => {}
+        }
         Ok(())
     }
 }
