@@ -45,10 +45,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Proxy { config } => match load(&config) {
-            Ok(loaded) => {
-                twinpeak_proxy::server::run(loaded);
-                ExitCode::SUCCESS
-            }
+            Ok(loaded) => match twinpeak_proxy::server::run(loaded) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            },
             Err(code) => code,
         },
         Command::CheckConfig { config } => match load(&config) {

@@ -14,6 +14,8 @@ use serde_json::json;
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{EncodedHistogram, LatencySummary, SignedSummary, Snapshot};
 
+use crate::comparison::store::Example;
+use crate::comparison::Comparator;
 use crate::config::LoadedConfig;
 use crate::labels::{MirrorOutcome, PairResult, Side};
 use crate::mirror::{Mirror, MirrorSettings};
@@ -30,6 +32,7 @@ pub struct Admin {
     routes: Arc<RouteTable>,
     stats: Arc<Stats>,
     mirror: Arc<Mirror>,
+    comparator: Arc<Comparator>,
     started_at: SystemTime,
     started: Instant,
 }
@@ -66,12 +69,14 @@ impl Admin {
         routes: Arc<RouteTable>,
         stats: Arc<Stats>,
         mirror: Arc<Mirror>,
+        comparator: Arc<Comparator>,
     ) -> Self {
         Admin {
             config,
             routes,
             stats,
             mirror,
+            comparator,
             started_at: SystemTime::now(),
             started: Instant::now(),
         }
@@ -86,9 +91,12 @@ impl Admin {
         );
         let mut snapshot = Snapshot::new(self.config.sha256.clone(), self.started_at, versions);
         for (id, name) in self.routes.names().iter().enumerate() {
-            snapshot
-                .routes
-                .insert(name.clone(), self.stats.route_snapshot(id));
+            let mut route = self.stats.route_snapshot(id);
+            let diff = self.comparator.store().summary(id);
+            if diff.compared > 0 || diff.reference_compared > 0 {
+                route.diff = Some(diff);
+            }
+            snapshot.routes.insert(name.clone(), route);
         }
         snapshot
     }
@@ -152,6 +160,54 @@ impl Admin {
         json!({ "unit": "microseconds", "routes": routes })
     }
 
+    fn diffs(&self) -> serde_json::Value {
+        let store = self.comparator.store();
+        let routes: BTreeMap<&str, serde_json::Value> = self
+            .routes
+            .names()
+            .iter()
+            .enumerate()
+            .filter_map(|(id, name)| {
+                let summary = store.summary(id);
+                let seen = summary.compared > 0 || summary.reference_compared > 0;
+                seen.then(|| {
+                    let mut value = serde_json::to_value(&summary).unwrap_or_default();
+                    value["diff_rate"] = json!(summary.diff_rate());
+                    (name.as_str(), value)
+                })
+            })
+            .collect();
+        let noise = &self.config.config.diff.noise;
+        let reference = match (&noise.secondary, noise.resample_percent.value()) {
+            (Some(url), _) => json!({ "source": "secondary", "url": url }),
+            (None, p) if p > 0.0 => json!({ "source": "resample", "percent": p }),
+            _ => json!({ "source": "none" }),
+        };
+        json!({ "noise_reference": reference, "routes": routes })
+    }
+
+    fn diff_examples(&self, query: &str) -> Result<serde_json::Value, (StatusCode, String)> {
+        let param = |name: &str| {
+            query.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k == name).then(|| percent_decode(v))
+            })
+        };
+        let route =
+            param("route").ok_or((StatusCode::BAD_REQUEST, "route=... is required".to_string()))?;
+        let path =
+            param("path").ok_or((StatusCode::BAD_REQUEST, "path=... is required".to_string()))?;
+        let id = self
+            .routes
+            .names()
+            .iter()
+            .position(|n| *n == route)
+            .ok_or((StatusCode::NOT_FOUND, format!("no route {route:?}")))?;
+        let examples = self.comparator.store().examples(id, &path);
+        let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
+        Ok(json!({ "route": route, "path": path, "examples": examples }))
+    }
+
     fn update_mirror(&self, body: &[u8]) -> Result<serde_json::Value, (StatusCode, String)> {
         let update: MirrorUpdate = serde_json::from_slice(body)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad mirror settings: {e}")))?;
@@ -201,6 +257,19 @@ impl Admin {
                 },
                 Err(message) => error_response(StatusCode::BAD_REQUEST, &message),
             },
+            (Method::GET, "/api/v1/diffs") => json_response(StatusCode::OK, &self.diffs()),
+            (Method::DELETE, "/api/v1/diffs") => {
+                self.comparator.store().reset();
+                log::info!("comparison results reset through the admin API");
+                json_response(StatusCode::OK, &json!({ "reset": true }))
+            }
+            (Method::GET, "/api/v1/diffs/examples") => {
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                match self.diff_examples(&query) {
+                    Ok(v) => json_response(StatusCode::OK, &v),
+                    Err((status, message)) => error_response(status, &message),
+                }
+            }
             (Method::GET, "/health") => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             (
                 _,
@@ -210,6 +279,13 @@ impl Admin {
             _ => error_response(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }
     }
+}
+
+/// Decodes a query parameter (`+` and `%XX` escapes).
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn join(methods: &[ConfigMethod]) -> String {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::comparison::config::DiffConfig;
 use crate::routes::RouteTemplate;
 use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
 
@@ -37,6 +38,9 @@ pub struct Config {
     /// Route templates that name metrics; other paths are counted under `other`.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// How the two answers of a mirrored request are compared.
+    #[serde(default)]
+    pub diff: DiffConfig,
 }
 
 /// The admin listener.
@@ -335,6 +339,7 @@ impl Config {
                 "is above 0 but no shadow is configured (add shadow: { url: ... })".into(),
             ));
         }
+        self.diff.validate()?;
         let mut seen: Vec<&str> = Vec::new();
         for route in &self.routes {
             let t = route.template().as_str();

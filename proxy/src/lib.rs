@@ -5,7 +5,9 @@
 
 pub mod admin;
 pub mod capture;
+pub mod comparison;
 pub mod config;
+pub mod diff;
 pub mod headers;
 pub mod labels;
 pub mod metrics;

@@ -7,6 +7,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::diff::DiffKind;
 use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
 use crate::routes::RouteTable;
 
@@ -33,6 +34,8 @@ pub struct RouteMetrics {
     pub mirror: Vec<IntCounter>,
     /// `twinpeak_compared_total{route, result}`, indexed by [`PairResult::index`].
     pub compared: Vec<IntCounter>,
+    /// `twinpeak_diff_total{route, kind}`, indexed by [`DiffKind::index`].
+    pub diffs: Vec<IntCounter>,
     /// `twinpeak_upstream_errors_total{route, side, kind}`.
     upstream_errors: IntCounterVec,
     route: String,
@@ -119,6 +122,14 @@ impl Metrics {
             &["route", "result"],
         )
         .expect("valid metric");
+        let diffs = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_diff_total",
+                "Real differences found in compared pairs, by field kind (noise excluded).",
+            ),
+            &["route", "kind"],
+        )
+        .expect("valid metric");
         let errors = IntCounterVec::new(
             Opts::new(
                 "twinpeak_upstream_errors_total",
@@ -142,6 +153,7 @@ impl Metrics {
             Box::new(duration.clone()),
             Box::new(mirror.clone()),
             Box::new(compared.clone()),
+            Box::new(diffs.clone()),
             Box::new(errors.clone()),
             Box::new(mirror_in_flight.clone()),
             Box::new(mirror_percent.clone()),
@@ -173,6 +185,10 @@ impl Metrics {
                 compared: PairResult::ALL
                     .iter()
                     .map(|r| compared.with_label_values(&[route, r.as_str()]))
+                    .collect(),
+                diffs: DiffKind::ALL
+                    .iter()
+                    .map(|k| diffs.with_label_values(&[route, k.as_str()]))
                     .collect(),
                 upstream_errors: errors.clone(),
                 route: route.clone(),

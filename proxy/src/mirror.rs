@@ -101,6 +101,15 @@ pub struct Mirror {
     errors_log: RateLimitedLog,
     /// Shadow answers waiting for their primary answer (bounded: each holds a body).
     awaiting_primary: Arc<tokio::sync::Semaphore>,
+    /// Where a second legacy answer is asked for, to learn noise.
+    reference: Option<Reference>,
+}
+
+/// The second legacy answer that noise is learned from.
+struct Reference {
+    target: ShadowTarget,
+    /// Which mirrored safe requests also go there.
+    share: Sampler,
 }
 
 /// The shadow upstream and its connector.
@@ -132,6 +141,7 @@ impl Mirror {
             awaiting_primary: Arc::new(tokio::sync::Semaphore::new(
                 4 * config.shadow.as_ref().map_or(1, |s| s.max_in_flight),
             )),
+            reference: Reference::from_config(config),
         }
     }
 
@@ -230,9 +240,31 @@ impl Mirror {
         } = request;
         let method = header.method.clone();
         let uri = header.uri.to_string();
+        let request_headers = header.headers.clone();
+        let reference = self
+            .reference
+            .as_ref()
+            .filter(|r| body.is_none() && is_safe(&method) && r.share.includes(&request_headers))
+            .map(|r| (r, header.clone()));
+        let mut request_body = BodyCapture::new(self.capture_cap);
         let start = Instant::now();
-        let exchange = shadow.exchange(header, body, self.capture_cap, start);
-        let (answer, outcome) = match tokio::time::timeout(shadow.timeout, exchange).await {
+        let exchange = shadow.exchange(header, body, &mut request_body, self.capture_cap, start);
+        let shadow_exchange = tokio::time::timeout(shadow.timeout, exchange);
+        let reference_exchange = async {
+            let (reference, header) = reference?;
+            let mut no_body = BodyCapture::new(0);
+            let start = Instant::now();
+            let exchange =
+                reference
+                    .target
+                    .exchange(header, None, &mut no_body, self.capture_cap, start);
+            match tokio::time::timeout(shadow.timeout, exchange).await {
+                Ok(Ok(answer)) => Some(answer),
+                _ => None,
+            }
+        };
+        let (result, reference) = tokio::join!(shadow_exchange, reference_exchange);
+        let (answer, outcome) = match result {
             Ok(Ok(answer)) => (answer, MirrorOutcome::Sent),
             Ok(Err(ShadowFailure::Abandoned)) => {
                 // The request path gave the copy up (body too large or too fast); the
@@ -299,8 +331,11 @@ impl Mirror {
                 request_id,
                 method,
                 uri,
+                request_headers,
+                request_body: request_body.finish(),
                 primary,
                 shadow: answer,
+                reference,
             }),
             _ => self.pairs.dropped(route),
         }
@@ -310,6 +345,36 @@ impl Mirror {
     pub fn abandoned(&self, route: RouteId, outcome: MirrorOutcome) {
         self.stats.mirror_outcome(route, outcome);
     }
+}
+
+impl Reference {
+    /// The secondary when one is configured (every mirrored safe request goes there too),
+    /// otherwise the primary for `resample_percent` of them.
+    fn from_config(config: &Config) -> Option<Reference> {
+        let shadow = config.shadow.as_ref()?;
+        let noise = &config.diff.noise;
+        let (url, share) = match (&noise.secondary, noise.resample_percent.value()) {
+            (Some(url), _) => (url.clone(), Percent::new(100.0).expect("a percentage")),
+            (None, p) if p > 0.0 => (config.primary.url.clone(), noise.resample_percent),
+            _ => return None,
+        };
+        let target = ShadowTarget::new(&ShadowConfig {
+            url,
+            timeout: shadow.timeout,
+            max_in_flight: shadow.max_in_flight,
+        });
+        Some(Reference {
+            target,
+            share: Sampler::new(share, SampleKey::Random),
+        })
+    }
+}
+
+fn is_safe(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
 }
 
 /// Why a shadow exchange did not produce an answer.
@@ -344,6 +409,7 @@ impl ShadowTarget {
         &self,
         header: RequestHeader,
         body: Option<mpsc::Receiver<BodyMessage>>,
+        request_body: &mut BodyCapture,
         capture_cap: usize,
         start: Instant,
     ) -> Result<CapturedResponse, ShadowFailure> {
@@ -362,10 +428,13 @@ impl ShadowTarget {
         if let Some(mut body) = body {
             loop {
                 match body.recv().await {
-                    Some(BodyMessage::Data(chunk)) => session
-                        .write_request_body(chunk, false)
-                        .await
-                        .map_err(upstream(UpstreamErrorKind::Other))?,
+                    Some(BodyMessage::Data(chunk)) => {
+                        request_body.push(&chunk);
+                        session
+                            .write_request_body(chunk, false)
+                            .await
+                            .map_err(upstream(UpstreamErrorKind::Other))?
+                    }
                     Some(BodyMessage::End) => break,
                     None => return Err(ShadowFailure::Abandoned),
                 }

@@ -9,7 +9,10 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::capture::{CapturedResponse, Outcome};
+use http::HeaderMap;
+
+use crate::capture::{CapturedBody, CapturedResponse, Outcome};
+use crate::comparison::Comparator;
 use crate::labels::PairResult;
 use crate::routes::RouteId;
 use crate::stats::Stats;
@@ -25,23 +28,17 @@ pub struct Pair {
     pub method: http::Method,
     /// The request's path and query.
     pub uri: String,
+    /// The request's headers as the shadow got them.
+    pub request_headers: HeaderMap,
+    /// The request's body, capped.
+    pub request_body: CapturedBody,
     /// What the primary answered (the client got this).
     pub primary: CapturedResponse,
     /// What the shadow answered.
     pub shadow: CapturedResponse,
-}
-
-impl Pair {
-    /// A first, byte-level comparison: same status and same captured body (a body cut by the
-    /// capture cap is compared on what was kept).
-    pub fn compare(&self) -> PairResult {
-        let (p, s) = (&self.primary, &self.shadow);
-        if p.status == s.status && p.body.bytes == s.body.bytes {
-            PairResult::Identical
-        } else {
-            PairResult::Different
-        }
-    }
+    /// A second legacy answer to the same request (secondary, or the primary asked again),
+    /// when one was taken to learn noise.
+    pub reference: Option<CapturedResponse>,
 }
 
 /// The sending end of the pair queue: never waits; when the queue is full the pair is dropped
@@ -71,10 +68,15 @@ impl PairQueue {
 pub struct PairWorker {
     rx: Mutex<Option<mpsc::Receiver<Pair>>>,
     stats: Arc<Stats>,
+    comparator: Arc<Comparator>,
 }
 
-/// A queue of at most `capacity` pairs and the worker that drains it.
-pub fn pair_queue(capacity: usize, stats: Arc<Stats>) -> (PairQueue, PairWorker) {
+/// A queue of at most `capacity` pairs and the worker that drains it into `comparator`.
+pub fn pair_queue(
+    capacity: usize,
+    stats: Arc<Stats>,
+    comparator: Arc<Comparator>,
+) -> (PairQueue, PairWorker) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     (
         PairQueue {
@@ -84,6 +86,7 @@ pub fn pair_queue(capacity: usize, stats: Arc<Stats>) -> (PairQueue, PairWorker)
         PairWorker {
             rx: Mutex::new(Some(rx)),
             stats,
+            comparator,
         },
     )
 }
@@ -94,7 +97,7 @@ impl PairWorker {
             self.stats
                 .record_delta(pair.route, pair.shadow.total, pair.primary.total);
         }
-        self.stats.pair_result(pair.route, pair.compare());
+        self.comparator.handle(pair);
     }
 }
 
@@ -122,8 +125,9 @@ pub const PAIRING_WINDOW: Duration = Duration::from_secs(120);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::CapturedBody;
-    use http::{HeaderMap, StatusCode};
+    use crate::comparison::config::DiffConfig;
+    use crate::labels::PairResult;
+    use http::StatusCode;
 
     fn answer(status: u16, body: &'static [u8]) -> CapturedResponse {
         CapturedResponse {
@@ -146,32 +150,37 @@ mod tests {
             request_id: "r".into(),
             method: http::Method::GET,
             uri: "/".into(),
+            request_headers: HeaderMap::new(),
+            request_body: CapturedBody::default(),
             primary: p,
             shadow: s,
+            reference: None,
         }
     }
 
+    fn worker(capacity: usize) -> (Arc<Stats>, PairQueue, PairWorker) {
+        let routes = Arc::new(crate::routes::RouteTable::new(&[]));
+        let stats = Arc::new(Stats::new(&routes, 1));
+        let comparator =
+            Arc::new(Comparator::new(&DiffConfig::default(), routes, stats.clone()).unwrap());
+        let (queue, worker) = pair_queue(capacity, stats.clone(), comparator);
+        (stats, queue, worker)
+    }
+
     #[test]
-    fn same_status_and_body_are_identical() {
-        assert_eq!(
-            pair(answer(200, b"a"), answer(200, b"a")).compare(),
-            PairResult::Identical
-        );
-        assert_eq!(
-            pair(answer(200, b"a"), answer(200, b"b")).compare(),
-            PairResult::Different
-        );
-        assert_eq!(
-            pair(answer(200, b"a"), answer(404, b"a")).compare(),
-            PairResult::Different
-        );
+    fn pairs_are_compared_and_the_delta_recorded() {
+        let (stats, _queue, worker) = worker(4);
+        worker.handle(&pair(answer(200, b"a"), answer(200, b"a")));
+        worker.handle(&pair(answer(200, b"a"), answer(404, b"a")));
+        let totals = stats.pair_totals();
+        assert_eq!(totals[PairResult::Identical.index()], 1);
+        assert_eq!(totals[PairResult::Different.index()], 1);
+        assert_eq!(stats.delta(0).count(), 2);
     }
 
     #[tokio::test]
     async fn a_full_queue_drops_and_counts() {
-        let routes = crate::routes::RouteTable::new(&[]);
-        let stats = Arc::new(Stats::new(&routes, 1));
-        let (queue, _worker) = pair_queue(1, stats.clone());
+        let (stats, queue, _worker) = worker(1);
         queue.submit(pair(answer(200, b"a"), answer(200, b"a")));
         queue.submit(pair(answer(200, b"a"), answer(200, b"a")));
         assert_eq!(stats.pair_totals()[PairResult::Dropped.index()], 1);

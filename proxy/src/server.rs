@@ -9,6 +9,7 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::comparison::Comparator;
 use crate::config::LoadedConfig;
 use crate::mirror::Mirror;
 use crate::pairing::pair_queue;
@@ -16,15 +17,26 @@ use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::stats::Stats;
 
-/// Pairs waiting for the worker; past this they are dropped and counted.
-const PAIR_QUEUE_CAPACITY: usize = 4096;
-
-/// Builds the server for a configuration, ready to run.
-pub fn build(loaded: LoadedConfig) -> Server {
+/// Builds the server for a configuration, ready to run. Fails when the diff corpus cannot be
+/// opened.
+pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     let config = &loaded.config;
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads));
-    let (pairs, worker) = pair_queue(PAIR_QUEUE_CAPACITY, stats.clone());
+    let comparator = Comparator::new(&config.diff, routes.clone(), stats.clone()).map_err(|e| {
+        format!(
+            "{}: diff.corpus: cannot open {}: {e}",
+            loaded.path.display(),
+            config
+                .diff
+                .corpus
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        )
+    })?;
+    let comparator = Arc::new(comparator);
+    let (pairs, worker) = pair_queue(config.diff.queue, stats.clone(), comparator.clone());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs));
 
     let conf = ServerConf {
@@ -50,7 +62,7 @@ pub fn build(loaded: LoadedConfig) -> Server {
         proxy_service.add_tcp(&address.to_string());
     }
 
-    let admin = Admin::new(loaded.clone(), routes, stats.clone(), mirror);
+    let admin = Admin::new(loaded.clone(), routes, stats.clone(), mirror, comparator);
     let mut admin_service = Service::new("twinpeak admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());
     admin_service.threads = Some(1);
@@ -58,11 +70,11 @@ pub fn build(loaded: LoadedConfig) -> Server {
     server.add_service(proxy_service);
     server.add_service(admin_service);
     server.add_service(background_service("twinpeak pair worker", worker));
-    server
+    Ok(server)
 }
 
 /// Runs the proxy until SIGINT or SIGTERM.
-pub fn run(loaded: LoadedConfig) {
+pub fn run(loaded: LoadedConfig) -> Result<(), String> {
     log::info!(
         "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}",
         loaded
@@ -81,5 +93,6 @@ pub fn run(loaded: LoadedConfig) {
             .map(|s| s.url.to_string())
             .unwrap_or_else(|| "none".into()),
     );
-    build(loaded).run(RunArgs::default());
+    build(loaded)?.run(RunArgs::default());
+    Ok(())
 }

@@ -66,7 +66,8 @@ pub struct RequestContext {
     primary_ttfb: Option<Duration>,
     primary_total: Option<Duration>,
     primary_error: Option<UpstreamErrorKind>,
-    mirrored: Option<MirroredRequest>,
+    /// Boxed: most requests are not mirrored, and the context moves with every request.
+    mirrored: Option<Box<MirroredRequest>>,
 }
 
 /// The request path's half of a mirrored request.
@@ -251,7 +252,7 @@ impl TwinpeakProxy {
                 primary: primary_rx,
             },
         );
-        ctx.mirrored = Some(MirroredRequest {
+        ctx.mirrored = Some(Box::new(MirroredRequest {
             body: body_tx.map(|tx| ShadowBody {
                 tx,
                 forwarded: 0,
@@ -265,7 +266,7 @@ impl TwinpeakProxy {
             headers: HeaderMap::new(),
             capture: BodyCapture::new(self.mirror.capture_cap()),
             attempt_offset: 0,
-        });
+        }));
     }
 }
 

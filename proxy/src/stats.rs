@@ -11,6 +11,7 @@ use twinpeak_reports::{
     SignedHistogram,
 };
 
+use crate::diff::DiffKind;
 use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::routes::{RouteId, RouteTable};
@@ -168,6 +169,11 @@ impl Stats {
         self.metrics.route(route).compared[result.index()].inc();
     }
 
+    /// Counts a real difference of one kind found in a compared pair.
+    pub fn diff_finding(&self, route: RouteId, kind: DiffKind) {
+        self.metrics.route(route).diffs[kind.index()].inc();
+    }
+
     /// Totals of mirror outcomes over all routes, in [`MirrorOutcome::ALL`] order.
     pub fn mirror_totals(&self) -> [u64; MirrorOutcome::ALL.len()] {
         let mut totals = [0; MirrorOutcome::ALL.len()];
@@ -225,6 +231,7 @@ impl Stats {
                 &stats.compared,
                 &mut PairResult::ALL.iter().map(|r| r.as_str()),
             ),
+            diff: None,
             mirror: count(
                 &stats.mirror,
                 &mut MirrorOutcome::ALL.iter().map(|o| o.as_str()),

@@ -71,8 +71,18 @@ impl DiffSummary {
         self.noise_only += other.noise_only;
         self.truncated += other.truncated;
         self.reference_compared += other.reference_compared;
-        self.fields = merge_fields(&self.fields, &other.fields, self.compared, self.reference_compared);
-        self.noise = merge_fields(&self.noise, &other.noise, self.compared, self.reference_compared);
+        self.fields = merge_fields(
+            &self.fields,
+            &other.fields,
+            self.compared,
+            self.reference_compared,
+        );
+        self.noise = merge_fields(
+            &self.noise,
+            &other.noise,
+            self.compared,
+            self.reference_compared,
+        );
     }
 }
 
@@ -84,7 +94,12 @@ fn ratio(n: u64, d: u64) -> f64 {
     }
 }
 
-fn merge_fields(a: &[FieldSummary], b: &[FieldSummary], compared: u64, reference: u64) -> Vec<FieldSummary> {
+fn merge_fields(
+    a: &[FieldSummary],
+    b: &[FieldSummary],
+    compared: u64,
+    reference: u64,
+) -> Vec<FieldSummary> {
     let mut by_key: BTreeMap<(String, String), FieldSummary> = BTreeMap::new();
     for f in a.iter().chain(b) {
         by_key

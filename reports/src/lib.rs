@@ -12,10 +12,10 @@ pub mod merge;
 pub mod snapshot;
 pub mod timestamp;
 
+pub use diff::{DiffSummary, FieldSummary};
 pub use histogram::{
     new_latency_histogram, record_saturating, EncodedHistogram, LatencySummary, SignedHistogram,
     SignedSummary,
 };
-pub use diff::{DiffSummary, FieldSummary};
 pub use merge::MergeError;
 pub use snapshot::{RouteSnapshot, SideSnapshot, Snapshot, SNAPSHOT_SCHEMA};
