@@ -6,6 +6,9 @@
 #   twinpeak-mirror-off       wrk -> twinpeak (mirror percent 0) -> primary
 #   twinpeak-mirror-100-fast  wrk -> twinpeak (mirror 100 %) -> primary, copies to the fast shadow
 #   twinpeak-mirror-100-slow  same, copies to a shadow that answers after 200 ms
+#   twinpeak-json-diff-off    wrk -> twinpeak (mirror 100 %, diff sample 0 %) -> JSON primary, copies
+#                             to the JSON shadow; both answer 2 KiB of JSON with a nonce per answer
+#   twinpeak-json-diff-on     same with diff sample 100 %: every pair is parsed and deep-compared
 #   nginx-mirror-fast         wrk -> nginx (mirror module) -> primary, copies to the fast shadow
 #   nginx-mirror-slow         same, copies to the 200 ms shadow
 #
@@ -26,7 +29,7 @@
 #             logs) after a good run
 set -euo pipefail
 
-ALL_CASES="direct bare-pingora twinpeak-mirror-off twinpeak-mirror-100-fast twinpeak-mirror-100-slow nginx-mirror-fast nginx-mirror-slow"
+ALL_CASES="direct bare-pingora twinpeak-mirror-off twinpeak-mirror-100-fast twinpeak-mirror-100-slow twinpeak-json-diff-off twinpeak-json-diff-on nginx-mirror-fast nginx-mirror-slow"
 CASES=${CASES:-$ALL_CASES}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
@@ -45,10 +48,15 @@ BARE=$TARGET_DIR/release/examples/bare_pingora
 PRIMARY=127.0.0.1:19001
 SHADOW_FAST=127.0.0.1:19002
 SHADOW_SLOW=127.0.0.1:19003
+JSON_PRIMARY=127.0.0.1:19004
+JSON_SHADOW=127.0.0.1:19005
 TWINPEAK_LISTEN=127.0.0.1:19080
 TWINPEAK_ADMIN=127.0.0.1:19901
 BARE_LISTEN=127.0.0.1:19081
 NGINX_LISTEN=127.0.0.1:19082
+# Size of the JSON backends' answers; each carries a nonce, so no primary and shadow answer are
+# byte-identical and every compared pair is parsed and diffed field by field.
+JSON_BODY_BYTES=2048
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/twinpeak-bench.XXXXXX")
 mkdir -p "$TMP/raw" "$TMP/logs"
@@ -181,6 +189,43 @@ PY
 # Requests counted by one wrk output (warm-up outputs are not run with --latency).
 wrk_requests() { awk '/ requests in / { print $1 }' "$1"; }
 
+# For a JSON case, once its run is over and before its proxy stops: reads twinpeak's /metrics until
+# twinpeak_compared_total stops moving (the comparison worker has emptied its queue; at most 5 s),
+# then /api/v1/diffs, keeps both (RAW.metrics.txt, RAW.diffs.json) and writes to RAW.pairs.json the
+# pairs by result, summed over routes, and what the diffs API counted.
+fetch_pairs() {
+    local raw=$1 last="" now i
+    for i in $(seq 25); do
+        curl -sSf "http://$TWINPEAK_ADMIN/metrics" >"$raw.metrics.txt" \
+            || die "cannot read http://$TWINPEAK_ADMIN/metrics"
+        now=$(awk '/^twinpeak_compared_total[{ ]/ { n += $NF } END { print n + 0 }' "$raw.metrics.txt")
+        [[ $now != "$last" ]] || break
+        last=$now
+        sleep 0.2
+    done
+    curl -sSf "http://$TWINPEAK_ADMIN/api/v1/diffs" >"$raw.diffs.json" \
+        || die "cannot read http://$TWINPEAK_ADMIN/api/v1/diffs"
+    python3 - "$raw.metrics.txt" "$raw.diffs.json" >"$raw.pairs.json" <<'PY'
+import json, re, sys
+
+pairs = {"identical": 0, "different": 0, "noise": 0, "dropped": 0}
+for line in open(sys.argv[1]):
+    m = re.match(r"twinpeak_compared_total\{(.*)\}\s+(\S+)\s*$", line)
+    if m:
+        result = re.search(r'result="([^"]*)"', m.group(1)).group(1)
+        pairs[result] = pairs.get(result, 0) + int(float(m.group(2)))
+api = {"compared": 0, "different": 0, "truncated": 0}
+fields = {}
+for route in json.load(open(sys.argv[2])).get("routes", {}).values():
+    for k in api:
+        api[k] += route.get(k, 0)
+    for f in route.get("fields", []):
+        key = "`%s` %s" % (f["path"], f["kind"])
+        fields[key] = fields.get(key, 0) + f["count"]
+json.dump({"pairs": pairs, "api": api, "fields": fields}, sys.stdout)
+PY
+}
+
 # Prints the median of its arguments (the mean of the middle two for an even count).
 median() {
     python3 -c 'import statistics, sys; print("%.3f" % statistics.median(map(float, sys.argv[1:])))' "$@"
@@ -220,7 +265,7 @@ if [[ $wants_twinpeak == 1 && ! -x $TWINPEAK ]]; then
     die "$TWINPEAK is missing (build with: cargo build --release --bin twinpeak)"
 fi
 
-for addr in $PRIMARY $SHADOW_FAST $SHADOW_SLOW $TWINPEAK_LISTEN $TWINPEAK_ADMIN $BARE_LISTEN $NGINX_LISTEN; do
+for addr in $PRIMARY $SHADOW_FAST $SHADOW_SLOW $JSON_PRIMARY $JSON_SHADOW $TWINPEAK_LISTEN $TWINPEAK_ADMIN $BARE_LISTEN $NGINX_LISTEN; do
     if accepts "$addr"; then die "something already listens on $addr; stop it first"; fi
 done
 
@@ -229,22 +274,28 @@ done
 start primary TERM "$BACKEND" --listen "$PRIMARY"
 start shadow-fast TERM "$BACKEND" --listen "$SHADOW_FAST"
 start shadow-slow TERM "$BACKEND" --listen "$SHADOW_SLOW" --delay-ms 200
+start json-primary TERM "$BACKEND" --listen "$JSON_PRIMARY" --json --body-bytes "$JSON_BODY_BYTES" --nonce
+start json-shadow TERM "$BACKEND" --listen "$JSON_SHADOW" --json --body-bytes "$JSON_BODY_BYTES" --nonce
 wait_for primary "$PRIMARY"
 wait_for shadow-fast "$SHADOW_FAST"
 wait_for shadow-slow "$SHADOW_SLOW"
+wait_for json-primary "$JSON_PRIMARY"
+wait_for json-shadow "$JSON_SHADOW"
 
 # ---- proxies, started and stopped for every case in every round ------------------------------
 
-# Writes the twinpeak config for one case and prints its path.
+# Writes the twinpeak config for CASE (mirror PERCENT from PRIMARY to SHADOW, and a DIFF section
+# if given) and prints its path.
 twinpeak_config() {
-    local percent=$1 shadow=$2 file="$TMP/twinpeak-$1-${2##*:}.yaml"
+    local percent=$2 primary=$3 shadow=$4 diff=${5:-} file="$TMP/$1.yaml"
     cat >"$file" <<EOF
 listen: $TWINPEAK_LISTEN
 threads: 2
 admin: { listen: $TWINPEAK_ADMIN }
-primary: { url: http://$PRIMARY }
+primary: { url: http://$primary }
 shadow: { url: http://$shadow, timeout: 2s, max_in_flight: 256 }
 mirror: { percent: $percent }
+${diff:+diff: $diff}
 EOF
     echo "$file"
 }
@@ -263,10 +314,11 @@ start_nginx() {
 }
 
 # Starts what CASE needs; sets TARGET (where wrk goes), SERVER (process to stop afterwards, if any),
-# SHADOW (the shadow backend whose request count shows the mirror worked, if any) and MIRRORING
-# (1 if that shadow should receive copies, 0 if it should receive none).
+# SHADOW (the shadow backend whose request count shows the mirror worked, if any), MIRRORING
+# (1 if that shadow should receive copies, 0 if it should receive none) and COMPARING (for the
+# JSON cases: 1 if pairs should be deep-compared, 0 if none should be; empty for the others).
 start_case() {
-    TARGET=$PRIMARY SERVER="" SHADOW="" MIRRORING=0
+    TARGET=$PRIMARY SERVER="" SHADOW="" MIRRORING=0 COMPARING=""
     case $1 in
     direct) ;;
     bare-pingora)
@@ -276,13 +328,19 @@ start_case() {
         TARGET=$BARE_LISTEN SERVER=bare
         ;;
     twinpeak-*)
-        local percent=100 shadow=$SHADOW_FAST
+        local percent=100 primary=$PRIMARY shadow=$SHADOW_FAST diff=""
         [[ $1 == twinpeak-mirror-off ]] && percent=0
         [[ $1 == *-slow ]] && shadow=$SHADOW_SLOW
+        if [[ $1 == twinpeak-json-diff-* ]]; then
+            primary=$JSON_PRIMARY shadow=$JSON_SHADOW COMPARING=0
+            [[ $1 == *-on ]] && COMPARING=1
+            diff="{ sample_percent: $((COMPARING * 100)) }"
+        fi
         ensure_free "$TWINPEAK_LISTEN"
         ensure_free "$TWINPEAK_ADMIN"
-        start twinpeak INT "$TWINPEAK" proxy --config "$(twinpeak_config "$percent" "$shadow")"
+        start twinpeak INT "$TWINPEAK" proxy --config "$(twinpeak_config "$1" "$percent" "$primary" "$shadow" "$diff")"
         wait_for twinpeak "$TWINPEAK_LISTEN"
+        wait_for twinpeak "$TWINPEAK_ADMIN"
         TARGET=$TWINPEAK_LISTEN SERVER=twinpeak SHADOW=$shadow MIRRORING=$((percent > 0))
         ;;
     nginx-mirror-fast | nginx-mirror-slow)
@@ -301,6 +359,7 @@ WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS")
 # received and the client requests completed over warm-up and measured run.
 declare -A RPS_R=() P50_R=() P99_R=() REQS_R=() ERRS_R=() COPIES_R=() SENT_R=()
 declare -A SHOULD_MIRROR=()  # case -> MIRRORING, for cases with a shadow
+declare -A SHOULD_COMPARE=() # case -> COMPARING, for the JSON cases
 
 # Runs one case once: starts its proxy, warms up, measures, counts the shadow's copies, stops it.
 run_case() {
@@ -328,6 +387,10 @@ run_case() {
             log "warning: $c: mirroring is off, yet the shadow received ${COPIES_R[$key]} copies in round $ROUND"
         fi
     fi
+    if [[ -n $COMPARING ]]; then
+        fetch_pairs "$raw"
+        SHOULD_COMPARE[$c]=$COMPARING
+    fi
     log "round $ROUND/$ROUNDS, $c: ${RPS_R[$key]} req/s, p50 ${P50_R[$key]} ms, p99 ${P99_R[$key]} ms, ${ERRS_R[$key]} errors"
     if [[ -n $SERVER ]]; then stop "$SERVER"; fi
 }
@@ -339,7 +402,7 @@ done
 # Medians over the rounds (each figure on its own, so p99 need not come from the median-req/s
 # round), errors summed, and for cases with a shadow the copies over all rounds and per round,
 # with the rounds that contradict the case (no copy while mirroring, copies while not) named.
-declare -A RPS=() P50=() P99=() ERRS=() MIRRORED=()
+declare -A RPS=() P50=() P99=() ERRS=() MIRRORED=() COMPARED=()
 for c in $CASES; do
     rps=() p50=() p99=() copies=() sent=()
     ERRS[$c]=0
@@ -364,6 +427,60 @@ if wrong:
     line += "; **%s in round %s**" % ("no copy" if mirroring else "copies although mirroring is off",
                                       ", ".join(wrong))
 print(line)' "${SHOULD_MIRROR[$c]}" "${copies[@]}" "${sent[@]}")
+    fi
+    if [[ -n ${SHOULD_COMPARE[$c]:-} ]]; then
+        COMPARED[$c]=$(python3 - "${SHOULD_COMPARE[$c]}" "$TMP/raw/$c" "$ROUNDS" "${sent[@]}" <<'PY'
+import json, sys
+
+comparing, prefix, rounds = sys.argv[1] == "1", sys.argv[2], int(sys.argv[3])
+sent = sum(map(int, sys.argv[4:]))
+runs = [json.load(open("%s.r%d.pairs.json" % (prefix, r + 1)))["pairs"] for r in range(rounds)]
+api = [json.load(open("%s.r%d.pairs.json" % (prefix, r + 1))) for r in range(rounds)]
+
+def compared(run):
+    return sum(n for result, n in run.items() if result != "dropped")
+
+def share(run):
+    seen = compared(run) + run["dropped"]
+    return "%.1f" % (100.0 * compared(run) / seen) if seen else "n/a"
+
+totals = {}
+for run in runs:
+    for result, n in run.items():
+        totals[result] = totals.get(result, 0) + n
+line = "%d pairs compared (%d identical, %d different, %d noise) and %d dropped" % (
+    compared(totals), totals["identical"], totals["different"], totals["noise"], totals["dropped"])
+line += " by `twinpeak_compared_total`, for %d completed client requests" % sent
+if compared(totals) + totals["dropped"]:
+    line += "; %s %% of pairs compared" % share(totals)
+    if rounds > 1:
+        line += " (per round " + " / ".join(map(share, runs)) + " %)"
+api_totals = {k: sum(a["api"][k] for a in api) for k in ("compared", "different", "truncated")}
+line += "; `/api/v1/diffs`: %(compared)d compared, %(different)d different, %(truncated)d with truncated bodies" % api_totals
+fields = {}
+for a in api:
+    for key, n in a["fields"].items():
+        fields[key] = fields.get(key, 0) + n
+top = sorted(fields.items(), key=lambda kv: -kv[1])
+if top:
+    line += ", fields " + ", ".join("%s in %d" % kv for kv in top[:3])
+    if len(top) > 3:
+        line += " and %d more" % (len(top) - 3)
+
+flags = []
+wrong = [str(r + 1) for r, run in enumerate(runs) if (compared(run) <= 0 if comparing else compared(run) > 0)]
+if wrong:
+    flags.append("%s in round %s" % ("no pair compared" if comparing else "pairs compared although sampling is 0 %",
+                                     ", ".join(wrong)))
+if comparing and totals["identical"]:
+    flags.append("%d identical pairs, although every answer carries its own nonce" % totals["identical"])
+if api_totals["truncated"]:
+    flags.append("%d pairs whose bodies were cut by the capture cap and not compared" % api_totals["truncated"])
+if flags:
+    line += "; **" + "; ".join(flags) + "**"
+print(line)
+PY
+)
     fi
 done
 
@@ -399,7 +516,8 @@ report() {
     echo "- load: \`wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION --latency\` after a $WARMUP warm-up, GET over loopback"
     echo "- method: $ROUNDS interleaved rounds (each round runs every case once, in table order);"
     echo "  req/s, p50 and p99 are each the median over the rounds, and the ratios and targets use those medians"
-    echo "- backends: bench_backend, 64-byte 200 answers; slow shadow answers after 200 ms"
+    echo "- backends: bench_backend, 64-byte 200 answers; slow shadow answers after 200 ms; JSON primary and"
+    echo "  shadow answer $JSON_BODY_BYTES bytes of JSON with a nonce unique to each answer (\`--json --nonce\`)"
     echo "- versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'), $(rustc --version 2>/dev/null || echo rustc unknown), commit $commit"
     echo "- wrk and every server share the same cores: compare ratios, not absolute figures"
     echo
@@ -429,6 +547,7 @@ report() {
     for c in $CASES; do
         [[ ${ERRS[$c]} == 0 ]] || notes+="- $c: ${ERRS[$c]} socket errors or non-2xx answers over the $ROUNDS measured runs"$'\n'
         [[ -z ${MIRRORED[$c]:-} ]] || notes+="- $c: the shadow received ${MIRRORED[$c]}"$'\n'
+        [[ -z ${COMPARED[$c]:-} ]] || notes+="- $c: ${COMPARED[$c]}"$'\n'
     done
     if [[ -n $notes ]]; then
         echo
@@ -441,12 +560,19 @@ report() {
             echo "round; requests still in flight when wrk stops can be copied without counting as"
             echo "completed, so a share slightly above 100 % is expected."
         fi
+        if [[ -n ${COMPARED[*]:-} ]]; then
+            echo
+            echo "Pairs are counted by the proxy over warm-up and measured run of every round, read from its"
+            echo "admin listener once the counts stop moving. A dropped pair was mirrored but not compared:"
+            echo "the comparison queue (4096 pairs by default) was full, or its primary answer never finished."
+        fi
     fi
 
-    local off_bare slow_off fast_nginx
+    local off_bare slow_off fast_nginx diff_on_off
     off_bare=$(ratio "${RPS[twinpeak-mirror-off]:-}" "${RPS[bare-pingora]:-}")
     slow_off=$(ratio "${P99[twinpeak-mirror-100-slow]:-}" "${P99[twinpeak-mirror-off]:-}")
     fast_nginx=$(ratio "${RPS[twinpeak-mirror-100-fast]:-}" "${RPS[nginx-mirror-fast]:-}")
+    diff_on_off=$(ratio "${RPS[twinpeak-json-diff-on]:-}" "${RPS[twinpeak-json-diff-off]:-}")
     echo
     echo "## Targets"
     echo
@@ -455,6 +581,7 @@ report() {
     echo "| mirror-off req/s ÷ bare-pingora req/s | $off_bare | ≥ 0.95 | $(verdict "$off_bare" ">=" 0.95) |"
     echo "| mirror-100-slow p99 ÷ mirror-off p99 | $slow_off | ≤ 1.2 | $(verdict "$slow_off" "<=" 1.2) |"
     echo "| mirror-100-fast req/s ÷ nginx-mirror-fast req/s | $fast_nginx | > 1 | $(verdict "$fast_nginx" ">" 1) |"
+    echo "| json-diff-on req/s ÷ json-diff-off req/s | $diff_on_off | ≥ 0.8 | $(verdict "$diff_on_off" ">=" 0.8) |"
 }
 
 mkdir -p "$(dirname "$OUT")"
