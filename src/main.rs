@@ -26,6 +26,8 @@ enum Command {
         /// The proxy configuration (YAML).
         config: PathBuf,
     },
+    /// Replay a peak scenario (or recorded requests) at open-model arrival rates.
+    Load(twinpeak_loadgen::command::LoadCommand),
 }
 
 /// mimalloc: the proxy allocates small buffers per request from several threads, which glibc's
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
             },
             Err(code) => code,
         },
+        Command::Load(command) => command.execute(),
         Command::CheckConfig { config } => match load(&config) {
             Ok(loaded) => {
                 println!("# {} (sha256 {})", loaded.path.display(), loaded.sha256);

@@ -9,6 +9,7 @@
 pub mod diff;
 pub mod histogram;
 pub mod merge;
+pub mod run;
 pub mod snapshot;
 pub mod timestamp;
 
@@ -18,4 +19,8 @@ pub use histogram::{
     SignedSummary,
 };
 pub use merge::MergeError;
+pub use run::{
+    PhaseRecord, RequestRecord, RunFileError, RunMergeError, RunRecord, RunTarget, SloRecord,
+    TimelinePoint, RUN_SCHEMA,
+};
 pub use snapshot::{RouteSnapshot, SideSnapshot, Snapshot, SNAPSHOT_SCHEMA};

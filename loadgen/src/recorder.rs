@@ -1,0 +1,305 @@
+//! What one run against one system measured: per phase × request name, latency measured from the
+//! intended send time (coordinated omission corrected) and from the actual send (raw), statuses
+//! and error kinds; and a per-second timeline for charts.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+use twinpeak_reports::timestamp::rfc3339;
+use twinpeak_reports::{
+    new_latency_histogram, record_saturating, EncodedHistogram, PhaseRecord, RequestRecord,
+    TimelinePoint,
+};
+
+use crate::pacer::Pacer;
+
+/// Most timeline points a run keeps; longer runs widen each point beyond one second.
+const MAX_TIMELINE_POINTS: u64 = 720;
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No answer within the scenario's timeout.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connect,
+    /// An answer with a status the request does not accept.
+    Status,
+    /// The answer did not hold what the request extracts from it.
+    Check,
+}
+
+impl ErrorKind {
+    /// The name records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Status => "status",
+            ErrorKind::Check => "check",
+        }
+    }
+}
+
+/// One finished request.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    /// Phase of its arrival.
+    pub phase: usize,
+    /// Index of the request kind in the scenario.
+    pub request: usize,
+    /// When the schedule meant it to be sent.
+    pub intended: Instant,
+    /// When it was sent.
+    pub sent: Instant,
+    /// When its answer was complete (or it failed).
+    pub done: Instant,
+    /// The answer's status, when one came.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<ErrorKind>,
+}
+
+#[derive(Debug)]
+struct RequestStats {
+    sent: u64,
+    corrected: Histogram<u64>,
+    raw: Histogram<u64>,
+    status: BTreeMap<u16, u64>,
+    errors: BTreeMap<&'static str, u64>,
+}
+
+impl RequestStats {
+    fn new() -> Self {
+        RequestStats {
+            sent: 0,
+            corrected: new_latency_histogram(),
+            raw: new_latency_histogram(),
+            status: BTreeMap::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PhaseStats {
+    requests: Vec<RequestStats>,
+    first_sent: Option<Instant>,
+    last_done: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    requests: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Collects observations from every user of one run against one system.
+#[derive(Debug)]
+pub struct Recorder {
+    phases: Vec<Mutex<PhaseStats>>,
+    timeline: Vec<Mutex<Bucket>>,
+    bucket: Duration,
+    start: Instant,
+    wall_start: SystemTime,
+    request_names: Vec<String>,
+    sent_total: AtomicU64,
+    errors_total: AtomicU64,
+}
+
+/// A moment's view of a run in progress, for the progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Requests completed.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Corrected p99 so far, µs.
+    pub p99_us: u64,
+    /// Completed requests per second over the last full timeline point.
+    pub recent_rps: f64,
+}
+
+impl Recorder {
+    /// A recorder for `phases` phases of a run lasting `duration` from `start`.
+    pub fn new(phases: usize, request_names: Vec<String>, start: Instant, duration: Duration) -> Self {
+        let seconds = duration.as_secs().max(1);
+        let width = seconds.div_ceil(MAX_TIMELINE_POINTS).max(1);
+        let points = seconds.div_ceil(width) + 1;
+        Recorder {
+            phases: (0..phases)
+                .map(|_| {
+                    Mutex::new(PhaseStats {
+                        requests: request_names.iter().map(|_| RequestStats::new()).collect(),
+                        first_sent: None,
+                        last_done: None,
+                    })
+                })
+                .collect(),
+            timeline: (0..points)
+                .map(|_| {
+                    Mutex::new(Bucket {
+                        requests: 0,
+                        errors: 0,
+                        latency: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                            .expect("static histogram bounds are valid"),
+                    })
+                })
+                .collect(),
+            bucket: Duration::from_secs(width),
+            start,
+            wall_start: SystemTime::now(),
+            request_names,
+            sent_total: AtomicU64::new(0),
+            errors_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one finished request.
+    pub fn record(&self, o: &Observation) {
+        let corrected = micros(o.done.saturating_duration_since(o.intended));
+        let raw = micros(o.done.saturating_duration_since(o.sent));
+        {
+            let mut phase = lock(&self.phases[o.phase]);
+            phase.first_sent = Some(phase.first_sent.map_or(o.sent, |t| t.min(o.sent)));
+            phase.last_done = Some(phase.last_done.map_or(o.done, |t| t.max(o.done)));
+            let stats = &mut phase.requests[o.request];
+            stats.sent += 1;
+            record_saturating(&mut stats.corrected, corrected);
+            record_saturating(&mut stats.raw, raw);
+            if let Some(status) = o.status {
+                *stats.status.entry(status).or_insert(0) += 1;
+            }
+            if let Some(error) = o.error {
+                *stats.errors.entry(error.as_str()).or_insert(0) += 1;
+            }
+        }
+        let index = (o.done.saturating_duration_since(self.start).as_secs() / self.bucket.as_secs())
+            as usize;
+        if let Some(bucket) = self.timeline.get(index.min(self.timeline.len() - 1)) {
+            let mut bucket = lock(bucket);
+            bucket.requests += 1;
+            bucket.errors += u64::from(o.error.is_some());
+            let _ = bucket.latency.record(corrected.clamp(1, 3_600_000_000));
+        }
+        self.sent_total.fetch_add(1, Ordering::Relaxed);
+        if o.error.is_some() {
+            self.errors_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the run stands, for the progress line.
+    pub fn progress(&self, phase: usize) -> Progress {
+        let p99_us = self
+            .phases
+            .get(phase)
+            .map(|p| {
+                let p = lock(p);
+                let mut all = new_latency_histogram();
+                for r in &p.requests {
+                    let _ = all.add(&r.corrected);
+                }
+                all.value_at_quantile(0.99)
+            })
+            .unwrap_or(0);
+        let now = Instant::now().saturating_duration_since(self.start);
+        let current = (now.as_secs() / self.bucket.as_secs()) as usize;
+        let recent_rps = current
+            .checked_sub(1)
+            .and_then(|i| self.timeline.get(i))
+            .map(|b| lock(b).requests as f64 / self.bucket.as_secs_f64())
+            .unwrap_or(0.0);
+        Progress {
+            requests: self.sent_total.load(Ordering::Relaxed),
+            errors: self.errors_total.load(Ordering::Relaxed),
+            p99_us,
+            recent_rps,
+        }
+    }
+
+    /// The phase records of this run against `target`, with the pacer's dropped arrivals.
+    pub fn phase_records(&self, target: &str, pacer: &Pacer) -> Vec<PhaseRecord> {
+        let schedule = pacer.schedule();
+        let mut records = Vec::with_capacity(self.phases.len());
+        for (i, stats) in self.phases.iter().enumerate() {
+            let stats = lock(stats);
+            let plan = &schedule.phases()[i];
+            let phase_start = schedule.phase_start(i).unwrap_or_default();
+            let started = self.wall_start + phase_start;
+            let duration = plan.duration;
+            let requests: BTreeMap<String, RequestRecord> = stats
+                .requests
+                .iter()
+                .zip(&self.request_names)
+                .filter(|(r, _)| r.sent > 0)
+                .map(|(r, name)| {
+                    (
+                        name.clone(),
+                        RequestRecord {
+                            sent: r.sent,
+                            corrected_us: EncodedHistogram(r.corrected.clone()),
+                            raw_us: EncodedHistogram(r.raw.clone()),
+                            status: r.status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+                            errors: r.errors.iter().map(|(e, n)| (e.to_string(), *n)).collect(),
+                        },
+                    )
+                })
+                .collect();
+            let sent: u64 = stats.requests.iter().map(|r| r.sent).sum();
+            records.push(PhaseRecord {
+                name: plan.name.clone(),
+                target: target.to_string(),
+                started_at: rfc3339(started),
+                ended_at: rfc3339(started + duration),
+                duration_s: duration.as_secs_f64(),
+                intended_rps: schedule.expected_count(i) / duration.as_secs_f64().max(1e-9),
+                achieved_rps: sent as f64 / duration.as_secs_f64().max(1e-9),
+                dropped: pacer.dropped(i),
+                requests,
+                timeline: self.timeline_points(target, pacer, phase_start, phase_start + duration),
+            });
+        }
+        records
+    }
+
+    fn timeline_points(&self, target: &str, pacer: &Pacer, from: Duration, to: Duration) -> Vec<TimelinePoint> {
+        let width = self.bucket.as_secs_f64();
+        let schedule = pacer.schedule();
+        self.timeline
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let t = *i as f64 * width;
+                t >= from.as_secs_f64() && t < to.as_secs_f64()
+            })
+            .map(|(i, bucket)| {
+                let bucket = lock(bucket);
+                let t0 = Duration::from_secs_f64(i as f64 * width);
+                let t1 = Duration::from_secs_f64((i + 1) as f64 * width);
+                let intended = schedule.arrivals_before(t1) - schedule.arrivals_before(t0);
+                TimelinePoint {
+                    t_s: i as f64 * width,
+                    target: target.to_string(),
+                    intended_rps: intended as f64 / width,
+                    achieved_rps: bucket.requests as f64 / width,
+                    p99_us: if bucket.requests > 0 { bucket.latency.value_at_quantile(0.99) } else { 0 },
+                    errors: bucket.errors,
+                    requests: bucket.requests,
+                }
+            })
+            .collect()
+    }
+}

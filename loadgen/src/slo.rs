@@ -1,0 +1,356 @@
+//! SLO gates: a run's latency percentiles and error rate, held against the scenario's targets.
+//!
+//! Percentiles are read from the coordinated-omission-corrected histogram, at the histogram's
+//! precision, exactly as reports show them. A target that nothing was measured against fails:
+//! a gate must never pass for want of data.
+
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use twinpeak_reports::SloRecord;
+
+/// What a system must achieve; each `None` is not checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SloTargets {
+    /// Highest acceptable median latency.
+    pub p50: Option<Duration>,
+    /// Highest acceptable 95th percentile latency.
+    pub p95: Option<Duration>,
+    /// Highest acceptable 99th percentile latency.
+    pub p99: Option<Duration>,
+    /// Highest acceptable 99.9th percentile latency.
+    pub p999: Option<Duration>,
+    /// Highest acceptable latency of any request.
+    pub max: Option<Duration>,
+    /// Highest acceptable share of failed requests, as a fraction: `0.01` is 1 %.
+    pub error_rate: Option<f64>,
+}
+
+impl SloTargets {
+    /// Whether no target is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// The outcome of one target for one system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloVerdict {
+    /// What was measured: `run` for the whole run, or a phase, e.g. `phase peak`.
+    pub scope: String,
+    /// Which system, e.g. `legacy`.
+    pub target_name: String,
+    /// Which figure: `p50`, `p95`, `p99`, `p999`, `max` or `error_rate`.
+    pub metric: String,
+    /// The target, in `unit`.
+    pub limit: f64,
+    /// What was measured, in `unit` (0 when nothing was, see `reason`).
+    pub actual: f64,
+    /// `ms` for latencies, `%` for the error rate.
+    pub unit: &'static str,
+    /// Whether `actual` is within `limit`.
+    pub pass: bool,
+    /// Why the target failed without a measurement (`no latency recorded`, `no requests sent`).
+    pub reason: Option<&'static str>,
+}
+
+impl fmt::Display for SloVerdict {
+    /// `FAIL run (legacy): p99 248.0 ms > 200.0 ms (+24%)`, `pass run (legacy): p99 45.1 ms ≤
+    /// 200.0 ms`, or `FAIL run (legacy): p99 no latency recorded (limit 200.0 ms)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let outcome = if self.pass { "pass" } else { "FAIL" };
+        write!(
+            f,
+            "{outcome} {} ({}): {} ",
+            self.scope, self.target_name, self.metric
+        )?;
+        let limit = Quantity(self.limit, self.unit);
+        if let Some(reason) = self.reason {
+            return write!(f, "{reason} (limit {limit})");
+        }
+        let actual = Quantity(self.actual, self.unit);
+        if self.pass {
+            return write!(f, "{actual} ≤ {limit}");
+        }
+        write!(f, "{actual} > {limit}")?;
+        if self.limit > 0.0 {
+            write!(f, " ({:+.0}%)", (self.actual / self.limit - 1.0) * 100.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// A figure with its unit: milliseconds to 0.1, percentages to 0.01.
+struct Quantity(f64, &'static str);
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            "%" => write!(f, "{:.2}%", self.0),
+            unit => write!(f, "{:.1} {unit}", self.0),
+        }
+    }
+}
+
+impl From<&SloVerdict> for SloRecord {
+    fn from(verdict: &SloVerdict) -> Self {
+        SloRecord {
+            scope: verdict.scope.clone(),
+            target: verdict.target_name.clone(),
+            metric: verdict.metric.clone(),
+            limit: verdict.limit,
+            actual: verdict.actual,
+            unit: verdict.unit.to_owned(),
+            pass: verdict.pass,
+            reason: verdict.reason.map(str::to_owned),
+        }
+    }
+}
+
+/// Holds one system's measurements in `scope` against `targets`, one verdict per target set.
+///
+/// `latency` is in microseconds, coordinated-omission corrected; `errors` of `requests` failed.
+/// Latency targets fail when `latency` is empty or `requests` is 0, and the error-rate target
+/// fails when `requests` is 0.
+pub fn evaluate(
+    scope: &str,
+    target: &str,
+    targets: &SloTargets,
+    latency: &Histogram<u64>,
+    requests: u64,
+    errors: u64,
+) -> Vec<SloVerdict> {
+    let verdict = |metric: &str, limit: f64, actual: Result<f64, &'static str>, unit| {
+        let (actual, reason) = match actual {
+            Ok(actual) => (actual, None),
+            Err(reason) => (0.0, Some(reason)),
+        };
+        SloVerdict {
+            scope: scope.to_owned(),
+            target_name: target.to_owned(),
+            metric: metric.to_owned(),
+            limit,
+            actual,
+            unit,
+            pass: reason.is_none() && actual <= limit,
+            reason,
+        }
+    };
+    let latency_us = |quantile: Option<f64>| {
+        if requests == 0 {
+            Err("no requests sent")
+        } else if latency.is_empty() {
+            Err("no latency recorded")
+        } else {
+            Ok(quantile.map_or(latency.max(), |q| latency.value_at_quantile(q)))
+        }
+    };
+
+    let mut verdicts = Vec::new();
+    for (metric, limit, quantile) in [
+        ("p50", targets.p50, Some(0.5)),
+        ("p95", targets.p95, Some(0.95)),
+        ("p99", targets.p99, Some(0.99)),
+        ("p999", targets.p999, Some(0.999)),
+        ("max", targets.max, None),
+    ] {
+        if let Some(limit) = limit {
+            let actual = latency_us(quantile).map(|us| us as f64 / 1_000.0);
+            verdicts.push(verdict(metric, millis(limit), actual, "ms"));
+        }
+    }
+    if let Some(limit) = targets.error_rate {
+        let actual = match requests {
+            0 => Err("no requests sent"),
+            n => Ok(errors as f64 / n as f64 * 100.0),
+        };
+        verdicts.push(verdict("error_rate", limit * 100.0, actual, "%"));
+    }
+    verdicts
+}
+
+/// `d` in milliseconds.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use twinpeak_reports::{new_latency_histogram, record_saturating};
+
+    use super::*;
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    /// 1 000 requests: 989 at 40 ms, 10 at 248 ms and one at 900 ms.
+    fn latencies() -> Histogram<u64> {
+        let mut h = new_latency_histogram();
+        for i in 0..1_000 {
+            let us = match i {
+                0 => 900_000,
+                1..=10 => 248_000,
+                _ => 40_000,
+            };
+            record_saturating(&mut h, us);
+        }
+        h
+    }
+
+    fn find<'a>(verdicts: &'a [SloVerdict], metric: &str) -> &'a SloVerdict {
+        verdicts.iter().find(|v| v.metric == metric).unwrap()
+    }
+
+    #[test]
+    fn checks_only_the_targets_set() {
+        let targets = SloTargets {
+            p99: ms(200),
+            ..SloTargets::default()
+        };
+        let verdicts = evaluate("run", "legacy", &targets, &latencies(), 1_000, 0);
+        assert_eq!(verdicts.len(), 1);
+        assert!(SloTargets::default().is_empty() && !targets.is_empty());
+        assert!(evaluate(
+            "run",
+            "legacy",
+            &SloTargets::default(),
+            &latencies(),
+            1_000,
+            0
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn latency_percentiles_pass_and_fail() {
+        let targets = SloTargets {
+            p50: ms(50),
+            p95: ms(50),
+            p99: ms(200),
+            p999: ms(300),
+            max: ms(1_000),
+            error_rate: None,
+        };
+        let verdicts = evaluate("phase peak", "rebuilt", &targets, &latencies(), 1_000, 0);
+        let outcomes: Vec<_> = verdicts
+            .iter()
+            .map(|v| (v.metric.as_str(), v.pass))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("p50", true),
+                ("p95", true),
+                ("p99", false),
+                ("p999", true),
+                ("max", true)
+            ]
+        );
+        let p99 = find(&verdicts, "p99");
+        assert!((p99.actual - 248.0).abs() < 0.25, "{}", p99.actual);
+        assert_eq!((p99.limit, p99.unit, p99.reason), (200.0, "ms", None));
+        assert_eq!(
+            p99.to_string(),
+            format!(
+                "FAIL phase peak (rebuilt): p99 {:.1} ms > 200.0 ms (+24%)",
+                p99.actual
+            )
+        );
+        let p50 = find(&verdicts, "p50");
+        assert_eq!(
+            p50.to_string(),
+            format!(
+                "pass phase peak (rebuilt): p50 {:.1} ms ≤ 50.0 ms",
+                p50.actual
+            )
+        );
+    }
+
+    #[test]
+    fn error_rate_is_a_percentage() {
+        let targets = SloTargets {
+            error_rate: Some(0.01),
+            ..SloTargets::default()
+        };
+        let failing = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 25)[0];
+        assert_eq!(
+            (failing.limit, failing.actual, failing.pass),
+            (1.0, 2.5, false)
+        );
+        assert_eq!(
+            failing.to_string(),
+            "FAIL run (legacy): error_rate 2.50% > 1.00% (+150%)"
+        );
+        let passing = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 10)[0];
+        assert!(passing.pass);
+        assert_eq!(
+            passing.to_string(),
+            "pass run (legacy): error_rate 1.00% ≤ 1.00%"
+        );
+    }
+
+    #[test]
+    fn nothing_measured_is_a_failure() {
+        let targets = SloTargets {
+            p99: ms(200),
+            error_rate: Some(0.01),
+            ..SloTargets::default()
+        };
+        let empty = new_latency_histogram();
+        let verdicts = evaluate("run", "legacy", &targets, &empty, 0, 0);
+        assert!(verdicts
+            .iter()
+            .all(|v| !v.pass && v.reason == Some("no requests sent")));
+        assert_eq!(
+            verdicts[0].to_string(),
+            "FAIL run (legacy): p99 no requests sent (limit 200.0 ms)"
+        );
+
+        // Every request failed before a response: counted, but no latency.
+        let verdicts = evaluate("run", "legacy", &targets, &empty, 5, 5);
+        let p99 = find(&verdicts, "p99");
+        assert_eq!((p99.pass, p99.reason), (false, Some("no latency recorded")));
+        assert_eq!(find(&verdicts, "error_rate").actual, 100.0);
+    }
+
+    #[test]
+    fn zero_limit_failure_has_no_ratio() {
+        let targets = SloTargets {
+            error_rate: Some(0.0),
+            ..SloTargets::default()
+        };
+        let verdict = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 1)[0];
+        assert_eq!(
+            verdict.to_string(),
+            "FAIL run (legacy): error_rate 0.10% > 0.00%"
+        );
+    }
+
+    #[test]
+    fn verdicts_become_records() {
+        let targets = SloTargets {
+            p99: ms(200),
+            ..SloTargets::default()
+        };
+        let verdict = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 0)[0];
+        let record = SloRecord::from(verdict);
+        assert_eq!(
+            (
+                record.scope.as_str(),
+                record.target.as_str(),
+                record.metric.as_str()
+            ),
+            ("run", "legacy", "p99")
+        );
+        assert_eq!(
+            (record.limit, record.actual),
+            (verdict.limit, verdict.actual)
+        );
+        assert_eq!(
+            (record.unit.as_str(), record.pass, record.reason),
+            ("ms", false, None)
+        );
+    }
+}
