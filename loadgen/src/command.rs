@@ -89,9 +89,18 @@ impl LoadCommand {
                 .scenario
                 .name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
                 .collect();
-            PathBuf::from("runs").join(format!("{slug}-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")))
+            PathBuf::from("runs").join(format!(
+                "{slug}-{}",
+                chrono::Local::now().format("%Y%m%d-%H%M%S")
+            ))
         });
         let options = RunOptions {
             targets,
@@ -117,11 +126,19 @@ impl LoadCommand {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        let result = runtime.block_on(run(&loaded, &options)).map_err(|e| e.to_string())?;
+        let result = runtime
+            .block_on(run(&loaded, &options))
+            .map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         let record_path = out.join("run.json");
-        result.record.write(&record_path).map_err(|e| e.to_string())?;
-        print!("{}", crate::summary::render(&result.record, &result.verdicts));
+        result
+            .record
+            .write(&record_path)
+            .map_err(|e| e.to_string())?;
+        print!(
+            "{}",
+            crate::summary::render(&result.record, &result.verdicts)
+        );
         println!("run record: {}", record_path.display());
         let failed: Vec<_> = result.verdicts.iter().filter(|v| !v.pass).collect();
         if failed.is_empty() {
@@ -141,14 +158,22 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     for arg in args {
         let (name, url) = match arg.split_once('=') {
-            Some((name, url)) if !name.contains("://") => (name.trim().to_string(), url.trim().to_string()),
+            Some((name, url)) if !name.contains("://") => {
+                (name.trim().to_string(), url.trim().to_string())
+            }
             _ => ("target".to_string(), arg.trim().to_string()),
         };
         if !url.starts_with("http://") {
             return Err(format!("--target {arg:?}: the URL must start with http://"));
         }
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(format!("--target {arg:?}: a name is letters, digits, - and _"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "--target {arg:?}: a name is letters, digits, - and _"
+            ));
         }
         if targets.iter().any(|t: &Target| t.name == name) {
             return Err(if name == "target" {
@@ -175,7 +200,10 @@ mod tests {
         assert_eq!(t[0].name, "target");
         assert_eq!(t[0].url, "http://127.0.0.1:8080");
         let t = parse_targets(&["legacy=http://a:1".into(), "rebuilt=http://b:2".into()]).unwrap();
-        assert_eq!((t[0].name.as_str(), t[1].name.as_str()), ("legacy", "rebuilt"));
+        assert_eq!(
+            (t[0].name.as_str(), t[1].name.as_str()),
+            ("legacy", "rebuilt")
+        );
         assert!(parse_targets(&["http://a:1".into(), "http://b:2".into()]).is_err());
         assert!(parse_targets(&["a=ftp://x".into()]).is_err());
         assert!(parse_targets(&["a=http://x".into(), "a=http://y".into()]).is_err());

@@ -2,14 +2,14 @@
 //! spike, soak), replayed on Goose at open-model arrival rates against one or more systems, with
 //! coordinated-omission-corrected latencies, SLO gates and `twinpeak.run/v1` records.
 
+pub mod command;
 pub mod data;
-pub mod scenario;
-pub mod template;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;
-pub mod runner;
-pub mod slo;
 pub mod replay;
+pub mod runner;
+pub mod scenario;
+pub mod slo;
 pub mod summary;
-pub mod command;
+pub mod template;

@@ -72,7 +72,11 @@ impl ProgressReporter {
                 );
                 bar
             });
-            let every = if terminal { Duration::from_millis(500) } else { Duration::from_secs(5) };
+            let every = if terminal {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(5)
+            };
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -87,7 +91,11 @@ impl ProgressReporter {
                         bar.set_position(line.elapsed.as_millis() as u64);
                         bar.set_message(line.text(&target));
                     }
-                    None => eprintln!("[{:>6.1}s] {}", line.elapsed.as_secs_f64(), line.text(&target)),
+                    None => eprintln!(
+                        "[{:>6.1}s] {}",
+                        line.elapsed.as_secs_f64(),
+                        line.text(&target)
+                    ),
                 }
             }
             if let Some(bar) = bar {

@@ -135,7 +135,12 @@ pub struct Progress {
 
 impl Recorder {
     /// A recorder for `phases` phases of a run lasting `duration` from `start`.
-    pub fn new(phases: usize, request_names: Vec<String>, start: Instant, duration: Duration) -> Self {
+    pub fn new(
+        phases: usize,
+        request_names: Vec<String>,
+        start: Instant,
+        duration: Duration,
+    ) -> Self {
         let seconds = duration.as_secs().max(1);
         let width = seconds.div_ceil(MAX_TIMELINE_POINTS).max(1);
         let points = seconds.div_ceil(width) + 1;
@@ -275,7 +280,13 @@ impl Recorder {
         records
     }
 
-    fn timeline_points(&self, target: &str, pacer: &Pacer, from: Duration, to: Duration) -> Vec<TimelinePoint> {
+    fn timeline_points(
+        &self,
+        target: &str,
+        pacer: &Pacer,
+        from: Duration,
+        to: Duration,
+    ) -> Vec<TimelinePoint> {
         let width = self.bucket.as_secs_f64();
         let schedule = pacer.schedule();
         self.timeline
@@ -295,7 +306,11 @@ impl Recorder {
                     target: target.to_string(),
                     intended_rps: intended as f64 / width,
                     achieved_rps: bucket.requests as f64 / width,
-                    p99_us: if bucket.requests > 0 { bucket.latency.value_at_quantile(0.99) } else { 0 },
+                    p99_us: if bucket.requests > 0 {
+                        bucket.latency.value_at_quantile(0.99)
+                    } else {
+                        0
+                    },
                     errors: bucket.errors,
                     requests: bucket.requests,
                 }

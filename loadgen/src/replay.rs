@@ -55,7 +55,8 @@ const NOT_REPLAYED: [&str; 6] = [
 
 /// Reads a JSON Lines file of requests; an unreadable line is an error naming file and line.
 pub fn read(path: &Path) -> Result<Vec<ReplayEntry>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut entries = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -78,7 +79,9 @@ pub fn read(path: &Path) -> Result<Vec<ReplayEntry>, String> {
         let headers = line
             .headers
             .into_iter()
-            .filter(|(k, v)| !NOT_REPLAYED.contains(&k.to_ascii_lowercase().as_str()) && v != "[redacted]")
+            .filter(|(k, v)| {
+                !NOT_REPLAYED.contains(&k.to_ascii_lowercase().as_str()) && v != "[redacted]"
+            })
             .collect();
         entries.push(ReplayEntry {
             method,
@@ -94,7 +97,12 @@ pub fn read(path: &Path) -> Result<Vec<ReplayEntry>, String> {
 }
 
 /// A one-phase scenario that sends `count` recorded requests at `rps`.
-pub fn scenario(file: &Path, count: usize, rps: f64, max_users: usize) -> Result<LoadedScenario, String> {
+pub fn scenario(
+    file: &Path,
+    count: usize,
+    rps: f64,
+    max_users: usize,
+) -> Result<LoadedScenario, String> {
     if !(rps > 0.0 && rps.is_finite()) {
         return Err(format!("--rps must be above 0, got {rps}"));
     }
@@ -126,7 +134,10 @@ pub fn scenario(file: &Path, count: usize, rps: f64, max_users: usize) -> Result
         slo: Slo::default(),
     };
     let bytes = std::fs::read(file).unwrap_or_default();
-    let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(LoadedScenario {
         scenario,
         data: Data::default(),
@@ -155,7 +166,10 @@ mod tests {
         .unwrap();
         let entries = read(&file).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].headers, vec![("accept".to_string(), "application/json".to_string())]);
+        assert_eq!(
+            entries[0].headers,
+            vec![("accept".to_string(), "application/json".to_string())]
+        );
         assert_eq!(entries[1].method, http::Method::POST);
         assert_eq!(entries[1].body, vec![0, 1]);
     }

@@ -79,7 +79,9 @@ pub enum RunError {
         reason: String,
     },
     /// A request uses a method Goose cannot send.
-    #[error("request {0:?}: method {1} is not supported (GET, HEAD, POST, PUT, PATCH, DELETE are)")]
+    #[error(
+        "request {0:?}: method {1} is not supported (GET, HEAD, POST, PUT, PATCH, DELETE are)"
+    )]
     Method(String, String),
     /// The schedule could not be built.
     #[error("bad schedule: {0}")]
@@ -126,7 +128,12 @@ impl Leg {
     fn begin(&self) -> &Clocked {
         self.clock.get_or_init(|| {
             let start = Instant::now() + self.hatch + STARTUP_MARGIN;
-            let names = self.scenario.requests.iter().map(|r| r.name.clone()).collect();
+            let names = self
+                .scenario
+                .requests
+                .iter()
+                .map(|r| r.name.clone())
+                .collect();
             let phases = self.schedule.phases().len();
             Clocked {
                 recorder: Recorder::new(phases, names, start, self.schedule.total_duration()),
@@ -144,7 +151,10 @@ pub fn check_targets(targets: &[Target]) -> Result<(), RunError> {
             url: t.url.clone(),
             reason,
         };
-        let url: http::Uri = t.url.parse().map_err(|e| unreachable(format!("not a URL ({e})")))?;
+        let url: http::Uri = t
+            .url
+            .parse()
+            .map_err(|e| unreachable(format!("not a URL ({e})")))?;
         if !matches!(url.scheme_str(), Some("http")) {
             return Err(unreachable("only http:// targets are supported".into()));
         }
@@ -169,7 +179,8 @@ pub fn check_targets(targets: &[Target]) -> Result<(), RunError> {
 pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunResult, RunError> {
     let scenario = Arc::new(loaded.scenario.clone());
     for r in &scenario.requests {
-        goose_method(&r.method).ok_or_else(|| RunError::Method(r.name.clone(), r.method.to_string()))?;
+        goose_method(&r.method)
+            .ok_or_else(|| RunError::Method(r.name.clone(), r.method.to_string()))?;
     }
     check_targets(&options.targets)?;
     let data = Arc::new(loaded.data.clone());
@@ -180,7 +191,9 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
             .flat_map(|p| (0..options.targets.len()).map(move |t| (t, p..p + 1)))
             .collect()
     } else {
-        (0..options.targets.len()).map(|t| (t, 0..phase_count)).collect()
+        (0..options.targets.len())
+            .map(|t| (t, 0..phase_count))
+            .collect()
     };
     let mut phases: Vec<PhaseRecord> = Vec::new();
     for (target, range) in legs {
@@ -188,7 +201,10 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
         phases.extend(run_leg(&scenario, &data, target, range, options).await?);
     }
     let mut versions = BTreeMap::new();
-    versions.insert("twinpeak".to_string(), env!("CARGO_PKG_VERSION").to_string());
+    versions.insert(
+        "twinpeak".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
     versions.insert("goose".to_string(), "0.19".to_string());
     let mut record = RunRecord::new(
         scenario.name.clone(),
@@ -219,7 +235,11 @@ fn judge(scenario: &Scenario, record: &RunRecord, targets: &[Target]) -> Vec<Slo
         let mut all = twinpeak_reports::new_latency_histogram();
         let (mut sent, mut errors) = (0, 0);
         for (phase, spec) in scenario.phases.iter().enumerate() {
-            let Some(p) = record.phases.iter().find(|r| r.target == target.name && r.name == scenario.phases[phase].name) else {
+            let Some(p) = record
+                .phases
+                .iter()
+                .find(|r| r.target == target.name && r.name == scenario.phases[phase].name)
+            else {
                 continue;
             };
             let Ok(totals) = p.totals() else { continue };
@@ -238,7 +258,14 @@ fn judge(scenario: &Scenario, record: &RunRecord, targets: &[Target]) -> Vec<Slo
                 ));
             }
         }
-        verdicts.extend(evaluate("run", &target.name, &slo_targets(&scenario.slo), &all, sent, errors));
+        verdicts.extend(evaluate(
+            "run",
+            &target.name,
+            &slo_targets(&scenario.slo),
+            &all,
+            sent,
+            errors,
+        ));
     }
     verdicts
 }
@@ -323,9 +350,12 @@ async fn run_leg(
         .max(1) as usize;
     let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
         .map_err(|e| RunError::Goose(e.to_string()))?
-        .register_scenario(goose::goose::Scenario::new("twinpeak").register_transaction(transaction))
+        .register_scenario(
+            goose::goose::Scenario::new("twinpeak").register_transaction(transaction),
+        )
         .test_start(begin);
-    let attack = goose_defaults(attack, target, scenario, run_time).map_err(|e| RunError::Goose(e.to_string()))?;
+    let attack = goose_defaults(attack, target, scenario, run_time)
+        .map_err(|e| RunError::Goose(e.to_string()))?;
     let result = attack.execute().await;
     let clocked = leg.begin();
     clocked.pacer.stop();
@@ -351,7 +381,10 @@ fn goose_defaults(
     let attack = *attack.set_default(GooseDefault::Host, target.url.as_str())?;
     let attack = *attack.set_default(GooseDefault::Users, users)?;
     // All users start before the first arrival (see `Leg::begin`).
-    let attack = *attack.set_default(GooseDefault::IncreaseRate, hatch_rate(users).to_string().as_str())?;
+    let attack = *attack.set_default(
+        GooseDefault::IncreaseRate,
+        hatch_rate(users).to_string().as_str(),
+    )?;
     let attack = *attack.set_default(GooseDefault::RunTime, run_time)?;
     let attack = *attack.set_default(
         GooseDefault::Timeout,
@@ -437,11 +470,15 @@ async fn step(user: &mut GooseUser, leg: &Leg) -> TransactionResult {
         return Ok(());
     }
     let global_phase = leg.first_phase + slot.arrival.phase;
-    let mut rng = ChaCha8Rng::seed_from_u64(arrival_seed(leg.seed, global_phase, slot.arrival.index));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(arrival_seed(leg.seed, global_phase, slot.arrival.index));
     if user.get_session_data::<Session>().is_none() {
         user.set_session_data(Session::default());
     }
-    let session = user.get_session_data::<Session>().cloned().unwrap_or_default();
+    let session = user
+        .get_session_data::<Session>()
+        .cloned()
+        .unwrap_or_default();
     let Some(index) = choose_request(&leg.scenario.requests, &session, &mut rng) else {
         return Ok(());
     };
@@ -472,14 +509,21 @@ async fn step(user: &mut GooseUser, leg: &Leg) -> TransactionResult {
 fn arrival_seed(seed: u64, phase: usize, index: u64) -> u64 {
     let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
     for v in [phase as u64, index] {
-        h ^= v.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        h ^= v
+            .wrapping_add(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
         h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     }
     h
 }
 
 /// Picks a request by weight among those whose `after` has already succeeded in this session.
-fn choose_request(requests: &[RequestSpec], session: &Session, rng: &mut ChaCha8Rng) -> Option<usize> {
+fn choose_request(
+    requests: &[RequestSpec],
+    session: &Session,
+    rng: &mut ChaCha8Rng,
+) -> Option<usize> {
     let eligible = |r: &RequestSpec| match &r.after {
         None => true,
         Some(after) => requests
@@ -487,7 +531,11 @@ fn choose_request(requests: &[RequestSpec], session: &Session, rng: &mut ChaCha8
             .position(|o| &o.name == after)
             .is_some_and(|i| session.done.contains(&i)),
     };
-    let total: u64 = requests.iter().filter(|r| eligible(r)).map(|r| u64::from(r.weight)).sum();
+    let total: u64 = requests
+        .iter()
+        .filter(|r| eligible(r))
+        .map(|r| u64::from(r.weight))
+        .sum();
     if total == 0 {
         return None;
     }
@@ -534,8 +582,13 @@ async fn send_replay(user: &mut GooseUser, entry: &ReplayEntry, observation: &mu
 }
 
 /// Sends a request and reads the whole answer: its status, and why it failed if it did.
-async fn exchange(user: &mut GooseUser, request: GooseRequest<'_>) -> (Option<u16>, Option<ErrorKind>) {
-    exchange_body(user, request).await.map_or_else(|e| (e.0, Some(e.1)), |(s, _)| (Some(s), None))
+async fn exchange(
+    user: &mut GooseUser,
+    request: GooseRequest<'_>,
+) -> (Option<u16>, Option<ErrorKind>) {
+    exchange_body(user, request)
+        .await
+        .map_or_else(|e| (e.0, Some(e.1)), |(s, _)| (Some(s), None))
 }
 
 /// Sends a request and reads the whole answer: its status and body, or the status (if any)
@@ -544,14 +597,23 @@ async fn exchange_body(
     user: &mut GooseUser,
     request: GooseRequest<'_>,
 ) -> Result<(u16, bytes::Bytes), (Option<u16>, ErrorKind)> {
-    let kind = |e: &reqwest::Error| if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connect };
+    let kind = |e: &reqwest::Error| {
+        if e.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Connect
+        }
+    };
     let response = match user.request(request).await {
         Ok(goose) => goose.response,
         Err(_) => return Err((None, ErrorKind::Connect)),
     };
     let response = response.map_err(|e| (None, kind(&e)))?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| (Some(status), kind(&e)))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| (Some(status), kind(&e)))?;
     Ok((status, body))
 }
 
@@ -659,12 +721,20 @@ mod tests {
 
     #[test]
     fn unreachable_targets_fail_fast() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let err = check_targets(&[Target {
             name: "legacy".into(),
             url: format!("http://127.0.0.1:{port}"),
         }])
         .unwrap_err();
-        assert!(err.to_string().starts_with("cannot reach legacy at http://127.0.0.1:"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot reach legacy at http://127.0.0.1:"),
+            "{err}"
+        );
     }
 }

@@ -18,14 +18,29 @@ pub fn render(record: &RunRecord, verdicts: &[SloVerdict]) -> String {
     let _ = writeln!(
         out,
         "{:<10} {:<10} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}",
-        "target", "phase", "target/s", "achieved", "dropped", "p50 ms", "p95 ms", "p99 ms", "max ms", "raw p99", "requests", "errors"
+        "target",
+        "phase",
+        "target/s",
+        "achieved",
+        "dropped",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "raw p99",
+        "requests",
+        "errors"
     );
     for phase in &record.phases {
         let Ok(totals) = phase.totals() else { continue };
         let corrected = LatencySummary::from_histogram(&totals.corrected_us.0);
         let raw = LatencySummary::from_histogram(&totals.raw_us.0);
         let errors = totals.error_total();
-        let error_pct = if totals.sent > 0 { 100.0 * errors as f64 / totals.sent as f64 } else { 0.0 };
+        let error_pct = if totals.sent > 0 {
+            100.0 * errors as f64 / totals.sent as f64
+        } else {
+            0.0
+        };
         let _ = writeln!(
             out,
             "{:<10} {:<10} {:>9.1} {:>9.1} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6.2}%",

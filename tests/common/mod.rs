@@ -42,6 +42,9 @@ impl Received {
 /// What a backend answers.
 pub type Handler = Arc<dyn Fn(&Received) -> Response<Full<Bytes>> + Send + Sync>;
 
+/// How long a backend waits before answering a request.
+pub type Delay = Arc<dyn Fn(&Received) -> Duration + Send + Sync>;
+
 /// A backend that answers every request with `handler` after `delay`, recording each request.
 pub struct Backend {
     pub addr: SocketAddr,
@@ -51,6 +54,11 @@ pub struct Backend {
 impl Backend {
     /// Starts a backend on a free loopback port.
     pub async fn start(delay: Duration, handler: Handler) -> Backend {
+        Backend::start_with_delays(Arc::new(move |_| delay), handler).await
+    }
+
+    /// Starts a backend that waits `delay(request)` before each answer.
+    pub async fn start_with_delays(delay: Delay, handler: Handler) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -62,10 +70,12 @@ impl Backend {
                 };
                 let log = log.clone();
                 let handler = handler.clone();
+                let delay = delay.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
                         let handler = handler.clone();
+                        let delay = delay.clone();
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -86,6 +96,7 @@ impl Backend {
                                 body: body.to_vec(),
                             };
                             log.lock().unwrap().push(rec.clone());
+                            let delay = delay(&rec);
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
