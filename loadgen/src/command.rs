@@ -140,6 +140,10 @@ impl LoadCommand {
             crate::summary::render(&result.record, &result.verdicts)
         );
         println!("run record: {}", record_path.display());
+        if result.interrupted {
+            eprintln!("the run was interrupted: the record holds what was measured until then");
+            return Ok(ExitCode::from(130));
+        }
         let failed: Vec<_> = result.verdicts.iter().filter(|v| !v.pass).collect();
         if failed.is_empty() {
             Ok(ExitCode::SUCCESS)

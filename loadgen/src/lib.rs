@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod data;
+pub mod interrupt;
 pub mod pacer;
 pub mod progress;
 pub mod recorder;

@@ -63,6 +63,8 @@ pub struct RunResult {
     pub record: RunRecord,
     /// Every SLO verdict, run-wide and per phase, per system.
     pub verdicts: Vec<SloVerdict>,
+    /// Whether Ctrl-C cut the run short (the record holds what was measured until then).
+    pub interrupted: bool,
 }
 
 /// Why a run could not be made.
@@ -195,10 +197,14 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
             .map(|t| (t, 0..phase_count))
             .collect()
     };
+    crate::interrupt::install();
     let mut phases: Vec<PhaseRecord> = Vec::new();
     for (target, range) in legs {
         let target = &options.targets[target];
         phases.extend(run_leg(&scenario, &data, target, range, options).await?);
+        if crate::interrupt::interrupted() {
+            break;
+        }
     }
     let mut versions = BTreeMap::new();
     versions.insert(
@@ -225,7 +231,11 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
     record.phases = phases;
     let verdicts = judge(&scenario, &record, &options.targets);
     record.slo = verdicts.iter().map(SloRecord::from).collect();
-    Ok(RunResult { record, verdicts })
+    Ok(RunResult {
+        record,
+        verdicts,
+        interrupted: crate::interrupt::interrupted(),
+    })
 }
 
 /// The SLO verdicts: per system for the whole run, and per phase.
