@@ -118,6 +118,26 @@ async fn writes_are_not_mirrored_unless_a_route_opts_in() {
 }
 
 #[tokio::test]
+async fn a_route_can_be_kept_off_the_mirror() {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &shadow.url(),
+        "mirror: { percent: 100 }\nroutes: [{path: \"/bookings/{id}\", mirror: false}, \"/partners\"]\n",
+    ))
+    .await;
+    let c = client();
+    c.get(proxy.url("/bookings/7")).send().await.unwrap();
+    c.get(proxy.url("/partners")).send().await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { shadow.count() == 1 }).await);
+    assert_eq!(shadow.requests()[0].uri, "/partners");
+    assert_eq!(primary.count(), 2);
+    let metrics = proxy.metrics().await;
+    assert!(metrics.contains(r#"twinpeak_mirror_total{outcome="not_sampled",route="/bookings/{id}"} 1"#), "{metrics}");
+}
+
+#[tokio::test]
 async fn sampling_matches_the_share_and_is_consistent_per_key() {
     let primary = Backend::fixed("ok").await;
     let shadow = Backend::fixed("ok").await;

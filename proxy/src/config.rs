@@ -155,6 +155,14 @@ pub struct DetailedRoute {
     /// Extra methods mirrored on this route only (the explicit opt-in for writes).
     #[serde(default)]
     pub mirror_methods: Vec<Method>,
+    /// `false` keeps the route off the mirror altogether: its answers depend on state only the
+    /// primary holds (a booking created there), so the shadow could only differ.
+    #[serde(default = "yes")]
+    pub mirror: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl RouteConfig {
@@ -163,6 +171,14 @@ impl RouteConfig {
         match self {
             RouteConfig::Template(t) => t,
             RouteConfig::Detailed(d) => &d.path,
+        }
+    }
+
+    /// Whether the route is mirrored at all.
+    pub fn mirrored(&self) -> bool {
+        match self {
+            RouteConfig::Template(_) => true,
+            RouteConfig::Detailed(d) => d.mirror,
         }
     }
 

@@ -132,6 +132,8 @@ pub struct RouteTable {
     names: Vec<String>,
     /// Extra mirrored methods by id.
     extra_methods: Vec<Vec<Method>>,
+    /// Whether each route is mirrored at all, by id.
+    mirrored: Vec<bool>,
     /// Templates in matching order (most specific first) with their ids.
     order: Vec<(RouteTemplate, RouteId)>,
 }
@@ -147,8 +149,10 @@ impl RouteTable {
             .iter()
             .map(|r| r.extra_mirror_methods().to_vec())
             .collect();
+        let mut mirrored: Vec<bool> = routes.iter().map(RouteConfig::mirrored).collect();
         names.push(OTHER_ROUTE.to_string());
         extra_methods.push(Vec::new());
+        mirrored.push(true);
         let mut order: Vec<(RouteTemplate, RouteId)> = routes
             .iter()
             .enumerate()
@@ -158,6 +162,7 @@ impl RouteTable {
         RouteTable {
             names,
             extra_methods,
+            mirrored,
             order,
         }
     }
@@ -190,6 +195,11 @@ impl RouteTable {
     /// Always false: `other` is always there.
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// Whether requests on this route may be mirrored at all.
+    pub fn mirrored(&self, id: RouteId) -> bool {
+        self.mirrored[id]
     }
 
     /// Methods mirrored on this route beyond the global list.

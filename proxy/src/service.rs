@@ -209,6 +209,10 @@ impl TwinpeakProxy {
 
     /// Decides whether to mirror and, if so, starts the shadow task.
     fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) {
+        if !self.routes.mirrored(ctx.route) {
+            self.stats.mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
+            return;
+        }
         let req = session.req_header();
         let content_length = req
             .headers
