@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod demo;
 use twinpeak_proxy::{Config, LoadedConfig};
 
 #[derive(Parser)]
@@ -28,6 +30,10 @@ enum Command {
     },
     /// Replay a peak scenario (or recorded requests) at open-model arrival rates.
     Load(twinpeak_loadgen::command::LoadCommand),
+    /// Run the booking API testbed, legacy or rebuilt build.
+    Testbed(twinpeak_testbed::TestbedCommand),
+    /// Show it all on the built-in testbed: shadowing, load, comparison and the report.
+    Demo(demo::DemoCommand),
 }
 
 /// mimalloc: the proxy allocates small buffers per request from several threads, which glibc's
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Load(command) => command.execute(),
+        Command::Testbed(command) => command.execute(),
+        Command::Demo(command) => command.execute(),
         Command::CheckConfig { config } => match load(&config) {
             Ok(loaded) => {
                 println!("# {} (sha256 {})", loaded.path.display(), loaded.sha256);

@@ -96,7 +96,7 @@ pub enum RunError {
 /// One system's session state in a Goose user: extracted values and requests done.
 #[derive(Debug, Clone, Default)]
 struct Session {
-    vars: HashMap<String, String>,
+    vars: HashMap<String, serde_json::Value>,
     done: HashSet<usize>,
 }
 
@@ -395,7 +395,12 @@ fn goose_defaults(
         GooseDefault::IncreaseRate,
         hatch_rate(users).to_string().as_str(),
     )?;
+    // And all stop as fast once the schedule is over.
+    let attack = *attack.set_default(GooseDefault::DecreaseRate, hatch_rate(users).to_string().as_str())?;
     let attack = *attack.set_default(GooseDefault::RunTime, run_time)?;
+    // No remote control: its listeners would only collide between runs.
+    let attack = *attack.set_default(GooseDefault::NoTelnet, true)?;
+    let attack = *attack.set_default(GooseDefault::NoWebSocket, true)?;
     let attack = *attack.set_default(
         GooseDefault::Timeout,
         format!("{}", scenario.timeout.as_secs_f64()).as_str(),
@@ -635,7 +640,7 @@ async fn send(
     session: &Session,
     rng: &mut ChaCha8Rng,
     observation: &mut Observation,
-) -> Option<HashMap<String, String>> {
+) -> Option<HashMap<String, serde_json::Value>> {
     let mut ctx = RenderContext {
         rng,
         data: &leg.data,

@@ -1488,7 +1488,7 @@ slo: {p99: 200ms, p95: 150ms, error_rate: 1%}
                 .requests
                 .iter()
                 .flat_map(|r| r.extract.keys())
-                .map(|k| (k.clone(), "17".to_string()))
+                .map(|k| (k.clone(), serde_json::Value::from("17")))
                 .collect();
             let mut ctx = crate::template::RenderContext {
                 rng: &mut rng,

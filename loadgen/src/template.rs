@@ -60,8 +60,8 @@ pub struct RenderContext<'a> {
     pub rng: &'a mut ChaCha8Rng,
     /// Data variables, resolved at load time.
     pub data: &'a Data,
-    /// Variables extracted from earlier answers in this session.
-    pub session: &'a HashMap<String, String>,
+    /// Variables extracted from earlier answers in this session, with their JSON types.
+    pub session: &'a HashMap<String, Value>,
     /// The day `{{date}}` offsets count from.
     pub today: NaiveDate,
 }
@@ -139,6 +139,14 @@ impl Template {
             }
         }
         Ok(out)
+    }
+
+    /// The variable's name when the template is exactly one `{{name}}` and nothing else.
+    fn single_var(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [Part::Var(name)] => Some(name),
+            _ => None,
+        }
     }
 
     /// The range when the template is exactly one `{{int A B}}` and nothing else.
@@ -243,11 +251,11 @@ fn render_part(part: &Part, ctx: &mut RenderContext<'_>) -> Result<String, Rende
         Part::Text(text) => text.clone(),
         Part::Var(name) => match ctx.data.choose(name, ctx.rng) {
             Some(value) => value.to_string(),
-            None => ctx
-                .session
-                .get(name)
-                .cloned()
-                .ok_or_else(|| RenderError::Unset(name.clone()))?,
+            None => match ctx.session.get(name) {
+                Some(Value::String(text)) => text.clone(),
+                Some(value) => value.to_string(),
+                None => return Err(RenderError::Unset(name.clone())),
+            },
         },
         Part::Int(low, high) => ctx.rng.random_range(*low..=*high).to_string(),
         Part::Uuid => uuid::Builder::from_random_bytes(ctx.rng.random())
@@ -352,10 +360,19 @@ impl JsonTemplate {
         fn render(node: &Node, ctx: &mut RenderContext<'_>) -> Result<Value, RenderError> {
             Ok(match node {
                 Node::Literal(v) => v.clone(),
-                Node::Text(t) => match t.single_int() {
-                    Some((low, high)) => Value::from(ctx.rng.random_range(low..=high)),
-                    None => Value::String(t.render(ctx)?),
-                },
+                Node::Text(t) => {
+                    // A string that is one extracted value keeps that value's JSON type, so an
+                    // id read as a number is sent back as a number.
+                    let extracted = t
+                        .single_var()
+                        .filter(|name| !ctx.data.contains(name))
+                        .and_then(|name| ctx.session.get(name));
+                    match (extracted, t.single_int()) {
+                        (Some(value), _) => value.clone(),
+                        (None, Some((low, high))) => Value::from(ctx.rng.random_range(low..=high)),
+                        (None, None) => Value::String(t.render(ctx)?),
+                    }
+                }
                 Node::Array(items) => Value::Array(
                     items
                         .iter()
@@ -442,9 +459,9 @@ impl ExtractPath {
         &self.source
     }
 
-    /// The value at the path as text: strings as they are, numbers and booleans written out;
-    /// `None` when the path is absent or names null, an object or an array.
-    pub fn extract(&self, value: &Value) -> Option<String> {
+    /// The value at the path when it is a string, number or boolean; `None` when the path is
+    /// absent or names null, an object or an array.
+    pub fn extract(&self, value: &Value) -> Option<Value> {
         let mut at = value;
         for step in &self.steps {
             at = match step {
@@ -453,9 +470,7 @@ impl ExtractPath {
             };
         }
         match at {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(at.clone()),
             _ => None,
         }
     }
@@ -488,7 +503,7 @@ mod tests {
     struct Fixture {
         rng: ChaCha8Rng,
         data: Data,
-        session: HashMap<String, String>,
+        session: HashMap<String, Value>,
     }
 
     impl Fixture {
@@ -502,7 +517,7 @@ mod tests {
                     ),
                     ("one".to_string(), vec!["a/b?c=d&e".to_string()]),
                 ]),
-                session: HashMap::from([("booking_id".to_string(), "42".to_string())]),
+                session: HashMap::from([("booking_id".to_string(), json!("42"))]),
             }
         }
 
@@ -582,6 +597,24 @@ mod tests {
     }
 
     #[test]
+    fn an_extracted_value_keeps_its_json_type_in_a_json_body() {
+        let mut f = Fixture::new();
+        f.session.insert("partner_id".into(), json!(162));
+        let t = JsonTemplate::from_value(json!({
+            "partner_id": "{{partner_id}}",
+            "label": "partner {{partner_id}}",
+            "booking": "{{booking_id}}",
+            "city": "{{city}}"
+        }))
+        .unwrap();
+        let v = t.render(&mut f.ctx()).unwrap();
+        assert_eq!(v["partner_id"], json!(162));
+        assert_eq!(v["label"], json!("partner 162"));
+        assert_eq!(v["booking"], json!("42"), "a string stays a string");
+        assert!(v["city"].is_string(), "data variables are text");
+    }
+
+    #[test]
     fn url_templates_percent_encode_values_only() {
         let mut f = Fixture::new();
         let t = Template::parse_url("/x/{{one}}?q={{one}}&z=a b").unwrap();
@@ -654,11 +687,11 @@ mod tests {
             "items": [{"id": "first"}, {"id": 2.5}]
         });
         let get = |p: &str| ExtractPath::parse(p).unwrap().extract(&answer);
-        assert_eq!(get("$.id").as_deref(), Some("17"));
-        assert_eq!(get("$.booking.id").as_deref(), Some("b-9"));
-        assert_eq!(get("$.booking.paid").as_deref(), Some("false"));
-        assert_eq!(get("$.items[0].id").as_deref(), Some("first"));
-        assert_eq!(get("$.items[1].id").as_deref(), Some("2.5"));
+        assert_eq!(get("$.id"), Some(json!(17)));
+        assert_eq!(get("$.booking.id"), Some(json!("b-9")));
+        assert_eq!(get("$.booking.paid"), Some(json!(false)));
+        assert_eq!(get("$.items[0].id"), Some(json!("first")));
+        assert_eq!(get("$.items[1].id"), Some(json!(2.5)));
         assert_eq!(get("$.items[2].id"), None);
         assert_eq!(get("$.booking.note"), None);
         assert_eq!(get("$.booking"), None);

@@ -9,6 +9,7 @@
 pub mod diff;
 pub mod histogram;
 pub mod merge;
+pub mod report;
 pub mod run;
 pub mod snapshot;
 pub mod timestamp;
@@ -23,4 +24,7 @@ pub use run::{
     PhaseRecord, RequestRecord, RunFileError, RunMergeError, RunRecord, RunTarget, SloRecord,
     TimelinePoint, RUN_SCHEMA,
 };
-pub use snapshot::{RouteSnapshot, SideSnapshot, Snapshot, SNAPSHOT_SCHEMA};
+pub use snapshot::{
+    CanaryDecision, CanaryHistory, CanaryReason, CanaryStep, RouteSnapshot, SideSnapshot, Snapshot,
+    SNAPSHOT_SCHEMA,
+};

@@ -35,6 +35,99 @@ pub struct Snapshot {
     /// Per route template; unmatched paths are counted under `other`.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteSnapshot>,
+    /// The canary's ramp and every decision about it, when the proxy routes a canary share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryHistory>,
+}
+
+/// The canary as the proxy saw it: where it stands and how it got there, so a report can
+/// draw the ramp and any rollback on a timeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryHistory {
+    /// `running`, `paused` or `rolled_back`.
+    pub state: String,
+    /// Share of live traffic served by the candidate when the snapshot was taken, in percent.
+    pub weight: f64,
+    /// Index into `ramp` of the step in force; absent without a ramp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// The configured ramp, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ramp: Vec<CanaryStep>,
+    /// Decisions and changes, oldest first: the judge's verdicts (`pass`, `fail`,
+    /// `inconclusive`), the weight changes they caused (`advance`, `rollback`), and the
+    /// proxy's start and every admin change (`start`, `weight`, `pause`, `resume`, `promote`,
+    /// `rollback`).
+    pub decisions: Vec<CanaryDecision>,
+}
+
+/// One step of a canary ramp.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryStep {
+    /// Share of live traffic served by the candidate at this step, in percent.
+    pub weight: f64,
+    /// How long the step holds (with passing verdicts) before the next; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<f64>,
+}
+
+/// One entry of the canary history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryDecision {
+    /// When it was made (RFC 3339).
+    pub at: String,
+    /// What it was: `pass`, `fail`, `inconclusive`, `advance`, `rollback`, `start`, `weight`,
+    /// `pause`, `resume` or `promote`.
+    pub decision: String,
+    /// Who made it: `judge`, `config`, or `admin (ADDRESS)`.
+    pub by: String,
+    /// The candidate's weight after it, in percent.
+    pub weight: f64,
+    /// The ramp step in force after it, when there is a ramp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// One line saying why, e.g. `error_rate 5.20% > 1.00%` or `admin: weight 5 → 12.5`.
+    pub summary: String,
+    /// For the judge's verdicts, every check with its figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<CanaryReason>,
+}
+
+/// One check the judge made over an interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryReason {
+    /// `requests`, `error_rate`, `error_delta`, `latency_p99_ratio`, `latency_shift` or
+    /// `diff_rate`.
+    pub metric: String,
+    /// The candidate's figure.
+    pub candidate: f64,
+    /// The primary's figure, for checks that compare the two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<f64>,
+    /// The limit the figure was held to.
+    pub threshold: f64,
+    /// Whether the check passed (or was not judged).
+    pub ok: bool,
+    /// The check in words, with its figures and units.
+    pub detail: String,
+}
+
+impl CanaryHistory {
+    /// Adds another proxy's decisions, keeping time order; state, weight and ramp stay
+    /// `self`'s. Entries both histories hold are kept once.
+    pub fn merge(&mut self, other: &CanaryHistory) {
+        for decision in &other.decisions {
+            if !self.decisions.contains(decision) {
+                self.decisions.push(decision.clone());
+            }
+        }
+        // RFC 3339 UTC timestamps at one precision sort as text; the sort is stable.
+        self.decisions.sort_by(|a, b| a.at.cmp(&b.at));
+    }
 }
 
 /// Everything recorded for one route.
@@ -94,11 +187,12 @@ impl Snapshot {
             taken_at: rfc3339(SystemTime::now()),
             versions,
             routes: BTreeMap::new(),
+            canary: None,
         }
     }
 
     /// Adds `other` into `self`, route by route: histograms are added and counters summed; a
-    /// route only `other` has is copied.
+    /// route only `other` has is copied. Canary histories are merged in time order.
     ///
     /// The merged snapshot spans both: the earlier `started_at` and the later `taken_at`. The
     /// configuration digest stays `self`'s, and `self`'s versions win over `other`'s.
@@ -125,6 +219,11 @@ impl Snapshot {
                     slot.insert(route.clone());
                 }
             }
+        }
+        match (&mut self.canary, &other.canary) {
+            (Some(ours), Some(theirs)) => ours.merge(theirs),
+            (None, Some(theirs)) => self.canary = Some(theirs.clone()),
+            _ => {}
         }
         for (component, version) in &other.versions {
             self.versions
@@ -297,6 +396,85 @@ mod tests {
         assert_eq!(route.primary.requests, 3);
         assert!(route.primary.latency_us.is_empty());
         assert!(route.shadow.is_empty() && route.delta.is_empty());
+    }
+
+    fn decision(at: &str, decision: &str, weight: f64) -> CanaryDecision {
+        CanaryDecision {
+            at: at.to_owned(),
+            decision: decision.to_owned(),
+            by: "judge".to_owned(),
+            weight,
+            step: Some(0),
+            summary: format!("{decision} at {weight}"),
+            reasons: vec![CanaryReason {
+                metric: "error_rate".to_owned(),
+                candidate: 0.002,
+                primary: Some(0.001),
+                threshold: 0.01,
+                ok: true,
+                detail: "error_rate 0.20% <= 1.00%".to_owned(),
+            }],
+        }
+    }
+
+    #[test]
+    fn canary_history_round_trips_and_older_records_still_read() {
+        let mut s = snapshot(0, 60, 0..10);
+        s.canary = Some(CanaryHistory {
+            state: "running".to_owned(),
+            weight: 5.0,
+            step: Some(1),
+            ramp: vec![
+                CanaryStep {
+                    weight: 1.0,
+                    hold_seconds: Some(600.0),
+                },
+                CanaryStep {
+                    weight: 5.0,
+                    hold_seconds: None,
+                },
+            ],
+            decisions: vec![
+                decision("2025-11-28T09:00:30.000Z", "pass", 1.0),
+                decision("2025-11-28T09:10:00.000Z", "advance", 5.0),
+            ],
+        });
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Snapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        // A record written before the canary existed has none, and writes none.
+        let older = snapshot(0, 60, 0..10);
+        let json = serde_json::to_value(&older).unwrap();
+        assert!(json.get("canary").is_none());
+        let back: Snapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(back.canary, None);
+    }
+
+    #[test]
+    fn merge_interleaves_canary_decisions_in_time_order() {
+        let mut ours = snapshot(0, 1, [1]);
+        let mut theirs = snapshot(0, 1, [2]);
+        let history = |decisions| CanaryHistory {
+            state: "running".to_owned(),
+            weight: 5.0,
+            decisions,
+            ..CanaryHistory::default()
+        };
+        let shared = decision("2025-11-28T09:00:00.000Z", "start", 1.0);
+        ours.canary = Some(history(vec![
+            shared.clone(),
+            decision("2025-11-28T09:02:00.000Z", "pass", 1.0),
+        ]));
+        theirs.canary = Some(history(vec![
+            shared,
+            decision("2025-11-28T09:01:00.000Z", "fail", 1.0),
+        ]));
+        ours.merge(&theirs).unwrap();
+        let kinds: Vec<_> = ours.canary.as_ref().unwrap().decisions.iter().map(|d| d.decision.as_str()).collect();
+        assert_eq!(kinds, ["start", "fail", "pass"]);
+        let mut none = snapshot(0, 1, [1]);
+        none.merge(&theirs).unwrap();
+        assert_eq!(none.canary, theirs.canary);
     }
 
     #[test]

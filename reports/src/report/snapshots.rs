@@ -1,0 +1,299 @@
+//! Proxy snapshots as the report reads them: merged into one, each side added up over its
+//! routes, and the per-route, delta and diff views.
+
+use std::path::PathBuf;
+
+use hdrhistogram::Histogram;
+
+use super::figures::{latency_change, latency_figure, Provenance};
+use super::format;
+use super::headline::SideStats;
+use super::model::{DeltaView, DiffRouteRow, DiffView, FieldRow, Figure, RouteRow};
+use super::ReportError;
+use crate::diff::{DiffSummary, FieldSummary};
+use crate::histogram::SignedHistogram;
+use crate::snapshot::{RouteSnapshot, SideSnapshot, Snapshot};
+use crate::timestamp::parse_rfc3339;
+
+/// Most differing fields listed, and most noise fields.
+const MAX_FIELDS: usize = 12;
+
+/// All snapshots of the report, merged.
+pub(super) struct Snapshots {
+    /// The snapshots added together with [`Snapshot::merge`].
+    pub snapshot: Snapshot,
+    /// Every snapshot file, in the order given.
+    pub files: Vec<String>,
+    /// The distinct proxy configuration digests, in the order seen.
+    pub configs: Vec<String>,
+}
+
+impl Snapshots {
+    /// Merges `inputs`; `None` if there are none.
+    pub fn merge(inputs: Vec<(PathBuf, Snapshot)>) -> Result<Option<Snapshots>, ReportError> {
+        let mut inputs = inputs.into_iter();
+        let Some((first_path, first)) = inputs.next() else {
+            return Ok(None);
+        };
+        let mut merged = Snapshots {
+            configs: vec![first.proxy_config_sha256.clone()],
+            files: vec![first_path.display().to_string()],
+            snapshot: first,
+        };
+        for (path, snapshot) in inputs {
+            merged
+                .snapshot
+                .merge(&snapshot)
+                .map_err(|source| ReportError::SnapshotMerge {
+                    path: path.clone(),
+                    into: first_path.clone(),
+                    source: Box::new(source),
+                })?;
+            if !merged.configs.contains(&snapshot.proxy_config_sha256) {
+                merged.configs.push(snapshot.proxy_config_sha256.clone());
+            }
+            merged.files.push(path.display().to_string());
+        }
+        Ok(Some(merged))
+    }
+
+    /// One side (`primary` or `shadow`) over all routes.
+    pub fn side(&self, side: &str) -> Result<SideSnapshot, ReportError> {
+        let mut total = SideSnapshot::default();
+        for route in self.snapshot.routes.values() {
+            total
+                .merge(pick(route, side))
+                .map_err(|source| ReportError::Histogram {
+                    what: format!("the {side} side of the snapshots"),
+                    files: self.files.clone(),
+                    source,
+                })?;
+        }
+        Ok(total)
+    }
+
+    /// One side's headline measurements over all routes: latency, failures (`5xx` and
+    /// `error` status classes) and requests per second over the snapshot's span.
+    pub fn side_stats(&self, side: &str) -> Result<SideStats, ReportError> {
+        let total = self.side(side)?;
+        let failed = ["5xx", "error"]
+            .iter()
+            .filter_map(|class| total.status_classes.get(*class))
+            .sum();
+        Ok(SideStats {
+            latency: total.latency_us.0,
+            latency_from: self.provenance(format!("routes[*].{side}.latency_us, added")),
+            requests: total.requests,
+            errors: failed,
+            errors_from: self.provenance(format!(
+                "routes[*].{side}: status classes 5xx and error over requests, summed"
+            )),
+            throughput: self.span_s().map(|s| total.requests as f64 / s),
+            throughput_from: self.provenance(format!(
+                "routes[*].{side}.requests, summed, over the time from started_at to taken_at"
+            )),
+            compliance: None,
+            compliance_from: self.provenance(""),
+        })
+    }
+
+    /// Seconds between the proxy starting to count and the snapshot.
+    pub fn span_s(&self) -> Option<f64> {
+        let start = parse_rfc3339(&self.snapshot.started_at)?;
+        let end = parse_rfc3339(&self.snapshot.taken_at)?;
+        end.duration_since(start)
+            .ok()
+            .map(|d| d.as_secs_f64())
+            .filter(|s| *s > 0.0)
+    }
+
+    /// Paired deltas over all routes.
+    pub fn delta(&self) -> Result<SignedHistogram, ReportError> {
+        let mut total = SignedHistogram::new();
+        for route in self.snapshot.routes.values() {
+            total
+                .add(&route.delta)
+                .map_err(|source| ReportError::Histogram {
+                    what: "the paired deltas of the snapshots".to_owned(),
+                    files: self.files.clone(),
+                    source,
+                })?;
+        }
+        Ok(total)
+    }
+
+    /// Where a figure of the snapshots came from.
+    pub fn provenance(&self, derivation: impl Into<String>) -> Provenance {
+        Provenance::new(self.files.clone(), derivation)
+    }
+
+    /// One row per route, busiest first.
+    pub fn route_rows(&self) -> Vec<RouteRow> {
+        let mut routes: Vec<(&String, &RouteSnapshot)> = self.snapshot.routes.iter().collect();
+        routes.sort_by(|a, b| {
+            b.1.primary
+                .requests
+                .cmp(&a.1.primary.requests)
+                .then_with(|| a.0.cmp(b.0))
+        });
+        routes
+            .into_iter()
+            .map(|(name, route)| self.route_row(name, route))
+            .collect()
+    }
+
+    fn route_row(&self, name: &str, route: &RouteSnapshot) -> RouteRow {
+        let from = |what: &str| self.provenance(format!("routes[\"{name}\"].{what}"));
+        let quantile = |side: &SideSnapshot, what: &str, q: f64| {
+            let h: &Histogram<u64> = &side.latency_us;
+            (!h.is_empty()).then(|| latency_figure(h.value_at_quantile(q), &from(what)))
+        };
+        let (primary, shadow) = (&route.primary, &route.shadow);
+        let primary_p99 = quantile(primary, "primary.latency_us at 0.99", 0.99);
+        let shadow_p99 = quantile(shadow, "shadow.latency_us at 0.99", 0.99);
+        let p99_change = match (&primary_p99, &shadow_p99) {
+            (Some(b), Some(a)) => Some(latency_change(b.value, a.value)),
+            _ => None,
+        };
+        RouteRow {
+            route: name.to_owned(),
+            requests: count(primary.requests, "requests", &from("primary.requests")),
+            mirrored: count(shadow.requests, "requests", &from("shadow.requests")),
+            primary_p50: quantile(primary, "primary.latency_us at 0.5", 0.5),
+            primary_p99,
+            shadow_p50: quantile(shadow, "shadow.latency_us at 0.5", 0.5),
+            shadow_p99,
+            p99_change,
+            diff_rate: compared(route).map(|(different, compared)| {
+                let rate = different as f64 / compared as f64;
+                from("diff (different over compared)").figure(
+                    rate * 100.0,
+                    "%",
+                    format::share(rate),
+                )
+            }),
+        }
+    }
+
+    /// The paired delta figures; `None` without pairs.
+    pub fn delta_view(&self, delta: &SignedHistogram) -> Option<DeltaView> {
+        if delta.is_empty() {
+            return None;
+        }
+        let from = self.provenance("routes[*].delta, added");
+        let ms = |us: i64| {
+            let value = us as f64 / 1_000.0;
+            let text = format!("{} ms", format::ms(value));
+            let text = if us > 0 { format!("+{text}") } else { text };
+            from.figure(value, "ms", text)
+        };
+        let faster = delta.faster.len() as f64 / delta.count() as f64;
+        Some(DeltaView {
+            pairs: count(delta.count(), "pairs", &from),
+            shadow_faster: from.figure(faster * 100.0, "%", format::coverage(faster)),
+            p50: ms(delta.quantile(0.5)),
+            p10: ms(delta.quantile(0.1)),
+            p90: ms(delta.quantile(0.9)),
+        })
+    }
+
+    /// The comparison results over all routes; `None` if nothing was compared.
+    pub fn diff_view(&self) -> Option<DiffView> {
+        let mut routes = Vec::new();
+        let (mut compared_all, mut different_all) = (0u64, 0u64);
+        let mut fields: Vec<(&str, &FieldSummary)> = Vec::new();
+        let mut noise: Vec<(&str, &FieldSummary)> = Vec::new();
+        for (name, route) in &self.snapshot.routes {
+            let Some((different, compared)) = compared(route) else {
+                continue;
+            };
+            compared_all += compared;
+            different_all += different;
+            let summary = route.diff.clone().unwrap_or_default();
+            routes.push(DiffRouteRow {
+                route: name.clone(),
+                compared: format::thousands(compared),
+                identical: format::thousands(summary.identical),
+                different: format::thousands(different),
+                noise_only: format::thousands(summary.noise_only),
+                rate: format::share(different as f64 / compared as f64),
+            });
+            if let Some(diff) = &route.diff {
+                fields.extend(diff.fields.iter().map(|f| (name.as_str(), f)));
+                noise.extend(diff.noise.iter().map(|f| (name.as_str(), f)));
+            }
+        }
+        if compared_all == 0 {
+            return None;
+        }
+        let by_count = |a: &(&str, &FieldSummary), b: &(&str, &FieldSummary)| {
+            b.1.count
+                .cmp(&a.1.count)
+                .then_with(|| (a.0, &a.1.path).cmp(&(b.0, &b.1.path)))
+        };
+        fields.sort_by(by_count);
+        noise.sort_by(by_count);
+        let rate = different_all as f64 / compared_all as f64;
+        Some(DiffView {
+            compared: compared_all,
+            different: different_all,
+            rate: self
+                .provenance("routes[*].diff: different over compared, added")
+                .figure(rate * 100.0, "%", format::share(rate)),
+            routes,
+            fields: fields
+                .into_iter()
+                .take(MAX_FIELDS)
+                .map(|(route, f)| field_row(route, f, f.rate))
+                .collect(),
+            noise: noise
+                .into_iter()
+                .take(MAX_FIELDS)
+                .map(|(route, f)| field_row(route, f, f.reference_rate.unwrap_or(f.rate)))
+                .collect(),
+            sources: self.files.clone(),
+        })
+    }
+}
+
+/// `side` of `route`: `primary` or `shadow`.
+fn pick<'a>(route: &'a RouteSnapshot, side: &str) -> &'a SideSnapshot {
+    if side == "shadow" {
+        &route.shadow
+    } else {
+        &route.primary
+    }
+}
+
+/// (different, compared) pairs of a route, from its diff summary or else its compare
+/// counters; `None` if nothing was compared.
+fn compared(route: &RouteSnapshot) -> Option<(u64, u64)> {
+    let (different, compared) = match &route.diff {
+        Some(DiffSummary {
+            compared,
+            different,
+            ..
+        }) if *compared > 0 => (*different, *compared),
+        _ => {
+            let get = |k: &str| route.compare.get(k).copied().unwrap_or(0);
+            let judged = get("identical") + get("different") + get("noise");
+            (get("different"), judged)
+        }
+    };
+    (compared > 0).then_some((different, compared))
+}
+
+fn field_row(route: &str, f: &FieldSummary, rate: f64) -> FieldRow {
+    FieldRow {
+        route: route.to_owned(),
+        path: f.path.clone(),
+        kind: f.kind.clone(),
+        count: format::thousands(f.count),
+        rate: format::share(rate),
+        suggested_ignore: f.suggested_ignore.clone(),
+    }
+}
+
+fn count(n: u64, unit: &str, from: &Provenance) -> Figure {
+    from.figure(n as f64, unit, format::thousands(n))
+}
