@@ -383,7 +383,7 @@ fn reproducibility(runs: Option<&Runs>, snapshots: Option<&Snapshots>) -> Reprod
 /// `1×` when every system ran at the same scale, else `legacy 1×, rebuilt 2×`.
 fn scale(per_target: &BTreeMap<String, f64>) -> String {
     let shown = |s: f64| {
-        let text = format::decimal(s, 2);
+        let text = format::decimal(s, 3);
         format!("{}×", text.trim_end_matches('0').trim_end_matches('.'))
     };
     let mut values: Vec<f64> = per_target.values().copied().collect();

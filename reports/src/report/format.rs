@@ -81,11 +81,19 @@ pub fn rate(rps: f64) -> String {
     }
 }
 
-/// A relative change in percent with its sign: `−97%`, `+1,820%`, `+4.2%`, `±0%`.
-pub fn signed_percent(percent: f64) -> String {
-    let magnitude = percent.abs();
+/// Digits for a percentage: whole numbers from 10%, one decimal below, and one decimal near
+/// 100% so a decrease never reads as a full `−100%` it is not.
+fn percent_text(magnitude: f64) -> String {
+    if magnitude >= 99.5 && magnitude < 100.0 {
+        return trim_zeros(&decimal(magnitude.min(99.9), 1));
+    }
     let places = if magnitude >= 10.0 { 0 } else { 1 };
-    let text = trim_zeros(&decimal(magnitude, places));
+    trim_zeros(&decimal(magnitude, places))
+}
+
+/// A relative change in percent with its sign: `−97%`, `−99.6%`, `+1,820%`, `+4.2%`, `±0%`.
+pub fn signed_percent(percent: f64) -> String {
+    let text = percent_text(percent.abs());
     if text == "0" {
         return "±0%".to_owned();
     }
@@ -93,11 +101,18 @@ pub fn signed_percent(percent: f64) -> String {
     format!("{sign}{text}%")
 }
 
-/// An unsigned percentage for prose: `97%`, `4.2%`.
+/// An unsigned percentage for prose: `97%`, `4.2%`, `99.6%`.
 pub fn percent(percent: f64) -> String {
-    let magnitude = percent.abs();
-    let places = if magnitude >= 10.0 { 0 } else { 1 };
-    format!("{}%", trim_zeros(&decimal(magnitude, places)))
+    format!("{}%", percent_text(percent.abs()))
+}
+
+/// A factor for prose: `3.2×`, `223×`.
+pub fn factor(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{}×", decimal(ratio, 0))
+    } else {
+        format!("{}×", trim_zeros(&decimal(ratio, 1)))
+    }
 }
 
 /// Drops trailing zeros of a decimal fraction, and the point if nothing is left after it.

@@ -102,7 +102,13 @@ fn latency_clause(facts: &Facts) -> Option<(String, Outcome)> {
     );
     let how = match change.outcome {
         Outcome::Same => "about as fast".to_owned(),
-        Outcome::Better => format!("{} faster", format::percent(change.amount)),
+        // From tenfold on, the factor says more than a percentage close to 100.
+        Outcome::Better if before.value >= 10.0 * after.value && after.value > 0.0 => format!(
+            "{} ({} quicker)",
+            change.words,
+            format::factor(before.value / after.value)
+        ),
+        Outcome::Better => change.words.clone(),
         Outcome::Worse => format!("{} slower", format::percent(change.amount)),
     };
     Some((
