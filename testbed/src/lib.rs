@@ -24,7 +24,7 @@
 //!
 //! - **legacy** reaches the database through one connection behind one lock, for reads and
 //!   writes alike; its search filters with expressions no index serves and computes ratings with
-//!   correlated subqueries over unindexed reviews (a few milliseconds each); and a booking calls
+//!   correlated subqueries over unindexed reviews (about 2 ms a search); and a booking calls
 //!   the notification gateway (15-25 ms) while it still holds the lock. Idle, it answers quickly;
 //!   at peak, requests queue behind each other and latency grows without bound.
 //! - **rebuilt** indexes what it searches, runs SQLite in WAL mode with a pool of four readers and

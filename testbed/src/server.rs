@@ -10,7 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -24,6 +24,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Longest wait for a request's headers on an open connection.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections the kernel holds before they are accepted. The default of 128 overflows when a
+/// load test opens a few hundred connections at once, and each overflow costs the client a
+/// one-second SYN retransmission, which would be blamed on the build under test.
+const ACCEPT_BACKLOG: u32 = 1024;
 
 /// Name of the database file inside a fresh temporary directory.
 const TEMP_DB_NAME: &str = "testbed.sqlite";
@@ -51,7 +56,7 @@ impl Testbed {
     /// database removed on drop.
     ///
     /// Fails when the database belongs to the other build or is not a testbed's, or when the
-    /// address cannot be bound. Needs a multi-threaded tokio runtime.
+    /// address cannot be bound.
     pub async fn start(
         build: Build,
         listen: SocketAddr,
@@ -90,7 +95,7 @@ impl Testbed {
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => return Err(TestbedError::Interrupted),
         };
-        let listener = match TcpListener::bind(listen).await {
+        let listener = match bind(listen) {
             Ok(listener) => listener,
             Err(source) => {
                 let _ = stop.send(true);
@@ -165,6 +170,17 @@ impl Drop for Testbed {
             drainer.abort();
         }
     }
+}
+
+/// Listens on `addr` with room for [`ACCEPT_BACKLOG`] connections not yet accepted.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Accepts connections until `stop`, then waits for them to finish within the grace period.

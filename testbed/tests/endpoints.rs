@@ -114,8 +114,12 @@ async fn availability_lists_free_slots_of_the_day() {
         assert!(!slots.contains(&json!(slot)));
 
         // No date: today, and only slots still to come.
+        let before = day(0);
         let today = get(addr, "/partners/7/availability").await.json();
-        assert_eq!(today["date"], day(0));
+        assert!(
+            today["date"] == before || today["date"] == day(0),
+            "{today}"
+        );
         assert!(today["slots"].as_array().unwrap().len() <= 48);
         let past = get(addr, &format!("/partners/7/availability?date={}", day(-1))).await;
         assert_eq!(past.json()["slots"], json!([]));
