@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod report;
 use twinpeak_proxy::{Config, LoadedConfig};
 
 #[derive(Parser)]
@@ -32,6 +33,8 @@ enum Command {
     Load(twinpeak_loadgen::command::LoadCommand),
     /// Run the booking API testbed, legacy or rebuilt build.
     Testbed(twinpeak_testbed::TestbedCommand),
+    /// Write the before/after report from run records and proxy snapshots.
+    Report(report::ReportCommand),
     /// Show it all on the built-in testbed: shadowing, load, comparison and the report.
     Demo(demo::DemoCommand),
 }
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         },
         Command::Load(command) => command.execute(),
         Command::Testbed(command) => command.execute(),
+        Command::Report(command) => command.execute(),
         Command::Demo(command) => command.execute(),
         Command::CheckConfig { config } => match load(&config) {
             Ok(loaded) => {

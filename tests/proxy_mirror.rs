@@ -134,7 +134,11 @@ async fn a_route_can_be_kept_off_the_mirror() {
     assert_eq!(shadow.requests()[0].uri, "/partners");
     assert_eq!(primary.count(), 2);
     let metrics = proxy.metrics().await;
-    assert!(metrics.contains(r#"twinpeak_mirror_total{outcome="not_sampled",route="/bookings/{id}"} 1"#), "{metrics}");
+    assert!(
+        metrics
+            .contains(r#"twinpeak_mirror_total{outcome="not_sampled",route="/bookings/{id}"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

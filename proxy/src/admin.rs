@@ -1,5 +1,5 @@
 //! The admin listener: Prometheus metrics, status, latency, snapshot records, and live changes
-//! to the mirror. It runs as its own Pingora service, apart from client traffic.
+//! to the mirror and the canary. It runs as its own Pingora service, apart from client traffic.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use serde_json::json;
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{EncodedHistogram, LatencySummary, SignedSummary, Snapshot};
 
+use crate::canary::{AdminAction, Canary};
 use crate::comparison::store::Example;
 use crate::comparison::Comparator;
 use crate::config::LoadedConfig;
@@ -33,8 +34,16 @@ pub struct Admin {
     stats: Arc<Stats>,
     mirror: Arc<Mirror>,
     comparator: Arc<Comparator>,
+    canary: Option<Arc<Canary>>,
     started_at: SystemTime,
     started: Instant,
+}
+
+/// A `PUT /api/v1/canary` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanaryUpdate {
+    weight: Percent,
 }
 
 /// A `PUT /api/v1/mirror` body: any subset of the live settings.
@@ -70,6 +79,7 @@ impl Admin {
         stats: Arc<Stats>,
         mirror: Arc<Mirror>,
         comparator: Arc<Comparator>,
+        canary: Option<Arc<Canary>>,
     ) -> Self {
         Admin {
             config,
@@ -77,6 +87,7 @@ impl Admin {
             stats,
             mirror,
             comparator,
+            canary,
             started_at: SystemTime::now(),
             started: Instant::now(),
         }
@@ -98,7 +109,44 @@ impl Admin {
             }
             snapshot.routes.insert(name.clone(), route);
         }
+        snapshot.canary = self.canary.as_ref().map(|c| c.history());
         snapshot
+    }
+
+    /// `GET /api/v1/canary`: state, weight, step, ramp, settings and the decision history.
+    fn canary_view(canary: &Canary) -> serde_json::Value {
+        let history = canary.history();
+        let config = canary.config();
+        json!({
+            "state": history.state,
+            "weight": history.weight,
+            "step": history.step,
+            "ramp": history.ramp,
+            "upstream": canary.upstream().to_string(),
+            "sticky": canary.sticky().to_string(),
+            "force_header": config.force.header,
+            "side_header": config.side_header,
+            "judge": config.judge,
+            "fails_in_a_row": canary.fails_in_a_row(),
+            "history": history.decisions,
+        })
+    }
+
+    fn canary_change(&self, action: Result<AdminAction, String>, who: &str) -> Response<Vec<u8>> {
+        let Some(canary) = &self.canary else {
+            return error_response(StatusCode::NOT_FOUND, "no canary is configured");
+        };
+        let action = match action {
+            Ok(action) => action,
+            Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+        };
+        match canary.admin(action, who) {
+            Ok(change) => json_response(
+                StatusCode::OK,
+                &json!({ "change": change, "canary": Self::canary_view(canary) }),
+            ),
+            Err(message) => error_response(StatusCode::CONFLICT, &message),
+        }
     }
 
     fn status(&self) -> serde_json::Value {
@@ -116,6 +164,10 @@ impl Admin {
                 "settings": *settings,
                 "in_flight": self.mirror.in_flight(),
             },
+            "canary": self.canary.as_ref().map(|c| {
+                let history = c.history();
+                json!({ "state": history.state, "weight": history.weight, "step": history.step })
+            }),
             "counters": {
                 "mirror": MirrorOutcome::ALL.iter().map(|o| (o.as_str(), mirror_totals[o.index()])).collect::<BTreeMap<_, _>>(),
                 "compared": PairResult::ALL.iter().map(|r| (r.as_str(), pair_totals[r.index()])).collect::<BTreeMap<_, _>>(),
@@ -135,6 +187,9 @@ impl Admin {
             .map(|(id, name)| {
                 let mut sides = serde_json::Map::new();
                 for side in Side::ALL {
+                    if side == Side::Candidate && self.canary.is_none() {
+                        continue;
+                    }
                     let histogram = self.stats.latency(id, side);
                     let latency = SideLatency {
                         summary: LatencySummary::from_histogram(&histogram),
@@ -257,6 +312,33 @@ impl Admin {
                 },
                 Err(message) => error_response(StatusCode::BAD_REQUEST, &message),
             },
+            (Method::GET, "/api/v1/canary") => match &self.canary {
+                Some(canary) => json_response(StatusCode::OK, &Self::canary_view(canary)),
+                None => error_response(StatusCode::NOT_FOUND, "no canary is configured"),
+            },
+            (Method::PUT, "/api/v1/canary") => {
+                let who = admin_client(session);
+                let action = read_body(session).await.and_then(|body| {
+                    serde_json::from_slice::<CanaryUpdate>(&body)
+                        .map(|u| AdminAction::Weight(u.weight.value()))
+                        .map_err(|e| {
+                            format!("bad canary settings (expected {{\"weight\": 12.5}}): {e}")
+                        })
+                });
+                self.canary_change(action, &who)
+            }
+            (Method::POST, "/api/v1/canary/pause") => {
+                self.canary_change(Ok(AdminAction::Pause), &admin_client(session))
+            }
+            (Method::POST, "/api/v1/canary/resume") => {
+                self.canary_change(Ok(AdminAction::Resume), &admin_client(session))
+            }
+            (Method::POST, "/api/v1/canary/promote") => {
+                self.canary_change(Ok(AdminAction::Promote), &admin_client(session))
+            }
+            (Method::POST, "/api/v1/canary/rollback") => {
+                self.canary_change(Ok(AdminAction::Rollback), &admin_client(session))
+            }
             (Method::GET, "/api/v1/diffs") => json_response(StatusCode::OK, &self.diffs()),
             (Method::DELETE, "/api/v1/diffs") => {
                 self.comparator.store().reset();
@@ -273,11 +355,28 @@ impl Admin {
             (Method::GET, "/health") => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             (
                 _,
-                "/metrics" | "/api/v1/status" | "/api/v1/latency" | "/api/v1/snapshot"
-                | "/api/v1/mirror" | "/health",
+                "/metrics"
+                | "/api/v1/status"
+                | "/api/v1/latency"
+                | "/api/v1/snapshot"
+                | "/api/v1/mirror"
+                | "/api/v1/canary"
+                | "/api/v1/canary/pause"
+                | "/api/v1/canary/resume"
+                | "/api/v1/canary/promote"
+                | "/api/v1/canary/rollback"
+                | "/health",
             ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
             _ => error_response(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }
+    }
+}
+
+/// Who made an admin change, for the audit trail: `admin (ADDRESS)`.
+fn admin_client(session: &ServerSession) -> String {
+    match session.client_addr() {
+        Some(addr) => format!("admin ({addr})"),
+        None => "admin".to_string(),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
 use crate::routes::RouteTemplate;
 use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
@@ -41,6 +42,10 @@ pub struct Config {
     /// How the two answers of a mirrored request are compared.
     #[serde(default)]
     pub diff: DiffConfig,
+    /// Canary routing of live traffic to the rebuilt backend; absent: every client is served
+    /// by the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryConfig>,
 }
 
 /// The admin listener.
@@ -303,7 +308,7 @@ impl Config {
     /// Parses and validates configuration text; `file` is used in error messages.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let deserializer = serde_yaml::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let location = inner.location();
@@ -316,6 +321,9 @@ impl Config {
                 message,
             }
         })?;
+        if let Some(canary) = config.canary.as_mut() {
+            canary.resolve(config.shadow.as_ref().map(|s| &s.url));
+        }
         config.validate().map_err(|(key, message)| ConfigError {
             file: file.to_path_buf(),
             line: line_of_key(text, &key),
@@ -356,6 +364,9 @@ impl Config {
             ));
         }
         self.diff.validate()?;
+        if let Some(canary) = &self.canary {
+            canary.validate()?;
+        }
         let mut seen: Vec<&str> = Vec::new();
         for route in &self.routes {
             let t = route.template().as_str();
@@ -412,39 +423,93 @@ fn strip_path_prefix(message: &str, key: &str) -> String {
     longest.map_or_else(|| message.to_string(), |n| message[n..].to_string())
 }
 
-/// Finds the line of a dotted key (`mirror.percent`) in YAML text by following indentation;
-/// used for errors found after parsing, when serde no longer knows where a value was.
+/// Finds the line of a dotted key (`mirror.percent`, `canary.ramp[1].hold`) in YAML text by
+/// following indentation; used for errors found after parsing, when serde no longer knows
+/// where a value was. When a key is absent, the line of its nearest parent is given.
 fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
-    let mut parts = dotted.split('.').peekable();
-    let mut want = parts.next()?;
-    let mut parent_indent: Option<usize> = None;
+    let lines: Vec<&str> = text.lines().collect();
+    let parts: Vec<&str> = dotted.split('.').collect();
+    // Where the search for the next part starts, and the indent its block's lines exceed.
+    let mut start = 0;
+    let mut block: Option<usize> = None;
+    // A list item's block begins on the item's own line (`- weight: 5`).
+    let mut starts_on_item = false;
     let mut found = None;
-    for (number, line) in text.lines().enumerate() {
+    let content = |i: usize| {
+        let line = lines[i];
         let trimmed = line.trim_start();
-        if trimmed.starts_with('#') || trimmed.is_empty() {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        if parent_indent.is_some_and(|parent| indent <= parent) {
-            break;
-        }
-        let key = trimmed.trim_start_matches("- ");
-        let Some((name, rest)) = key.split_once(':') else {
-            continue;
+        (!trimmed.is_empty() && !trimmed.starts_with('#'))
+            .then(|| (line.len() - trimmed.len(), trimmed))
+    };
+    for (p, part) in parts.iter().enumerate() {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*part, None),
         };
-        if name.trim() == want {
-            found = Some(number + 1);
-            match parts.next() {
-                Some(next) => {
-                    // The child may be inline (`mirror: { percent: 5 }`) or on later lines.
-                    if rest.contains(&format!("{next}:")) {
-                        return found;
-                    }
-                    want = next;
-                    parent_indent = Some(indent);
-                }
-                None => return found,
+        let next = parts.get(p + 1).map(|n| n.split('[').next().unwrap_or(n));
+        let mut hit = None;
+        for i in start..lines.len() {
+            let Some((indent, trimmed)) = content(i) else {
+                continue;
+            };
+            let own_line = starts_on_item && i == start;
+            if !own_line && block.is_some_and(|b| indent <= b) {
+                break;
             }
+            let key = trimmed.trim_start_matches("- ");
+            if let Some((key, rest)) = key.split_once(':') {
+                if key.trim() == name {
+                    hit = Some((i, indent, rest));
+                    break;
+                }
+            }
+        }
+        let Some((mut line, mut indent, mut rest)) = hit else {
+            return found;
+        };
+        found = Some(line + 1);
+        starts_on_item = false;
+        if let Some(index) = index {
+            if rest.contains('[') {
+                // An inline list: `ramp: [{weight: 1}, ...]`.
+                return found;
+            }
+            let key_indent = indent;
+            let mut item_indent = None;
+            let mut seen = 0;
+            let mut item = None;
+            for i in line + 1..lines.len() {
+                let Some((indent, trimmed)) = content(i) else {
+                    continue;
+                };
+                let is_item = trimmed.starts_with("- ") || trimmed == "-";
+                if indent < key_indent || (indent == key_indent && !is_item) {
+                    break;
+                }
+                if is_item && item_indent.is_none_or(|d| d == indent) {
+                    item_indent = Some(indent);
+                    if seen == index {
+                        item = Some((i, indent, trimmed.trim_start_matches('-')));
+                        break;
+                    }
+                    seen += 1;
+                }
+            }
+            let Some(item) = item else {
+                return found;
+            };
+            (line, indent, rest) = item;
+            found = Some(line + 1);
+            starts_on_item = true;
+        }
+        match next {
+            // The child may be inline (`mirror: { percent: 5 }`) or on later lines.
+            Some(next) if rest.contains(&format!("{next}:")) => return found,
+            Some(_) => {
+                start = if starts_on_item { line } else { line + 1 };
+                block = Some(indent);
+            }
+            None => return found,
         }
     }
     found
@@ -548,5 +613,56 @@ routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
             line_of_key("mirror: { percent: 3 }\n", "mirror.percent"),
             Some(1)
         );
+    }
+
+    #[test]
+    fn line_of_key_finds_list_items() {
+        let text = "canary:\n  ramp:\n    - {weight: 1, hold: 1m}\n    - weight: 5\n      hold: 2m\n    - weight: 9\n  judge: {}\n";
+        assert_eq!(line_of_key(text, "canary.ramp[0].hold"), Some(3));
+        assert_eq!(line_of_key(text, "canary.ramp[1].hold"), Some(5));
+        assert_eq!(line_of_key(text, "canary.ramp[2].weight"), Some(6));
+        assert_eq!(line_of_key(text, "canary.ramp[2].hold"), Some(6));
+        assert_eq!(line_of_key(text, "canary.upstream"), Some(1));
+        let flush = "canary:\n  ramp:\n  - {weight: 1}\n  - {weight: 2}\n";
+        assert_eq!(line_of_key(flush, "canary.ramp[1].weight"), Some(4));
+        let inline = "canary: {ramp: [{weight: 1}]}\n";
+        assert_eq!(line_of_key(inline, "canary.ramp[0].weight"), Some(1));
+    }
+
+    #[test]
+    fn canary_errors_name_their_key_and_line() {
+        let e = parse(&format!("{MINIMAL}canary:\n  weight: 5\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("canary.upstream"));
+        assert_eq!(e.line, Some(3));
+        let e = parse(&format!(
+            "{MINIMAL}shadow: {{ url: http://127.0.0.1:9002 }}\ncanary:\n  ramp:\n    - {{weight: 1, hold: 1m}}\n    - {{weight: 0.5, hold: 1m}}\n    - {{weight: 100}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("canary.ramp[1].weight"));
+        assert_eq!(e.line, Some(7));
+        let e = parse(&format!(
+            "{MINIMAL}shadow: {{ url: http://127.0.0.1:9002 }}\ncanary:\n  judge:\n    interval: soon\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("canary.judge.interval"));
+        assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn a_canary_takes_the_shadow_as_its_upstream() {
+        let c = parse(&format!(
+            "{MINIMAL}shadow: {{ url: http://127.0.0.1:9002 }}\ncanary: {{ weight: 2.5, sticky: header:x-user-id }}\n"
+        ))
+        .unwrap();
+        let canary = c.canary.as_ref().unwrap();
+        assert_eq!(
+            canary.upstream.as_ref().unwrap().to_string(),
+            "http://127.0.0.1:9002"
+        );
+        assert_eq!(canary.weight.value(), 2.5);
+        // Printed with every default filled in, it reads back the same.
+        let again = parse(&c.to_yaml()).unwrap();
+        assert_eq!(again.to_yaml(), c.to_yaml());
+        assert!(c.to_yaml().contains("upstream: http://127.0.0.1:9002"));
     }
 }

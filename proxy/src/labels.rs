@@ -8,18 +8,69 @@ pub enum Side {
     Primary,
     /// The rebuilt backend receiving mirrored copies.
     Shadow,
+    /// The rebuilt backend serving the canary share of live traffic.
+    Candidate,
 }
 
 impl Side {
     /// Every side, in label order.
-    pub const ALL: [Side; 2] = [Side::Primary, Side::Shadow];
+    pub const ALL: [Side; 3] = [Side::Primary, Side::Shadow, Side::Candidate];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Primary => "primary",
             Side::Shadow => "shadow",
+            Side::Candidate => "candidate",
         }
+    }
+
+    /// Position in [`Side::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the canary judge decided, or what its decision led to
+/// (`twinpeak_canary_decisions_total{decision}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CanaryDecision {
+    /// The candidate met every threshold over the interval.
+    Pass,
+    /// The candidate broke at least one threshold over the interval.
+    Fail,
+    /// Too little candidate traffic over the interval to judge.
+    Inconclusive,
+    /// The ramp moved to its next step.
+    Advance,
+    /// The weight was set to 0 (by the judge, or through the admin API).
+    Rollback,
+}
+
+impl CanaryDecision {
+    /// Every decision, in label order.
+    pub const ALL: [CanaryDecision; 5] = [
+        CanaryDecision::Pass,
+        CanaryDecision::Fail,
+        CanaryDecision::Inconclusive,
+        CanaryDecision::Advance,
+        CanaryDecision::Rollback,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanaryDecision::Pass => "pass",
+            CanaryDecision::Fail => "fail",
+            CanaryDecision::Inconclusive => "inconclusive",
+            CanaryDecision::Advance => "advance",
+            CanaryDecision::Rollback => "rollback",
+        }
+    }
+
+    /// Position in [`CanaryDecision::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -184,6 +235,12 @@ mod tests {
         }
         for (i, r) in PairResult::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
+        }
+        for (i, s) in Side::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
+        for (i, d) in CanaryDecision::ALL.iter().enumerate() {
+            assert_eq!(d.index(), i);
         }
     }
 

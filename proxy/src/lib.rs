@@ -1,9 +1,12 @@
 //! twinpeak's proxy: a Pingora reverse proxy in front of the legacy (primary) backend that
 //! serves every client from it, mirrors a configurable share of requests to the rebuilt
 //! (shadow) backend without ever waiting for it, pairs the two answers, and records both
-//! latencies in HDR histograms per route. See `server::run` for the entry point.
+//! latencies in HDR histograms per route. It can also serve a weighted, sticky canary share
+//! from the rebuilt backend and roll it back on its own (`canary`). See `server::run` for the
+//! entry point.
 
 pub mod admin;
+pub mod canary;
 pub mod capture;
 pub mod comparison;
 pub mod config;

@@ -8,7 +8,7 @@ use prometheus::{
 };
 
 use crate::diff::DiffKind;
-use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
+use crate::labels::{CanaryDecision, MirrorOutcome, PairResult, Side, StatusClass};
 use crate::routes::RouteTable;
 
 /// Bucket bounds (seconds) for upstream durations: 0.5 ms to 30 s.
@@ -83,6 +83,10 @@ pub struct Metrics {
     pub mirror_in_flight: IntGauge,
     /// `twinpeak_mirror_percent`: the mirrored share in force.
     pub mirror_percent: Gauge,
+    /// `twinpeak_canary_weight`: the share of live traffic the candidate serves, in percent.
+    pub canary_weight: Gauge,
+    /// `twinpeak_canary_decisions_total{decision}`, indexed by [`CanaryDecision::index`].
+    pub canary_decisions: Vec<IntCounter>,
 }
 
 impl Metrics {
@@ -148,6 +152,19 @@ impl Metrics {
             "Share of eligible requests mirrored, in percent, as currently set.",
         )
         .expect("valid metric");
+        let canary_weight = Gauge::new(
+            "twinpeak_canary_weight",
+            "Share of live traffic served by the canary candidate, in percent, as currently set.",
+        )
+        .expect("valid metric");
+        let canary_decisions = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_canary_decisions_total",
+                "Canary judge verdicts per interval, and the ramp advances and rollbacks they caused.",
+            ),
+            &["decision"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -157,6 +174,8 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(mirror_in_flight.clone()),
             Box::new(mirror_percent.clone()),
+            Box::new(canary_weight.clone()),
+            Box::new(canary_decisions.clone()),
         ] {
             registry
                 .register(collector)
@@ -199,6 +218,11 @@ impl Metrics {
             routes,
             mirror_in_flight,
             mirror_percent,
+            canary_weight,
+            canary_decisions: CanaryDecision::ALL
+                .iter()
+                .map(|d| canary_decisions.with_label_values(&[d.as_str()]))
+                .collect(),
         }
     }
 
@@ -230,6 +254,9 @@ mod tests {
         m.route(0)
             .upstream_error(Side::Primary, UpstreamErrorKind::Connect);
         m.mirror_percent.set(30.0);
+        m.route(0).sides[Side::Candidate.index()].requests[StatusClass::Success.index()].inc();
+        m.canary_weight.set(12.5);
+        m.canary_decisions[CanaryDecision::Rollback.index()].inc();
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(
             r#"twinpeak_requests_total{route="other",side="primary",status_class="2xx"} 1"#
@@ -240,5 +267,11 @@ mod tests {
         ));
         assert!(text.contains("twinpeak_mirror_percent 30"));
         assert!(text.contains("twinpeak_mirror_in_flight 0"));
+        assert!(text.contains(
+            r#"twinpeak_requests_total{route="other",side="candidate",status_class="2xx"} 1"#
+        ));
+        assert!(text.contains("twinpeak_canary_weight 12.5"));
+        assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="rollback"} 1"#));
+        assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="pass"} 0"#));
     }
 }

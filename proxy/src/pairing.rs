@@ -160,7 +160,7 @@ mod tests {
 
     fn worker(capacity: usize) -> (Arc<Stats>, PairQueue, PairWorker) {
         let routes = Arc::new(crate::routes::RouteTable::new(&[]));
-        let stats = Arc::new(Stats::new(&routes, 1));
+        let stats = Arc::new(Stats::new(&routes, 1, false));
         let comparator =
             Arc::new(Comparator::new(&DiffConfig::default(), routes, stats.clone()).unwrap());
         let (queue, worker) = pair_queue(capacity, stats.clone(), comparator);

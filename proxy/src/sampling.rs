@@ -66,8 +66,15 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
 /// A hash that is the same on every machine and release (FNV-1a, then a SplitMix64 finaliser
 /// to spread short keys over the whole range).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
+    salted_hash(b"", bytes)
+}
+
+/// [`stable_hash`] of `salt` followed by `bytes`, without joining them. Two decisions keyed by
+/// the same value but hashed with different salts are independent of each other (the canary
+/// split and the mirror sample, for one).
+pub fn salted_hash(salt: &[u8], bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
+    for b in salt.iter().chain(bytes) {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -153,5 +160,23 @@ mod tests {
             format!("{:016x}", stable_hash(b"user-1")),
             "c499b5f8a721df58"
         );
+        assert_eq!(salted_hash(b"", b"user-1"), stable_hash(b"user-1"));
+        assert_eq!(salted_hash(b"us", b"er-1"), stable_hash(b"user-1"));
+    }
+
+    #[test]
+    fn salted_samples_are_independent() {
+        // Users in a 30% share under one salt fall into another 30% share about 30% of the
+        // time under a different salt.
+        let (mut first, mut both) = (0, 0);
+        for user in 0..20_000 {
+            let key = format!("user-{user}");
+            let a = unit_interval(stable_hash(key.as_bytes())) < 0.3;
+            let b = unit_interval(salted_hash(b"canary:", key.as_bytes())) < 0.3;
+            first += usize::from(a);
+            both += usize::from(a && b);
+        }
+        let share = both as f64 / first as f64;
+        assert!((0.27..0.33).contains(&share), "{share}");
     }
 }

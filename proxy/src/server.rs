@@ -1,5 +1,5 @@
 //! Assembles the Pingora server from a configuration: the proxy service on its listeners, the
-//! admin service, and the pair worker.
+//! admin service, the pair worker, and the canary judge when a canary is configured.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::canary::{Canary, JudgeService};
 use crate::comparison::Comparator;
 use crate::config::LoadedConfig;
 use crate::mirror::Mirror;
@@ -22,7 +23,16 @@ use crate::stats::Stats;
 pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     let config = &loaded.config;
     let routes = Arc::new(RouteTable::new(&config.routes));
-    let stats = Arc::new(Stats::new(&routes, config.threads));
+    let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
+    let canary = match &config.canary {
+        Some(canary) => Some(Arc::new(Canary::new(
+            canary,
+            config.shadow.as_ref().map(|s| &s.url),
+            stats.clone(),
+            config.threads,
+        )?)),
+        None => None,
+    };
     let comparator = Comparator::new(&config.diff, routes.clone(), stats.clone()).map_err(|e| {
         format!(
             "{}: diff.corpus: cannot open {}: {e}",
@@ -42,7 +52,9 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     let conf = ServerConf {
         threads: config.threads,
         // Keep a failed primary exchange from being retried many times on its way to a 502.
-        max_retries: 2,
+        // With a canary, one more: a candidate request whose pooled connection broke and whose
+        // new connection is refused still gets its turn on the primary.
+        max_retries: if canary.is_some() { 3 } else { 2 },
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
@@ -55,6 +67,7 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
         routes.clone(),
         stats.clone(),
         mirror.clone(),
+        canary.clone(),
     );
     let mut proxy_service =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "twinpeak proxy");
@@ -62,7 +75,14 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
         proxy_service.add_tcp(&address.to_string());
     }
 
-    let admin = Admin::new(loaded.clone(), routes, stats.clone(), mirror, comparator);
+    let admin = Admin::new(
+        loaded.clone(),
+        routes,
+        stats.clone(),
+        mirror,
+        comparator,
+        canary.clone(),
+    );
     let mut admin_service = Service::new("twinpeak admin".to_string(), admin);
     admin_service.add_tcp(&config.admin.listen.to_string());
     admin_service.threads = Some(1);
@@ -70,13 +90,19 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     server.add_service(proxy_service);
     server.add_service(admin_service);
     server.add_service(background_service("twinpeak pair worker", worker));
+    if let Some(canary) = canary {
+        server.add_service(background_service(
+            "twinpeak canary judge",
+            JudgeService::new(canary),
+        ));
+    }
     Ok(server)
 }
 
 /// Runs the proxy until SIGINT or SIGTERM.
 pub fn run(loaded: LoadedConfig) -> Result<(), String> {
     log::info!(
-        "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}",
+        "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}, canary {}",
         loaded
             .config
             .listen
@@ -91,6 +117,13 @@ pub fn run(loaded: LoadedConfig) -> Result<(), String> {
             .shadow
             .as_ref()
             .map(|s| s.url.to_string())
+            .unwrap_or_else(|| "none".into()),
+        loaded
+            .config
+            .canary
+            .as_ref()
+            .and_then(|c| c.upstream.as_ref())
+            .map(|u| u.to_string())
             .unwrap_or_else(|| "none".into()),
     );
     build(loaded)?.run(RunArgs::default());

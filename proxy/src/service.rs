@@ -1,5 +1,6 @@
-//! The Pingora proxy: every client is served from the primary; sampled requests are copied to
-//! the shadow beside it. Nothing on this path waits for the shadow.
+//! The Pingora proxy: every client is served from the primary, or from the candidate for the
+//! canary share; sampled primary requests are copied to the shadow beside it. Nothing on this
+//! path waits for the shadow or the judge.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,9 +11,11 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::canary::config::SIDE_HEADER;
+use crate::canary::Canary;
 use crate::capture::{BodyCapture, CapturedResponse, Outcome};
 use crate::config::PrimaryConfig;
 use crate::headers::{self, REQUEST_ID, SHADOW_MARKER};
@@ -28,16 +31,37 @@ pub struct TwinpeakProxy {
     stats: Arc<Stats>,
     mirror: Arc<Mirror>,
     primary: HttpPeer,
+    canary: Option<CanaryRoute>,
+}
+
+/// The canary's side of the proxy: the routing decision and the candidate upstream.
+struct CanaryRoute {
+    canary: Arc<Canary>,
+    peer: HttpPeer,
+    side_header: bool,
 }
 
 impl TwinpeakProxy {
-    /// A proxy in front of `primary`.
+    /// A proxy in front of `primary`, with a share of traffic routed to the candidate when a
+    /// `canary` is given.
     pub fn new(
         primary: &PrimaryConfig,
         routes: Arc<RouteTable>,
         stats: Arc<Stats>,
         mirror: Arc<Mirror>,
+        canary: Option<Arc<Canary>>,
     ) -> Self {
+        let canary = canary.map(|canary| {
+            let url = canary.upstream();
+            let mut peer = HttpPeer::new(url.authority(), url.tls, url.host.clone());
+            peer.options.connection_timeout = Some(canary.config().connect_timeout.0);
+            peer.options.read_timeout = primary.read_timeout.map(|t| t.0);
+            CanaryRoute {
+                side_header: canary.config().side_header,
+                canary,
+                peer,
+            }
+        });
         let mut peer = HttpPeer::new(
             primary.url.authority(),
             primary.url.tls,
@@ -52,6 +76,7 @@ impl TwinpeakProxy {
             stats,
             mirror,
             primary: peer,
+            canary,
         }
     }
 }
@@ -59,13 +84,22 @@ impl TwinpeakProxy {
 /// What one request carries from phase to phase.
 pub struct RequestContext {
     route: RouteId,
+    /// Which backend serves the request: the primary, or the candidate for the canary share.
+    /// A candidate request that cannot connect is switched to the primary.
+    side: Side,
+    /// The attempt just made could not connect to the candidate and is retried on the primary;
+    /// the canary logs that itself, at most once every few seconds.
+    candidate_retry: bool,
     /// Set for mirrored requests: the client's `x-request-id`, or a new one.
     request_id: Option<String>,
     forwarded_for: Option<HeaderValue>,
     upstream_start: Option<Instant>,
-    primary_ttfb: Option<Duration>,
-    primary_total: Option<Duration>,
-    primary_error: Option<UpstreamErrorKind>,
+    /// Time to the serving side's answer header.
+    ttfb: Option<Duration>,
+    /// Time to the end of the serving side's answer.
+    total: Option<Duration>,
+    /// Why the serving side failed, when it did.
+    upstream_error: Option<UpstreamErrorKind>,
     /// Boxed: most requests are not mirrored, and the context moves with every request.
     mirrored: Option<Box<MirroredRequest>>,
 }
@@ -210,7 +244,8 @@ impl TwinpeakProxy {
     /// Decides whether to mirror and, if so, starts the shadow task.
     fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) {
         if !self.routes.mirrored(ctx.route) {
-            self.stats.mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
+            self.stats
+                .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
             return;
         }
         let req = session.req_header();
@@ -284,10 +319,12 @@ impl ProxyHttp for TwinpeakProxy {
             route: self.routes.len() - 1,
             request_id: None,
             forwarded_for: None,
+            side: Side::Primary,
+            candidate_retry: false,
             upstream_start: None,
-            primary_ttfb: None,
-            primary_total: None,
-            primary_error: None,
+            ttfb: None,
+            total: None,
+            upstream_error: None,
             mirrored: None,
         }
     }
@@ -300,6 +337,15 @@ impl ProxyHttp for TwinpeakProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.forwarded_for = headers::forwarded_for(&session.req_header().headers, client_ip);
+        if let Some(canary) = &self.canary {
+            if canary.canary.choose(&session.req_header().headers) == Side::Candidate {
+                // The candidate serves it: there is no primary answer to compare with.
+                ctx.side = Side::Candidate;
+                self.stats
+                    .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
+                return Ok(false);
+            }
+        }
         self.start_mirror(session, ctx);
         Ok(false)
     }
@@ -310,7 +356,70 @@ impl ProxyHttp for TwinpeakProxy {
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
         ctx.upstream_start.get_or_insert_with(Instant::now);
-        Ok(Box::new(self.primary.clone()))
+        ctx.candidate_retry = false;
+        match (&self.canary, ctx.side) {
+            (Some(canary), Side::Candidate) => Ok(Box::new(canary.peer.clone())),
+            _ => Ok(Box::new(self.primary.clone())),
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let Some(canary) = self.canary.as_ref().filter(|_| ctx.side == Side::Candidate) else {
+            return e;
+        };
+        let method = &session.req_header().method;
+        if !method.is_idempotent() {
+            // Nothing may be sent twice: the client gets the 502 (counted in `logging`).
+            e.set_retry(false);
+            return e;
+        }
+        // The candidate could not be reached: the request goes to the primary instead, and the
+        // failed attempt counts against the candidate.
+        let kind = error_kind(&e);
+        let route = ctx.route;
+        self.stats
+            .route_metrics(route)
+            .upstream_error(Side::Candidate, kind);
+        self.stats.record(
+            route,
+            Side::Candidate,
+            Exchange {
+                class: StatusClass::Error,
+                ttfb: None,
+                total: None,
+            },
+        );
+        canary.canary.observe(Side::Candidate, true, None);
+        canary.canary.unreachable(|| {
+            format!(
+                "canary: the candidate {} could not be reached ({}); {method} {} retried on the primary",
+                canary.canary.upstream(),
+                e.etype().as_str(),
+                session.req_header().uri
+            )
+        });
+        ctx.side = Side::Primary;
+        ctx.candidate_retry = true;
+        ctx.upstream_start = None;
+        e.set_retry(true);
+        e
+    }
+
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &Self::CTX,
+        _error: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        // A down candidate would otherwise put one warning per request in the log.
+        ctx.candidate_retry && matches!(context, ProxyWarnLogContext::UpstreamRetry)
     }
 
     async fn upstream_request_filter(
@@ -357,7 +466,7 @@ impl ProxyHttp for TwinpeakProxy {
             return Ok(());
         }
         if let Some(start) = ctx.upstream_start {
-            ctx.primary_ttfb = Some(start.elapsed());
+            ctx.ttfb = Some(start.elapsed());
         }
         if let Some(m) = ctx.mirrored.as_mut() {
             m.status = Some(upstream_response.status);
@@ -377,9 +486,21 @@ impl ProxyHttp for TwinpeakProxy {
             m.capture.push(chunk);
         }
         if end_of_stream {
-            ctx.primary_total = ctx.upstream_start.map(|s| s.elapsed());
+            ctx.total = ctx.upstream_start.map(|s| s.elapsed());
         }
         Ok(None)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if self.canary.as_ref().is_some_and(|c| c.side_header) {
+            upstream_response.insert_header(SIDE_HEADER, ctx.side.as_str())?;
+        }
+        Ok(())
     }
 
     async fn fail_to_proxy(
@@ -401,18 +522,19 @@ impl ProxyHttp for TwinpeakProxy {
         };
         if *e.esource() == ErrorSource::Upstream {
             let kind = error_kind(e);
-            ctx.primary_error = Some(kind);
+            ctx.upstream_error = Some(kind);
             self.stats
                 .route_metrics(ctx.route)
-                .upstream_error(Side::Primary, kind);
+                .upstream_error(ctx.side, kind);
         }
         if code > 0 {
+            let backend = ctx.side.as_str();
             let text = match code {
                 502 => format!(
-                    "twinpeak: the primary backend could not be reached or answered badly ({})\n",
+                    "twinpeak: the {backend} backend could not be reached or answered badly ({})\n",
                     e.etype().as_str()
                 ),
-                504 => "twinpeak: the primary backend did not answer in time\n".to_string(),
+                504 => format!("twinpeak: the {backend} backend did not answer in time\n"),
                 _ => format!(
                     "twinpeak: {}\n",
                     StatusCode::from_u16(code)
@@ -434,6 +556,9 @@ impl ProxyHttp for TwinpeakProxy {
                 if let Some(id) = id {
                     let _ = resp.insert_header(REQUEST_ID, id.to_string());
                 }
+                if self.canary.as_ref().is_some_and(|c| c.side_header) {
+                    let _ = resp.insert_header(SIDE_HEADER, ctx.side.as_str());
+                }
                 if let Err(write_error) = session.write_error_response(resp, body).await {
                     log::debug!("could not send the error answer to the client: {write_error}");
                 }
@@ -450,19 +575,28 @@ impl ProxyHttp for TwinpeakProxy {
             .response_written()
             .map(|r| StatusClass::of(r.status.as_u16()))
             .unwrap_or(StatusClass::Error);
-        let answered = ctx.primary_error.is_none() && ctx.primary_ttfb.is_some();
+        let answered = ctx.upstream_error.is_none() && ctx.ttfb.is_some();
         let total = ctx
-            .primary_total
+            .total
             .or_else(|| ctx.upstream_start.map(|s| s.elapsed()));
         self.stats.record(
             ctx.route,
-            Side::Primary,
+            ctx.side,
             Exchange {
                 class,
-                ttfb: ctx.primary_ttfb,
+                ttfb: ctx.ttfb,
                 total: if answered { total } else { None },
             },
         );
+        if let Some(canary) = &self.canary {
+            // A 5xx or a failed exchange counts against the side; a client that went away
+            // before any answer says nothing about either.
+            let failed = class == StatusClass::ServerError || ctx.upstream_error.is_some();
+            if failed || class != StatusClass::Error {
+                let latency = if answered { total } else { None };
+                canary.canary.observe(ctx.side, failed, latency);
+            }
+        }
         if let Some(mut m) = ctx.mirrored.take() {
             m.body = None;
             if let Some(tx) = m.primary_tx.take() {
@@ -477,7 +611,7 @@ impl ProxyHttp for TwinpeakProxy {
                     status: m.status,
                     headers: m.headers,
                     body: m.capture.finish(),
-                    ttfb: ctx.primary_ttfb,
+                    ttfb: ctx.ttfb,
                     total: total.unwrap_or_default(),
                 });
             }

@@ -42,6 +42,13 @@ impl<T> Sharded<T> {
         f(&mut lock(&self.shards[index].0))
     }
 
+    /// Runs `f` on every shard in turn, each under its lock (to take and reset them).
+    pub fn for_each_mut(&self, mut f: impl FnMut(&mut T)) {
+        for shard in self.shards.iter() {
+            f(&mut lock(&shard.0));
+        }
+    }
+
     /// Folds every shard into `init` with `add`.
     pub fn fold<A>(&self, init: A, mut add: impl FnMut(&mut A, &T)) -> A {
         let mut acc = init;

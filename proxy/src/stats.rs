@@ -75,7 +75,8 @@ impl SideStats {
 
 /// One route.
 struct RouteStats {
-    sides: [SideStats; 2],
+    /// Indexed like [`Side::ALL`].
+    sides: [SideStats; 3],
     delta: Sharded<SignedHistogram>,
     mirror: [AtomicU64; MirrorOutcome::ALL.len()],
     compared: [AtomicU64; PairResult::ALL.len()],
@@ -104,12 +105,18 @@ fn micros(d: Duration) -> u64 {
 
 impl Stats {
     /// Empty statistics for these routes, with histograms split into `shards` (one per
-    /// worker thread is best).
-    pub fn new(routes: &RouteTable, shards: usize) -> Self {
+    /// worker thread is best). The candidate side gets as many only when a `canary` routes
+    /// traffic to it; otherwise one, since nothing records there.
+    pub fn new(routes: &RouteTable, shards: usize, canary: bool) -> Self {
+        let candidate_shards = if canary { shards } else { 1 };
         Stats {
             routes: (0..routes.len())
                 .map(|_| RouteStats {
-                    sides: [SideStats::new(shards), SideStats::new(shards)],
+                    sides: [
+                        SideStats::new(shards),
+                        SideStats::new(shards),
+                        SideStats::new(candidate_shards),
+                    ],
                     delta: Sharded::new(shards, SignedHistogram::default),
                     mirror: Default::default(),
                     compared: Default::default(),
@@ -131,8 +138,8 @@ impl Stats {
 
     /// Records one exchange with one side.
     pub fn record(&self, route: RouteId, side: Side, exchange: Exchange) {
-        let stats = &self.routes[route].sides[side as usize];
-        let handles = &self.metrics.route(route).sides[side as usize];
+        let stats = &self.routes[route].sides[side.index()];
+        let handles = &self.metrics.route(route).sides[side.index()];
         stats.status[exchange.class.index()].fetch_add(1, Ordering::Relaxed);
         handles.requests[exchange.class.index()].inc();
         if let Some(total) = exchange.total {
@@ -198,7 +205,7 @@ impl Stats {
 
     /// A copy of one route × side latency histogram (total time).
     pub fn latency(&self, route: RouteId, side: Side) -> Histogram<u64> {
-        self.routes[route].sides[side as usize].merged().0
+        self.routes[route].sides[side.index()].merged().0
     }
 
     /// A copy of one route's paired delta.
@@ -223,9 +230,9 @@ impl Stats {
                 .collect()
         };
         RouteSnapshot {
-            primary: stats.sides[Side::Primary as usize].snapshot(),
-            shadow: stats.sides[Side::Shadow as usize].snapshot(),
-            candidate: SideSnapshot::default(),
+            primary: stats.sides[Side::Primary.index()].snapshot(),
+            shadow: stats.sides[Side::Shadow.index()].snapshot(),
+            candidate: stats.sides[Side::Candidate.index()].snapshot(),
             delta: self.delta(route),
             compare: count(
                 &stats.compared,
@@ -247,7 +254,7 @@ mod tests {
     #[test]
     fn records_reach_histograms_counters_and_metrics() {
         let routes = RouteTable::new(&[]);
-        let stats = Stats::new(&routes, 2);
+        let stats = Stats::new(&routes, 2, true);
         let ok = Exchange {
             class: StatusClass::Success,
             ttfb: Some(Duration::from_millis(2)),
@@ -263,9 +270,12 @@ mod tests {
                 total: None,
             },
         );
+        stats.record(0, Side::Candidate, ok);
         stats.record_delta(0, Duration::from_millis(3), Duration::from_millis(5));
         stats.mirror_outcome(0, MirrorOutcome::Sent);
         let snap = stats.route_snapshot(0);
+        assert_eq!(snap.candidate.requests, 1);
+        assert_eq!(stats.latency(0, Side::Candidate).len(), 1);
         assert_eq!(snap.primary.requests, 2);
         assert_eq!(snap.primary.status_classes["2xx"], 1);
         assert_eq!(snap.primary.status_classes["error"], 1);

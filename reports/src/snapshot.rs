@@ -100,10 +100,10 @@ pub struct CanaryDecision {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CanaryReason {
-    /// `requests`, `error_rate`, `error_delta`, `latency_p99_ratio`, `latency_shift` or
-    /// `diff_rate`.
+    /// `requests`, `error_rate`, `error_delta`, `latency_p99`, `latency_shift` or `diff_rate`.
     pub metric: String,
-    /// The candidate's figure.
+    /// The candidate's figure: a count, a rate as a fraction (0.01 is 1%), a latency in µs, or
+    /// for `latency_shift` the probability that a candidate request is slower than a primary one.
     pub candidate: f64,
     /// The primary's figure, for checks that compare the two.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -470,7 +470,14 @@ mod tests {
             decision("2025-11-28T09:01:00.000Z", "fail", 1.0),
         ]));
         ours.merge(&theirs).unwrap();
-        let kinds: Vec<_> = ours.canary.as_ref().unwrap().decisions.iter().map(|d| d.decision.as_str()).collect();
+        let kinds: Vec<_> = ours
+            .canary
+            .as_ref()
+            .unwrap()
+            .decisions
+            .iter()
+            .map(|d| d.decision.as_str())
+            .collect();
         assert_eq!(kinds, ["start", "fail", "pass"]);
         let mut none = snapshot(0, 1, [1]);
         none.merge(&theirs).unwrap();

@@ -308,10 +308,12 @@ impl Proxy {
     }
 }
 
-/// A client with keepalive and a generous timeout.
+/// A client with keepalive and a generous timeout that shows bodies as they were sent (no
+/// decompression).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .no_gzip()
         .build()
         .unwrap()
 }

@@ -84,7 +84,7 @@ pub fn rate(rps: f64) -> String {
 /// Digits for a percentage: whole numbers from 10%, one decimal below, and one decimal near
 /// 100% so a decrease never reads as a full `−100%` it is not.
 fn percent_text(magnitude: f64) -> String {
-    if magnitude >= 99.5 && magnitude < 100.0 {
+    if (99.5..100.0).contains(&magnitude) {
         return trim_zeros(&decimal(magnitude.min(99.9), 1));
     }
     let places = if magnitude >= 10.0 { 0 } else { 1 };

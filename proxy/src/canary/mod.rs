@@ -1,0 +1,581 @@
+//! Canary routing: a weighted, optionally sticky share of live traffic is served by the rebuilt
+//! backend (the *candidate*) instead of the primary. A judge ([`judge`]) compares the two sides
+//! over every interval ([`window`]); the ramp ([`ramp`]) advances after a hold with passing
+//! verdicts, and a run of failing verdicts sets the weight to 0 at once. [`Canary`] ties them
+//! together: the routing decision on the request path, the verdicts and their history, and the
+//! operators' changes.
+
+pub mod config;
+pub mod judge;
+pub mod ramp;
+pub mod window;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderName};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use twinpeak_reports::timestamp::rfc3339;
+use twinpeak_reports::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
+
+use crate::labels::{CanaryDecision as DecisionLabel, PairResult, Side};
+use crate::ratelimit::RateLimitedLog;
+use crate::sampling::{key_value, salted_hash, unit_interval};
+use crate::shards::lock;
+use crate::stats::Stats;
+use crate::units::{SampleKey, UpstreamUrl};
+
+use config::CanaryConfig;
+use judge::{Decision, DiffWindow, Verdict};
+pub use ramp::{Change, Machine, State};
+use window::{PairWindow, Windows};
+
+/// Salt of the sticky hash, so the canary split is independent of the mirror sample even when
+/// both are keyed by the same header.
+const STICKY_SALT: &[u8] = b"twinpeak-canary:";
+
+/// Entries kept of each kind: judge verdicts, and weight or state changes.
+pub const HISTORY_LIMIT: usize = 1000;
+
+/// The history: judge verdicts and changes, each kind bounded, in one sequence.
+#[derive(Default)]
+struct History {
+    next: u64,
+    verdicts: VecDeque<(u64, CanaryDecision)>,
+    changes: VecDeque<(u64, CanaryDecision)>,
+}
+
+impl History {
+    fn push(&mut self, verdict: bool, entry: CanaryDecision) {
+        let list = if verdict {
+            &mut self.verdicts
+        } else {
+            &mut self.changes
+        };
+        if list.len() == HISTORY_LIMIT {
+            list.pop_front();
+        }
+        list.push_back((self.next, entry));
+        self.next += 1;
+    }
+
+    /// Every entry, oldest first.
+    fn entries(&self) -> Vec<CanaryDecision> {
+        let mut all: Vec<&(u64, CanaryDecision)> =
+            self.verdicts.iter().chain(self.changes.iter()).collect();
+        all.sort_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, e)| e.clone()).collect()
+    }
+}
+
+/// An operator's change through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AdminAction {
+    /// Set the weight (percent).
+    Weight(f64),
+    /// Stop the ramp from advancing.
+    Pause,
+    /// Run again after a pause or rollback.
+    Resume,
+    /// Weight 100.
+    Promote,
+    /// Weight 0.
+    Rollback,
+}
+
+impl AdminAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            AdminAction::Weight(_) => "weight",
+            AdminAction::Pause => "pause",
+            AdminAction::Resume => "resume",
+            AdminAction::Promote => "promote",
+            AdminAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// The canary shared by every request, the judge and the admin API.
+pub struct Canary {
+    config: CanaryConfig,
+    upstream: UpstreamUrl,
+    force_header: HeaderName,
+    /// The weight in force (percent, as `f64` bits): read by every request without a lock.
+    weight: AtomicU64,
+    windows: Windows,
+    machine: Mutex<Machine>,
+    history: Mutex<History>,
+    stats: Arc<Stats>,
+    /// Whether mirrored pairs are compared against the candidate itself (the shadow is the
+    /// candidate), so their diff rate says something about it.
+    judge_diffs: bool,
+    last_pairs: Mutex<[u64; PairResult::ALL.len()]>,
+    unreachable_log: RateLimitedLog,
+}
+
+impl Canary {
+    /// The canary of a (validated) configuration; `shadow` is the mirror's upstream, if any.
+    /// Statistics windows are split in `shards` (one per worker thread is best).
+    pub fn new(
+        config: &CanaryConfig,
+        shadow: Option<&UpstreamUrl>,
+        stats: Arc<Stats>,
+        shards: usize,
+    ) -> Result<Self, String> {
+        let upstream = config
+            .upstream
+            .clone()
+            .or_else(|| shadow.cloned())
+            .ok_or("canary.upstream: no candidate (and no shadow to default to)")?;
+        let force_header =
+            HeaderName::from_bytes(config.force.header.as_bytes()).map_err(|_| {
+                format!(
+                    "canary.force.header: {:?} is not valid",
+                    config.force.header
+                )
+            })?;
+        let machine = Machine::new(config, Instant::now());
+        let canary = Canary {
+            judge_diffs: shadow == Some(&upstream),
+            upstream,
+            force_header,
+            weight: AtomicU64::new(machine.weight().to_bits()),
+            windows: Windows::new(shards),
+            history: Mutex::new(History::default()),
+            stats,
+            last_pairs: Mutex::new([0; PairResult::ALL.len()]),
+            unreachable_log: RateLimitedLog::new(Duration::from_secs(5)),
+            config: config.clone(),
+            machine: Mutex::new(machine),
+        };
+        let summary = format!(
+            "canary to {} starting at weight {}{}",
+            canary.upstream,
+            canary.weight(),
+            match config.ramp.len() {
+                0 => String::new(),
+                n => format!(" (step 1 of {n})"),
+            }
+        );
+        log::info!("{summary}");
+        canary.publish_weight(canary.weight());
+        canary.record(
+            "start",
+            "config",
+            false,
+            &lock(&canary.machine),
+            summary,
+            Vec::new(),
+        );
+        Ok(canary)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CanaryConfig {
+        &self.config
+    }
+
+    /// The candidate's address.
+    pub fn upstream(&self) -> &UpstreamUrl {
+        &self.upstream
+    }
+
+    /// The candidate's share of live traffic, in percent.
+    pub fn weight(&self) -> f64 {
+        f64::from_bits(self.weight.load(Ordering::Relaxed))
+    }
+
+    fn publish_weight(&self, weight: f64) {
+        self.weight.store(weight.to_bits(), Ordering::Relaxed);
+        self.stats.metrics().canary_weight.set(weight);
+    }
+
+    /// Which side serves a request: the force header first (`always`, `never`), then the
+    /// sticky key's hash against the weight, or a random draw when the request has no key.
+    pub fn choose(&self, headers: &HeaderMap) -> Side {
+        if let Some(value) = headers.get(&self.force_header) {
+            let value = value.as_bytes().trim_ascii();
+            if value.eq_ignore_ascii_case(b"always") {
+                return Side::Candidate;
+            }
+            if value.eq_ignore_ascii_case(b"never") {
+                return Side::Primary;
+            }
+        }
+        let fraction = self.weight() / 100.0;
+        if fraction <= 0.0 {
+            return Side::Primary;
+        }
+        if fraction >= 1.0 {
+            return Side::Candidate;
+        }
+        let point = match key_value(&self.config.sticky, headers) {
+            Some(value) => unit_interval(salted_hash(STICKY_SALT, value)),
+            None => rand::random::<f64>(),
+        };
+        if point < fraction {
+            Side::Candidate
+        } else {
+            Side::Primary
+        }
+    }
+
+    /// The routing key in force (`random` when none).
+    pub fn sticky(&self) -> &SampleKey {
+        &self.config.sticky
+    }
+
+    /// Counts one request served (or failed) by a side for the interval in progress.
+    pub fn observe(&self, side: Side, error: bool, latency: Option<Duration>) {
+        self.windows.record(side, error, latency);
+    }
+
+    /// Notes (at most once every 5 s in the log) that the candidate could not be reached.
+    pub fn unreachable(&self, message: impl FnOnce() -> String) {
+        self.unreachable_log.warn(message);
+    }
+
+    /// Judges the interval that ends now and acts on the verdict.
+    pub fn tick(&self, now: Instant) -> Decision {
+        let window = self.windows.take();
+        let diff = self.diff_window();
+        self.judge_window(&window, diff, now)
+    }
+
+    /// Compared pairs since the last call, when they are about the candidate.
+    fn diff_window(&self) -> Option<DiffWindow> {
+        let totals = self.stats.pair_totals();
+        let mut last = lock(&self.last_pairs);
+        let delta = |r: PairResult| totals[r.index()].saturating_sub(last[r.index()]);
+        let window = DiffWindow {
+            compared: delta(PairResult::Identical)
+                + delta(PairResult::Different)
+                + delta(PairResult::Noise),
+            different: delta(PairResult::Different),
+        };
+        *last = totals;
+        (self.judge_diffs && window.compared > 0).then_some(window)
+    }
+
+    /// Judges one interval's figures at `now`, records the verdict, and applies what it
+    /// leads to (an advance or a rollback).
+    pub fn judge_window(
+        &self,
+        window: &PairWindow,
+        diff: Option<DiffWindow>,
+        now: Instant,
+    ) -> Decision {
+        let decision = judge::judge(window, diff, &self.config.judge);
+        let mut machine = lock(&self.machine);
+        let judged_at = machine.clone();
+        let change = machine.on_verdict(decision.verdict, now);
+        let label = decision.verdict.label();
+        self.stats.metrics().canary_decisions[label.index()].inc();
+        let summary = decision.summary();
+        let weight = judged_at.weight();
+        match decision.verdict {
+            Verdict::Fail => log::warn!("canary: fail at weight {weight}: {summary}"),
+            Verdict::Pass => log::info!("canary: pass at weight {weight}: {summary}"),
+            // Every interval at weight 0 is inconclusive: not worth a line each time.
+            Verdict::Inconclusive => {
+                log::debug!("canary: inconclusive at weight {weight}: {summary}")
+            }
+        }
+        let reasons = decision
+            .reasons
+            .iter()
+            .map(|r| CanaryReason {
+                metric: r.metric.as_str().to_string(),
+                candidate: r.candidate,
+                primary: r.primary,
+                threshold: r.threshold,
+                ok: r.ok,
+                detail: r.detail.clone(),
+            })
+            .collect();
+        self.record(
+            label.as_str(),
+            "judge",
+            true,
+            &judged_at,
+            summary.clone(),
+            reasons,
+        );
+        match change {
+            Some(Change::Advance { from, to, step }) => {
+                self.publish_weight(to);
+                self.stats.metrics().canary_decisions[DecisionLabel::Advance.index()].inc();
+                let text = format!(
+                    "advance: weight {from} → {to} (step {} of {}) after a hold with passing verdicts",
+                    step + 1,
+                    self.config.ramp.len()
+                );
+                log::info!("canary: {text}");
+                self.record("advance", "judge", false, &machine, text, Vec::new());
+            }
+            Some(Change::Rollback { from }) => {
+                self.publish_weight(0.0);
+                self.stats.metrics().canary_decisions[DecisionLabel::Rollback.index()].inc();
+                let text = match self.config.judge.failures_to_rollback {
+                    1 => format!("rollback: weight {from} → 0 after a failing interval: {summary}"),
+                    n => format!(
+                        "rollback: weight {from} → 0 after {n} failing intervals in a row; last: {summary}"
+                    ),
+                };
+                log::warn!("canary: {text}");
+                self.record("rollback", "judge", false, &machine, text, Vec::new());
+            }
+            None => {}
+        }
+        decision
+    }
+
+    /// Applies an operator's change; `who` names them in the log and the history. Returns the
+    /// change in words, or why it was refused.
+    pub fn admin(&self, action: AdminAction, who: &str) -> Result<String, String> {
+        let now = Instant::now();
+        let mut machine = lock(&self.machine);
+        let text = match action {
+            AdminAction::Weight(weight) => {
+                if !(weight.is_finite() && (0.0..=100.0).contains(&weight)) {
+                    return Err(format!(
+                        "weight must be a number from 0 to 100, got {weight}"
+                    ));
+                }
+                machine.set_weight(weight, now)
+            }
+            AdminAction::Pause => machine.pause()?,
+            AdminAction::Resume => machine.resume(now)?,
+            AdminAction::Promote => machine.promote(now),
+            AdminAction::Rollback => machine.rollback(now)?,
+        };
+        self.publish_weight(machine.weight());
+        if action == AdminAction::Rollback {
+            self.stats.metrics().canary_decisions[DecisionLabel::Rollback.index()].inc();
+            log::warn!("canary: {who}: {text}");
+        } else {
+            log::info!("canary: {who}: {text}");
+        }
+        self.record(
+            action.as_str(),
+            who,
+            false,
+            &machine,
+            format!("{who}: {text}"),
+            Vec::new(),
+        );
+        Ok(text)
+    }
+
+    fn record(
+        &self,
+        decision: &str,
+        by: &str,
+        verdict: bool,
+        machine: &Machine,
+        summary: String,
+        reasons: Vec<CanaryReason>,
+    ) {
+        lock(&self.history).push(
+            verdict,
+            CanaryDecision {
+                at: rfc3339(SystemTime::now()),
+                decision: decision.to_string(),
+                by: by.to_string(),
+                weight: machine.weight(),
+                step: machine.step(),
+                summary,
+                reasons,
+            },
+        );
+    }
+
+    /// The state, the ramp and every decision kept, as snapshots and the admin API show them.
+    pub fn history(&self) -> CanaryHistory {
+        let (state, weight, step) = {
+            let machine = lock(&self.machine);
+            (machine.state(), machine.weight(), machine.step())
+        };
+        CanaryHistory {
+            state: state.as_str().to_string(),
+            weight,
+            step,
+            ramp: self
+                .config
+                .ramp
+                .iter()
+                .map(|s| CanaryStep {
+                    weight: s.weight.value(),
+                    hold_seconds: s.hold.map(|h| h.0.as_secs_f64()),
+                })
+                .collect(),
+            decisions: lock(&self.history).entries(),
+        }
+    }
+
+    /// Failing verdicts in a row so far.
+    pub fn fails_in_a_row(&self) -> u32 {
+        lock(&self.machine).fails_in_a_row()
+    }
+}
+
+/// The judge as a Pingora background service: it ticks every `judge.interval`.
+pub struct JudgeService {
+    canary: Arc<Canary>,
+}
+
+impl JudgeService {
+    /// The service judging `canary`.
+    pub fn new(canary: Arc<Canary>) -> Self {
+        JudgeService { canary }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for JudgeService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let period = self.canary.config.judge.interval();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    self.canary.tick(Instant::now());
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::RouteTable;
+
+    fn config(text: &str) -> CanaryConfig {
+        let mut c: CanaryConfig = serde_yaml::from_str(text).unwrap();
+        c.resolve(Some(&"http://127.0.0.1:9002".parse().unwrap()));
+        c.validate().unwrap();
+        c
+    }
+
+    fn canary(text: &str) -> Canary {
+        let routes = RouteTable::new(&[]);
+        let stats = Arc::new(Stats::new(&routes, 1, true));
+        Canary::new(&config(text), None, stats, 2).unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn routing_follows_weight_stickiness_and_the_force_header() {
+        let c = canary("{weight: 20, sticky: header:x-user-id}");
+        let mut candidates = 0;
+        for user in 0..10_000 {
+            let h = headers(&[("x-user-id", &format!("u{user}"))]);
+            let side = c.choose(&h);
+            assert!((0..3).all(|_| c.choose(&h) == side));
+            candidates += usize::from(side == Side::Candidate);
+        }
+        // 20% of 10,000 is 2,000; the standard deviation is 40.
+        assert!((1_850..2_150).contains(&candidates), "{candidates}");
+        let always = headers(&[("x-twinpeak-canary", "Always")]);
+        let never = headers(&[("x-twinpeak-canary", "never"), ("x-user-id", "u1")]);
+        assert_eq!(c.choose(&always), Side::Candidate);
+        assert_eq!(c.choose(&never), Side::Primary);
+        c.admin(AdminAction::Weight(0.0), "test").unwrap();
+        assert_eq!(c.choose(&always), Side::Candidate);
+        assert_eq!(c.choose(&headers(&[])), Side::Primary);
+        c.admin(AdminAction::Promote, "test").unwrap();
+        assert_eq!(c.choose(&never), Side::Primary);
+        assert_eq!(c.choose(&headers(&[])), Side::Candidate);
+    }
+
+    #[test]
+    fn raising_the_weight_keeps_candidates_on_the_candidate() {
+        let c = canary("{weight: 5, sticky: cookie:session}");
+        let users: Vec<HeaderMap> = (0..2_000)
+            .map(|u| headers(&[("cookie", &format!("a=1; session=s{u}"))]))
+            .collect();
+        let before: Vec<Side> = users.iter().map(|h| c.choose(h)).collect();
+        c.admin(AdminAction::Weight(25.0), "test").unwrap();
+        for (h, side) in users.iter().zip(before) {
+            if side == Side::Candidate {
+                assert_eq!(c.choose(h), Side::Candidate);
+            }
+        }
+    }
+
+    #[test]
+    fn verdicts_and_changes_are_recorded_with_reasons_and_counted() {
+        let c = canary("{weight: 10, judge: {min_requests: 10, failures_to_rollback: 2}}");
+        let now = Instant::now();
+        let mut failing = PairWindow::default();
+        for i in 0..100 {
+            failing
+                .primary
+                .record(false, Some(Duration::from_millis(2)));
+            failing
+                .candidate
+                .record(i % 10 == 0, Some(Duration::from_millis(2)));
+        }
+        assert_eq!(c.judge_window(&failing, None, now).verdict, Verdict::Fail);
+        assert_eq!(c.weight(), 10.0);
+        assert_eq!(c.judge_window(&failing, None, now).verdict, Verdict::Fail);
+        assert_eq!(c.weight(), 0.0);
+        let history = c.history();
+        assert_eq!(history.state, "rolled_back");
+        let kinds: Vec<&str> = history
+            .decisions
+            .iter()
+            .map(|d| d.decision.as_str())
+            .collect();
+        assert_eq!(kinds, ["start", "fail", "fail", "rollback"]);
+        let fail = &history.decisions[1];
+        assert_eq!(fail.weight, 10.0);
+        let error_rate = fail
+            .reasons
+            .iter()
+            .find(|r| r.metric == "error_rate")
+            .unwrap();
+        assert_eq!(
+            (error_rate.candidate, error_rate.threshold, error_rate.ok),
+            (0.1, 0.01, false)
+        );
+        assert_eq!(history.decisions[3].weight, 0.0);
+        assert!(history.decisions[3].summary.contains("2 failing intervals"));
+        c.admin(AdminAction::Resume, "admin (127.0.0.1:1)").unwrap();
+        let last = c.history().decisions.pop().unwrap();
+        assert_eq!(last.decision, "resume");
+        assert_eq!(last.summary, "admin (127.0.0.1:1): resumed: weight 0 → 10");
+        let text = String::from_utf8(c.stats.metrics().render()).unwrap();
+        assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="fail"} 2"#));
+        assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="rollback"} 1"#));
+        assert!(text.contains("twinpeak_canary_weight 10"));
+        assert!(c.admin(AdminAction::Weight(101.0), "x").is_err());
+    }
+
+    #[test]
+    fn the_history_is_bounded_per_kind() {
+        let c = canary("{weight: 10}");
+        let now = Instant::now();
+        for _ in 0..HISTORY_LIMIT + 50 {
+            c.judge_window(&PairWindow::default(), None, now);
+        }
+        let history = c.history();
+        assert_eq!(history.decisions.len(), HISTORY_LIMIT + 1);
+        // The start survives however many verdicts follow.
+        assert_eq!(history.decisions[0].decision, "start");
+    }
+}

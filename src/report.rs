@@ -1,0 +1,48 @@
+//! `twinpeak report INPUT... --out DIR`: the before/after page from run records and proxy
+//! snapshots.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use twinpeak_reports::report::{read_input, Report};
+
+/// Arguments of `twinpeak report`.
+#[derive(Debug, Args)]
+pub struct ReportCommand {
+    /// Run records (`twinpeak.run/v1`) and proxy snapshots (`twinpeak.snapshot/v1`), any number.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where report.html, report.md and summary.json are written.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl ReportCommand {
+    /// Writes the report and prints its headline; exit status 2 on unreadable input.
+    pub fn execute(&self) -> ExitCode {
+        match self.write() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn write(&self) -> Result<(), String> {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|p| read_input(p).map(|i| (p.clone(), i)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let report = Report::build(inputs).map_err(|e| e.to_string())?;
+        let written = report.write(&self.out).map_err(|e| e.to_string())?;
+        println!("{}", report.headline());
+        println!("report: {}", written.html.display());
+        println!("        {}", written.markdown.display());
+        println!("        {}", written.summary.display());
+        Ok(())
+    }
+}
