@@ -396,11 +396,13 @@ fn goose_defaults(
         hatch_rate(users).to_string().as_str(),
     )?;
     // And all stop as fast once the schedule is over.
-    let attack = *attack.set_default(GooseDefault::DecreaseRate, hatch_rate(users).to_string().as_str())?;
+    let attack = *attack.set_default(
+        GooseDefault::DecreaseRate,
+        hatch_rate(users).to_string().as_str(),
+    )?;
     let attack = *attack.set_default(GooseDefault::RunTime, run_time)?;
     // No remote control: its listeners would only collide between runs.
     let attack = *attack.set_default(GooseDefault::NoTelnet, true)?;
-    let attack = *attack.set_default(GooseDefault::NoWebSocket, true)?;
     let attack = *attack.set_default(
         GooseDefault::Timeout,
         format!("{}", scenario.timeout.as_secs_f64()).as_str(),
