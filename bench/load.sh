@@ -118,9 +118,11 @@ harness() {
     [[ -f $TMP/raw/$name/run.json ]] || die "$name: no run record, see $TMP/raw/$name.txt"
 }
 
-# Prints "intended_rps achieved_rps dropped sent errors p99_us raw_p99_us" from a run record:
-# its one phase, every request name together. The latencies are read from the record's
-# histograms (base64 HdrHistogram V2, deflated), as the harness's own summary reads them.
+# Prints "intended_rps achieved_rps dropped sent errors p99_us raw_p99_us slowest_second
+# fastest_second" from a run record: its one phase, every request name together. The latencies
+# are read from the record's histograms (base64 HdrHistogram V2, deflated), as the harness's own
+# summary reads them; the seconds are the fewest and most requests answered in one second of
+# the phase, from its timeline.
 read_record() {
     python3 - "$1" <<'PY'
 import base64, json, math, struct, sys, zlib
@@ -197,8 +199,11 @@ def p99_us(key):
 
 sent = sum(r.get("sent", 0) for r in phase["requests"].values())
 errors = sum(sum(r.get("errors", {}).values()) for r in phase["requests"].values())
-print("%.3f %.3f %d %d %d %d %d" % (phase["intended_rps"], phase["achieved_rps"], phase.get("dropped", 0),
-                                    sent, errors, p99_us("corrected_us"), p99_us("raw_us")))
+# Requests answered in each whole second of the phase (the run's only one, so it starts at 0).
+seconds = [t["achieved_rps"] for t in phase.get("timeline", []) if t["t_s"] + 1 <= phase["duration_s"]]
+print("%.3f %.3f %d %d %d %d %d %.0f %.0f" % (
+    phase["intended_rps"], phase["achieved_rps"], phase.get("dropped", 0), sent, errors,
+    p99_us("corrected_us"), p99_us("raw_us"), min(seconds, default=0), max(seconds, default=0)))
 PY
 }
 
@@ -247,6 +252,7 @@ fi
 [[ -x $BACKEND ]] || die "$BACKEND is missing (build with: cargo build --release -p twinpeak-proxy --example bench_backend)"
 [[ -x $PLAIN ]] || die "$PLAIN is missing (build with: cargo build --release -p twinpeak-loadgen --example plain_goose)"
 
+LOADAVG=$(awk '{ print $1 ", " $2 ", " $3 }' /proc/loadavg)
 if accepts "$BACKEND_LISTEN"; then die "something already listens on $BACKEND_LISTEN; stop it first"; fi
 
 # The backend is sent SIGTERM to stop: background jobs of a script ignore SIGINT.
@@ -261,16 +267,16 @@ done
 
 # ---- saturation ------------------------------------------------------------------------------
 
-# Each measured run: the backend's count before and after, so every figure can be checked against
-# what the backend actually answered.
+# Each measured run: the backend's count before and after (less the probe that read "before"), so
+# every figure can be checked against what the backend actually answered.
 declare -A ANSWERED=()
 
 log "saturation, harness: $SATURATION_RPS/s offered for $DURATION, $SATURATION_USERS users, late limit $SATURATION_LATE_LIMIT"
 before=$(served)
 harness saturation "$(scenario saturation "$SATURATION_RPS" "$SATURATION_USERS")" \
     --late-limit "$SATURATION_LATE_LIMIT"
-ANSWERED[harness]=$(($(served) - before))
-read -r _ SAT_HARNESS SAT_DROPPED SAT_SENT SAT_ERRORS _ _ < <(read_record "$TMP/raw/saturation/run.json") \
+ANSWERED[harness]=$(($(served) - before - 1))
+read -r _ SAT_HARNESS SAT_DROPPED SAT_SENT SAT_ERRORS _ _ _ _ < <(read_record "$TMP/raw/saturation/run.json") \
     || die "cannot read $TMP/raw/saturation/run.json"
 log "saturation, harness: $SAT_HARNESS req/s, $SAT_SENT sent, $SAT_ERRORS errors"
 
@@ -278,7 +284,7 @@ log "saturation, plain Goose: $SATURATION_USERS users for $DURATION"
 before=$(served)
 timeout $((SECS + 120)) "$PLAIN" --host "$URL" --users "$SATURATION_USERS" --run-time "$SECS" \
     >"$TMP/raw/plain-goose.txt" 2>&1 || die "plain_goose failed (status $?), see $TMP/raw/plain-goose.txt"
-ANSWERED[plain]=$(($(served) - before))
+ANSWERED[plain]=$(($(served) - before - 1))
 SAT_PLAIN=$(awk '/^plain-goose requests\/s: / { v = $3 } END { print v }' "$TMP/raw/plain-goose.txt")
 [[ -n $SAT_PLAIN ]] || die "no 'plain-goose requests/s:' line in $TMP/raw/plain-goose.txt"
 log "saturation, plain Goose: $SAT_PLAIN req/s"
@@ -287,20 +293,20 @@ log "saturation, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION"
 before=$(served)
 wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" "$URL/" >"$TMP/raw/wrk.txt" 2>&1 \
     || die "wrk failed, see $TMP/raw/wrk.txt"
-ANSWERED[wrk]=$(($(served) - before))
+ANSWERED[wrk]=$(($(served) - before - 1))
 read -r SAT_WRK WRK_ERRORS < <(parse_wrk "$TMP/raw/wrk.txt") || die "cannot parse $TMP/raw/wrk.txt"
 log "saturation, wrk: $SAT_WRK req/s"
 
 # ---- pacing ----------------------------------------------------------------------------------
 
-declare -A P_INTENDED=() P_ACHIEVED=() P_DROPPED=() P_SENT=() P_ERRORS=() P_P99=() P_RAW99=()
+declare -A P_INTENDED=() P_ACHIEVED=() P_DROPPED=() P_SENT=() P_ERRORS=() P_P99=() P_RAW99=() P_MIN=() P_MAX=()
 for rate in $RATES; do
     log "pacing at $rate/s for $DURATION, $PACING_USERS users"
     before=$(served)
     harness "pacing-$rate" "$(scenario "pacing-$rate" "$rate" "$PACING_USERS")"
-    ANSWERED[pacing-$rate]=$(($(served) - before))
+    ANSWERED[pacing-$rate]=$(($(served) - before - 1))
     read -r "P_INTENDED[$rate]" "P_ACHIEVED[$rate]" "P_DROPPED[$rate]" "P_SENT[$rate]" "P_ERRORS[$rate]" \
-        "P_P99[$rate]" "P_RAW99[$rate]" < <(read_record "$TMP/raw/pacing-$rate/run.json") \
+        "P_P99[$rate]" "P_RAW99[$rate]" "P_MIN[$rate]" "P_MAX[$rate]" < <(read_record "$TMP/raw/pacing-$rate/run.json") \
         || die "cannot read $TMP/raw/pacing-$rate/run.json"
     log "pacing at $rate/s: achieved ${P_ACHIEVED[$rate]}/s, ${P_DROPPED[$rate]} dropped, p99 ${P_P99[$rate]} µs"
 done
@@ -319,6 +325,8 @@ report() {
     echo "- backend: bench_backend on $BACKEND_LISTEN, 64-byte 200 answers at once; every request is \`GET /\` over loopback"
     echo "- method: one run of each case, $DURATION each, one after another; the load generator and the"
     echo "  backend share the same cores, so compare ratios, not absolute figures"
+    echo "- load average when the run started: $LOADAVG (1, 5, 15 min; anything else running takes cores"
+    echo "  from the load generators and the backend)"
     echo "- versions: twinpeak $commit, goose ${goose:-unknown}, $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'), $(rustc --version 2>/dev/null || echo rustc unknown)"
     echo
     echo "## Saturation"
@@ -335,8 +343,8 @@ report() {
     printf '| plain Goose | %.0f | 1.00 | %s | %d | |\n' "$SAT_PLAIN" "$(ratio "$SAT_PLAIN" "$SAT_WRK")" "${ANSWERED[plain]}"
     printf '| wrk | %.0f | %s | 1.00 | %d | %d |\n' "$SAT_WRK" "$(ratio "$SAT_WRK" "$SAT_PLAIN")" "${ANSWERED[wrk]}" "$WRK_ERRORS"
     echo
-    echo "twinpeak load's rate is the run record's \`achieved_rps\` (requests sent in the phase ÷ its"
-    echo "$DURATION); it sent $SAT_SENT and dropped $SAT_DROPPED arrivals no user was free for. Plain"
+    echo "twinpeak load's rate is the run record's \`achieved_rps\` (requests sent in the phase ÷ the"
+    echo "phase's $DURATION); it sent $SAT_SENT and dropped $SAT_DROPPED arrivals no user was free for. Plain"
     echo "Goose's is every request its metrics counted ÷ the seconds it counted them over, from when"
     echo "every user was launched; the backend also answered the requests sent during the launch."
     echo
@@ -344,22 +352,26 @@ report() {
     echo
     echo "One flat phase of $DURATION at each rate, \`max_users: $PACING_USERS\`, default late limit (100 ms)."
     echo
-    echo "| intended req/s | achieved req/s | achieved ÷ intended | dropped | p99 ms | raw p99 ms | errors |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| intended req/s | achieved req/s | achieved ÷ intended | per second, min-max | dropped | p99 ms | raw p99 ms | errors | backend answered |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     local rate beyond=""
     for rate in $RATES; do
-        printf '| %.0f | %.0f | %s | %d | %.2f | %.2f | %d |\n' "${P_INTENDED[$rate]}" "${P_ACHIEVED[$rate]}" \
+        printf '| %.0f | %.0f | %s | %.0f-%.0f | %d | %.2f | %.2f | %d | %d |\n' "${P_INTENDED[$rate]}" "${P_ACHIEVED[$rate]}" \
             "$(python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print("%.3f" % (a / b))' "${P_ACHIEVED[$rate]}" "${P_INTENDED[$rate]}")" \
-            "${P_DROPPED[$rate]}" "$(python3 -c "print(${P_P99[$rate]} / 1000)")" \
-            "$(python3 -c "print(${P_RAW99[$rate]} / 1000)")" "${P_ERRORS[$rate]}"
+            "${P_MIN[$rate]}" "${P_MAX[$rate]}" "${P_DROPPED[$rate]}" "$(python3 -c "print(${P_P99[$rate]} / 1000)")" \
+            "$(python3 -c "print(${P_RAW99[$rate]} / 1000)")" "${P_ERRORS[$rate]}" "${ANSWERED[pacing-$rate]}"
         if python3 -c 'import sys; a, b, d = map(float, sys.argv[1:]); sys.exit(0 if d > 0 and a < 0.98 * b else 1)' \
             "${P_ACHIEVED[$rate]}" "${P_INTENDED[$rate]}" "${P_DROPPED[$rate]}"; then
             beyond+=" $rate"
         fi
     done
     echo
-    echo "p99 is measured from each request's intended time (corrected for coordinated omission),"
-    echo "raw p99 from the moment it was actually sent; both from the run record's histograms."
+    echo "Achieved is the record's \`achieved_rps\`: the arrivals sent ÷ the phase's $DURATION, so it falls short"
+    echo "of intended only by arrivals dropped (or cut off at the end). Per second is the fewest and most"
+    echo "requests answered in one second of the phase (the record's timeline): how even the pacing was."
+    echo "p99 is measured from each request's intended time (corrected for coordinated omission), raw"
+    echo "p99 from the moment it was actually sent, both from the record's histograms: the gap between"
+    echo "them is time requests waited past their due time, for a user or for the CPU."
     if [[ -n $beyond ]]; then
         echo
         echo "Beyond what this machine sustains, with the harness and the backend sharing its $(nproc) CPUs:"

@@ -80,7 +80,14 @@ async fn attack(args: &Args) -> Result<GooseMetrics, GooseError> {
         GooseDefault::IncreaseRate,
         (args.users * 4).to_string().as_str(),
     )?;
+    // And all stop as fast, once the run time is over.
+    let attack = *attack.set_default(
+        GooseDefault::DecreaseRate,
+        (args.users * 4).to_string().as_str(),
+    )?;
     let attack = *attack.set_default(GooseDefault::RunTime, args.run_time)?;
+    // No remote control: its telnet listener would only collide between runs.
+    let attack = *attack.set_default(GooseDefault::NoTelnet, true)?;
     attack.execute().await
 }
 
