@@ -36,10 +36,19 @@ impl<T> Sharded<T> {
         }
     }
 
-    /// Runs `f` on this thread's shard.
+    /// Runs `f` on this thread's shard, or on the first free one when another thread holds it
+    /// (threads may share a shard number); it waits only when every shard is busy.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let index = THREAD_SHARD.with(|i| *i) % self.shards.len();
-        f(&mut lock(&self.shards[index].0))
+        let count = self.shards.len();
+        let home = THREAD_SHARD.with(|i| *i) % count;
+        for offset in 0..count {
+            match self.shards[(home + offset) % count].0.try_lock() {
+                Ok(mut shard) => return f(&mut shard),
+                Err(std::sync::TryLockError::Poisoned(e)) => return f(&mut e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            }
+        }
+        f(&mut lock(&self.shards[home].0))
     }
 
     /// Runs `f` on every shard in turn, each under its lock (to take and reset them).
