@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{holiday_run, proxy_snapshot, run_of, PHASES, RPS};
+use common::{canary_snapshot, holiday_run, proxy_snapshot, run_of, PHASES, RPS};
 use twinpeak_reports::report::{read_input, Input, Outcome, Report, ReportError, Summary};
 use twinpeak_reports::{RunRecord, Snapshot};
 
@@ -461,6 +461,142 @@ fn writes_a_self_contained_page_markdown_and_summary() {
         "runs/holiday.json"
     );
     assert_eq!(value["routes"][0]["requests"]["sources"][0], "proxy.json");
+}
+
+#[test]
+fn canary_history_gets_its_section_chart_and_sentence() {
+    let report = Report::build(vec![snapshot_input("proxy.json", canary_snapshot())]).unwrap();
+    let s = report.summary();
+    let canary = s.canary.as_ref().expect("a canary view");
+    assert_eq!(canary.state, "rolled_back");
+    assert_eq!(canary.weight.text, "0%");
+    assert_eq!(canary.peak.text, "25%");
+    assert_eq!(canary.peak.sources, ["proxy.json"]);
+    assert_eq!(canary.ramp, "1% → 5% → 25% → 100%");
+    assert_eq!(canary.step, None, "a rollback leaves no step in force");
+    let counts = [
+        &canary.passes,
+        &canary.fails,
+        &canary.inconclusive,
+        &canary.advances,
+        &canary.rollbacks,
+    ]
+    .map(|f| f.value);
+    assert_eq!(counts, [2.0, 1.0, 1.0, 2.0, 1.0]);
+    let changes: Vec<(&str, &str)> = canary
+        .changes
+        .iter()
+        .map(|c| (c.decision.as_str(), c.weight.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("start", "1%"),
+            ("advance", "5%"),
+            ("pause", "5%"),
+            ("resume", "5%"),
+            ("advance", "25%"),
+            ("rollback", "0%"),
+        ]
+    );
+    let rollback = canary.last_rollback.as_ref().unwrap();
+    assert_eq!(rollback.from.as_ref().unwrap().text, "25%");
+    let cause: Vec<&str> = rollback.cause.iter().map(|r| r.metric.as_str()).collect();
+    assert_eq!(cause, ["error_rate", "error_delta"]);
+    let failure = &canary.failures[0];
+    assert_eq!(
+        (
+            failure.metric.as_str(),
+            failure.candidate.text.as_str(),
+            failure.threshold.text.as_str()
+        ),
+        ("error_rate", "5.1%", "1%")
+    );
+    assert_eq!(failure.candidate.sources, ["proxy.json"]);
+    assert!(
+        failure
+            .candidate
+            .derivation
+            .contains("reasons[\"error_rate\"]"),
+        "{}",
+        failure.candidate.derivation
+    );
+    assert_eq!(canary.failures.len(), 2, "{:?}", canary.failures);
+    let chart = s.charts.iter().find(|c| c.id == "canary").unwrap();
+    assert_eq!(chart.sources, ["proxy.json"]);
+
+    let text = s.headline.summary.join(" ");
+    assert!(
+        text.contains(
+            "The canary reached 25% of live traffic and was rolled back once, at 09:07 UTC, \
+             when its error rate reached 5.1% against a 1% limit."
+        ),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let written = report.write(dir.path()).unwrap();
+    let html = fs::read_to_string(&written.html).unwrap();
+    assert!(html.contains("<section class=\"card\" id=\"canary\">"));
+    assert!(html.contains("<title>Canary share of live traffic over time"));
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 3);
+    let labels = svg_texts(&html);
+    for label in ["rollback 09:07", "09:06", "5%", "25%"] {
+        assert!(
+            labels.iter().any(|l| l == label),
+            "no label {label} in {labels:?}"
+        );
+    }
+    assert!(html.contains("<tr class=\"rollback\">"));
+    assert!(html.contains("class=\"state rolled_back\">rolled back</span>"));
+    assert!(html.contains(
+        "<p>The canary reached 25% of live traffic and was rolled back once, at 09:07 UTC, when"
+    ));
+
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    assert!(md.contains("\n## Canary\n"), "{md}");
+    assert!(md.contains("- State: rolled back\n"), "{md}");
+    assert!(
+        md.contains("| 2025-11-28 09:07:00 UTC | **rollback** | judge | 0% |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 2025-11-28 09:07:00 UTC | 25% | `error_rate` | 5.1% | — | 1% |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- Canary share of live traffic over time"),
+        "{md}"
+    );
+
+    let value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&written.summary).unwrap()).unwrap();
+    assert_eq!(value["canary"]["peak"]["value"], 25.0);
+    assert_eq!(value["canary"]["rollbacks"]["sources"][0], "proxy.json");
+    assert_eq!(
+        value["canary"]["last_rollback"]["cause"][0]["candidate"]["value"],
+        5.1
+    );
+}
+
+#[test]
+fn no_canary_history_no_canary_section() {
+    let report = Report::build(vec![snapshot_input("proxy.json", proxy_snapshot())]).unwrap();
+    let s = report.summary();
+    assert!(s.canary.is_none());
+    assert!(report.charts().canary.is_none());
+    assert!(s.charts.iter().all(|c| c.id != "canary"));
+    assert!(!s.headline.summary.join(" ").contains("canary"));
+    let dir = tempfile::tempdir().unwrap();
+    let written = report.write(dir.path()).unwrap();
+    let html = fs::read_to_string(&written.html).unwrap();
+    assert!(!html.contains("id=\"canary\""));
+    assert!(!html.contains("Canary"));
+    let md = fs::read_to_string(&written.markdown).unwrap();
+    assert!(!md.contains("## Canary"), "{md}");
+    let value: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&written.summary).unwrap()).unwrap();
+    assert!(value["canary"].is_null());
 }
 
 /// The text of every `<text>` element, trimmed.

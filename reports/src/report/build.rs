@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::canary;
 use super::charts::{self, AFTER, BEFORE};
 use super::format;
 use super::from_runs::{side_stats, timeline_data};
@@ -58,6 +59,7 @@ pub(super) fn build(inputs: Vec<(PathBuf, Input)>) -> Result<(Summary, Charts), 
         slo: &page.summary.slo,
         health: &page.summary.health,
         diff: page.summary.diff.as_ref(),
+        canary: page.summary.canary.as_ref(),
     });
     let mut summary = page.summary;
     summary.headline = Headline {
@@ -100,6 +102,7 @@ impl Default for Page {
                 routes: Vec::new(),
                 delta: None,
                 diff: None,
+                canary: None,
                 charts: Vec::new(),
                 reproducibility: Reproducibility::default(),
                 health: Vec::new(),
@@ -256,7 +259,7 @@ impl Page {
         Ok(())
     }
 
-    /// The per-route table, the delta chart and the diff summary of the snapshots.
+    /// The per-route table, the delta chart, the diff summary and the canary of the snapshots.
     fn add_snapshots(&mut self, snapshots: &Snapshots) -> Result<(), ReportError> {
         if snapshots.files.len() > 1 {
             self.note(format!(
@@ -284,6 +287,17 @@ impl Page {
             );
         }
         self.summary.diff = snapshots.diff_view();
+        self.summary.canary = canary::view(snapshots);
+        if let Some(data) = canary::chart_data(snapshots) {
+            self.charts.canary = Some(charts::canary(&data)?);
+            self.chart(
+                "canary",
+                "Canary share of live traffic over time",
+                &snapshots.canary_files,
+                "canary.decisions[*].weight as steps at each entry's time, to taken_at; \
+                 advances, rollbacks and admin changes marked; canary.ramp drawn as levels",
+            );
+        }
         Ok(())
     }
 

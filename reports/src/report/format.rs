@@ -1,6 +1,8 @@
 //! How the report writes numbers: thousands separators, precision that suits the magnitude,
 //! and a real minus sign.
 
+use std::time::SystemTime;
+
 /// `n` with a comma between each group of three digits: `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -115,6 +117,13 @@ pub fn factor(ratio: f64) -> String {
     }
 }
 
+/// The UTC time of day of `t`: `14:02`, or `14:02:05` with `seconds`.
+pub fn time_of_day(t: SystemTime, seconds: bool) -> String {
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    let end = if seconds { 19 } else { 16 };
+    text.get(11..end).unwrap_or(&text).to_owned()
+}
+
 /// Drops trailing zeros of a decimal fraction, and the point if nothing is left after it.
 fn trim_zeros(text: &str) -> String {
     if text.contains('.') {
@@ -170,5 +179,12 @@ mod tests {
         assert_eq!(rate(1_999.6), "2,000");
         assert_eq!(rate(49.5), "49.5");
         assert_eq!(rate(50.0), "50");
+    }
+
+    #[test]
+    fn times_of_day_are_utc() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_764_338_525);
+        assert_eq!(time_of_day(t, false), "14:02");
+        assert_eq!(time_of_day(t, true), "14:02:05");
     }
 }

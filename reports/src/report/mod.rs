@@ -11,6 +11,7 @@
 //! snapshots alone, before is the primary and after the shadow, over all routes.
 
 mod build;
+mod canary;
 mod charts;
 mod error;
 mod figures;
@@ -33,9 +34,9 @@ use std::path::{Path, PathBuf};
 pub use error::ReportError;
 pub use input::{read_input, Input};
 pub use model::{
-    Change, ChartInfo, Column, DeltaView, DiffRouteRow, DiffView, FieldRow, Figure, Headline,
-    HeadlineRow, HealthRow, InputInfo, Outcome, Reproducibility, RouteRow, SloCell, SloRow,
-    Summary, SUMMARY_SCHEMA,
+    CanaryChange, CanaryReasonRow, CanaryRollback, CanaryView, Change, ChartInfo, Column,
+    DeltaView, DiffRouteRow, DiffView, FieldRow, Figure, Headline, HeadlineRow, HealthRow,
+    InputInfo, Outcome, Reproducibility, RouteRow, SloCell, SloRow, Summary, SUMMARY_SCHEMA,
 };
 
 /// A built report: the computed figures and the charts drawn from them.
@@ -55,6 +56,9 @@ pub struct Charts {
     pub timeline: Option<String>,
     /// Distribution of paired latency deltas, shadow − primary (proxy snapshots).
     pub delta: Option<String>,
+    /// The canary's share of traffic over time, with its advances and rollbacks (proxy
+    /// snapshots with a canary).
+    pub canary: Option<String>,
 }
 
 /// The files [`Report::write`] wrote.

@@ -25,6 +25,9 @@ pub struct Summary {
     pub delta: Option<DeltaView>,
     /// How the compared answers differed, from proxy snapshots.
     pub diff: Option<DiffView>,
+    /// The canary's ramp and every decision about it, from proxy snapshots that route a canary
+    /// share.
+    pub canary: Option<CanaryView>,
     /// The charts drawn, and what each was drawn from.
     pub charts: Vec<ChartInfo>,
     /// What is needed to run the measurement again.
@@ -253,10 +256,92 @@ pub struct FieldRow {
     pub suggested_ignore: Option<String>,
 }
 
+/// The canary as the proxy recorded it: where it stands, how far it got, and why it was held
+/// back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryView {
+    /// `running`, `paused` or `rolled_back`.
+    pub state: String,
+    /// The candidate's share of live traffic when the snapshot was taken.
+    pub weight: Figure,
+    /// The highest share the candidate served.
+    pub peak: Figure,
+    /// The ramp step in force, e.g. `2 of 4`; absent without a ramp or once rolled back.
+    pub step: Option<String>,
+    /// The configured ramp, e.g. `1% → 5% → 25% → 100%`; empty without one.
+    pub ramp: String,
+    /// The judge's passing verdicts.
+    pub passes: Figure,
+    /// The judge's failing verdicts.
+    pub fails: Figure,
+    /// The judge's inconclusive verdicts.
+    pub inconclusive: Figure,
+    /// Steps up the ramp.
+    pub advances: Figure,
+    /// Rollbacks, by the judge or an operator.
+    pub rollbacks: Figure,
+    /// The last rollback, with the failing checks that caused it when the judge did.
+    pub last_rollback: Option<CanaryRollback>,
+    /// The entries that changed something (start, advance, rollback and every admin change),
+    /// oldest first.
+    pub changes: Vec<CanaryChange>,
+    /// The failing checks of the last failing verdicts, oldest first.
+    pub failures: Vec<CanaryReasonRow>,
+    /// Input files the history came from.
+    pub sources: Vec<String>,
+}
+
+/// One entry of the canary history that changed something.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryChange {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `start`, `advance`, `rollback`, `weight`, `pause`, `resume` or `promote`.
+    pub decision: String,
+    /// `judge`, `config` or `admin (ADDRESS)`.
+    pub by: String,
+    /// The candidate's share of traffic after it, e.g. `25%`.
+    pub weight: String,
+    /// Why, in one line.
+    pub summary: String,
+}
+
+/// A rollback of the canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryRollback {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `judge` or `admin (ADDRESS)`.
+    pub by: String,
+    /// The candidate's share of traffic just before it, when an earlier entry says.
+    pub from: Option<Figure>,
+    /// The failing checks of the verdict that led to it; empty for an operator's rollback.
+    pub cause: Vec<CanaryReasonRow>,
+}
+
+/// One failing check of a judge's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryReasonRow {
+    /// When the verdict was made (RFC 3339).
+    pub at: String,
+    /// The candidate's share of traffic when it was made, e.g. `25%`.
+    pub weight: String,
+    /// `requests`, `error_rate`, `error_delta`, `latency_p99`, `latency_shift` or `diff_rate`.
+    pub metric: String,
+    /// The candidate's figure.
+    pub candidate: Figure,
+    /// The primary's figure, for checks that compare the two.
+    pub primary: Option<Figure>,
+    /// The limit the candidate's figure was held to.
+    pub threshold: Figure,
+    /// The check in words, as the proxy wrote it.
+    pub detail: String,
+}
+
 /// A chart of the page and where its data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChartInfo {
-    /// `percentiles`, `timeline` or `delta`.
+    /// `percentiles`, `timeline`, `delta` or `canary`.
     pub id: String,
     /// Caption.
     pub title: String,

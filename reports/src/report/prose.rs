@@ -2,7 +2,10 @@
 //! can never say what the numbers do not.
 
 use super::format;
-use super::model::{Column, DiffView, HeadlineRow, HealthRow, Outcome, SloRow};
+use super::model::{
+    CanaryReasonRow, CanaryView, Column, DiffView, HeadlineRow, HealthRow, Outcome, SloRow,
+};
+use crate::timestamp::parse_rfc3339;
 
 /// What the summary is written from.
 pub(super) struct Facts<'a> {
@@ -20,6 +23,8 @@ pub(super) struct Facts<'a> {
     pub health: &'a [HealthRow],
     /// The comparison of answers.
     pub diff: Option<&'a DiffView>,
+    /// The canary's history.
+    pub canary: Option<&'a CanaryView>,
 }
 
 impl Facts<'_> {
@@ -80,6 +85,7 @@ pub(super) fn summary(facts: &Facts) -> Vec<String> {
         None => sentences.extend(single_system(facts)),
     }
     sentences.extend(diff_sentence(facts));
+    sentences.extend(canary_sentence(facts));
     sentences.extend(health_sentence(facts));
     sentences.into_iter().map(|s| finish(&s)).collect()
 }
@@ -285,6 +291,85 @@ fn diff_sentence(facts: &Facts) -> Option<String> {
             diff.rate.text
         )
     })
+}
+
+/// `The canary reached 25% of live traffic and was rolled back once, at 14:02 UTC, when its
+/// error rate reached 5.1% against a 1% limit`, and the other cases.
+fn canary_sentence(facts: &Facts) -> Option<String> {
+    let canary = facts.canary?;
+    let state = canary.state.replace('_', " ");
+    let now = format!("{state} at {}", canary.weight.text);
+    let Some(rollback) = canary.last_rollback.as_ref() else {
+        if canary.peak.value == 0.0 {
+            return Some(format!(
+                "The canary has not served live traffic; it is {now}"
+            ));
+        }
+        let advances = match canary.advances.value as u64 {
+            0 => String::new(),
+            1 => " in 1 advance".to_owned(),
+            n => format!(" in {n} advances"),
+        };
+        return Some(format!(
+            "The canary reached {} of live traffic{advances} and is {now}",
+            canary.peak.text
+        ));
+    };
+    let times = match canary.rollbacks.value as u64 {
+        0 | 1 => "once,".to_owned(),
+        2 => "twice, last".to_owned(),
+        n => format!("{n} times, last"),
+    };
+    let at = parse_rfc3339(&rollback.at)
+        .map(|t| format!("{} UTC", format::time_of_day(t, false)))
+        .unwrap_or_else(|| rollback.at.clone());
+    let why = if !rollback.cause.is_empty() {
+        let failed_rate = rollback.cause.iter().any(|r| r.metric == "error_rate");
+        let clauses: Vec<String> = rollback
+            .cause
+            .iter()
+            // The error delta restates a failed error rate against the primary's.
+            .filter(|r| !(failed_rate && r.metric == "error_delta"))
+            .map(reason_clause)
+            .collect();
+        format!("when {}", join(&clauses))
+    } else if rollback.by == "judge" {
+        "by the judge".to_owned()
+    } else {
+        format!("by {}", rollback.by)
+    };
+    let mut sentence = format!(
+        "The canary reached {} of live traffic and was rolled back {times} at {at}, {why}",
+        canary.peak.text
+    );
+    if canary.state != "rolled_back" {
+        sentence.push_str(&format!("; it is now {now}"));
+    }
+    Some(sentence)
+}
+
+/// A failed check of the judge in words: `its error rate reached 5.1% against a 1% limit`.
+fn reason_clause(r: &CanaryReasonRow) -> String {
+    let (c, t) = (&r.candidate.text, &r.threshold.text);
+    match (r.metric.as_str(), &r.primary) {
+        ("error_rate", _) => format!("its error rate reached {c} against a {t} limit"),
+        ("error_delta", Some(p)) => format!(
+            "its error rate reached {c} against the primary's {}, above the {t} allowed",
+            p.text
+        ),
+        ("latency_p99", Some(p)) => format!(
+            "its p99 latency reached {c} against the primary's {}, above the {t} allowed",
+            p.text
+        ),
+        ("latency_shift", _) => format!(
+            "its answers were slower than the primary's (probability {c} against a {t} limit)"
+        ),
+        ("diff_rate", _) => {
+            format!("{c} of its answers differed from the primary's, against a {t} limit")
+        }
+        ("requests", _) => format!("it served {c} requests against a minimum of {t}"),
+        (metric, _) => format!("its {metric} reached {c} against a {t} limit"),
+    }
 }
 
 /// A warning when the load generator fell behind anywhere.

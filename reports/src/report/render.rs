@@ -35,6 +35,7 @@ pub(super) fn html(summary: &Summary, charts: &Charts) -> Result<String, ReportE
                 percentiles => svg(&charts.percentiles),
                 timeline => svg(&charts.timeline),
                 delta => svg(&charts.delta),
+                canary => svg(&charts.canary),
             },
             generator => generator(),
         },

@@ -26,6 +26,8 @@ pub(super) struct Snapshots {
     pub files: Vec<String>,
     /// The distinct proxy configuration digests, in the order seen.
     pub configs: Vec<String>,
+    /// The snapshot files with a canary history, in the order given.
+    pub canary_files: Vec<String>,
 }
 
 impl Snapshots {
@@ -38,8 +40,12 @@ impl Snapshots {
         let mut merged = Snapshots {
             configs: vec![first.proxy_config_sha256.clone()],
             files: vec![first_path.display().to_string()],
+            canary_files: Vec::new(),
             snapshot: first,
         };
+        if merged.snapshot.canary.is_some() {
+            merged.canary_files.push(first_path.display().to_string());
+        }
         for (path, snapshot) in inputs {
             merged
                 .snapshot
@@ -51,6 +57,9 @@ impl Snapshots {
                 })?;
             if !merged.configs.contains(&snapshot.proxy_config_sha256) {
                 merged.configs.push(snapshot.proxy_config_sha256.clone());
+            }
+            if snapshot.canary.is_some() {
+                merged.canary_files.push(path.display().to_string());
             }
             merged.files.push(path.display().to_string());
         }

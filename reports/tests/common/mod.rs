@@ -1,6 +1,7 @@
 //! Synthetic records with known figures: a holiday-peak run in which the legacy system answers
 //! at a p99 of about 3,840 ms and fails 2.5% of requests, and the rebuilt one answers at about
-//! 117 ms and fails 0.9%; and a proxy snapshot of both behind the proxy.
+//! 117 ms and fails 0.9%; and a proxy snapshot of both behind the proxy, with or without a
+//! canary history.
 
 #![allow(dead_code)]
 
@@ -9,8 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{
-    record_saturating, DiffSummary, FieldSummary, PhaseRecord, RouteSnapshot, RunRecord, RunTarget,
-    SloRecord, Snapshot, TimelinePoint,
+    record_saturating, CanaryDecision, CanaryHistory, CanaryReason, CanaryStep, DiffSummary,
+    FieldSummary, PhaseRecord, RouteSnapshot, RunRecord, RunTarget, SloRecord, Snapshot,
+    TimelinePoint,
 };
 
 /// Requests sent per second in every phase.
@@ -316,4 +318,122 @@ fn field(path: &str, kind: &str, count: u64, compared: u64) -> FieldSummary {
         last_seen: rfc3339(at(590)),
         suggested_ignore: None,
     }
+}
+
+/// The proxy snapshot with a canary history: started at 1%, advanced to 5% at 2:00 and to 25%
+/// at 5:00 (an operator paused and resumed it in between), then rolled back at 7:00 (09:07 UTC)
+/// when its error rate reached 5.1% against a 1% limit.
+pub fn canary_snapshot() -> Snapshot {
+    let mut snapshot = proxy_snapshot();
+    let entry = |secs: u64, decision: &str, by: &str, weight: f64, summary: &str| CanaryDecision {
+        at: rfc3339(at(secs)),
+        decision: decision.to_owned(),
+        by: by.to_owned(),
+        weight,
+        step: Some(0),
+        summary: summary.to_owned(),
+        reasons: Vec::new(),
+    };
+    let verdict = |secs: u64, decision: &str, weight: f64, rate: f64| {
+        let ok = rate <= 0.01;
+        CanaryDecision {
+            reasons: vec![
+                CanaryReason {
+                    metric: "requests".to_owned(),
+                    candidate: 400.0,
+                    primary: Some(9_600.0),
+                    threshold: 100.0,
+                    ok: true,
+                    detail: "400 candidate and 9600 primary requests".to_owned(),
+                },
+                CanaryReason {
+                    metric: "error_rate".to_owned(),
+                    candidate: rate,
+                    primary: None,
+                    threshold: 0.01,
+                    ok,
+                    detail: format!(
+                        "error_rate {:.2}% {} 1.00%",
+                        rate * 100.0,
+                        if ok { "<=" } else { ">" }
+                    ),
+                },
+                CanaryReason {
+                    metric: "error_delta".to_owned(),
+                    candidate: rate,
+                    primary: Some(0.005),
+                    threshold: 0.015,
+                    ok: rate <= 0.015,
+                    detail: "error_delta".to_owned(),
+                },
+            ],
+            ..entry(secs, decision, "judge", weight, "judged")
+        }
+    };
+    snapshot.canary = Some(CanaryHistory {
+        state: "rolled_back".to_owned(),
+        weight: 0.0,
+        step: Some(2),
+        ramp: [1.0, 5.0, 25.0, 100.0]
+            .into_iter()
+            .map(|weight| CanaryStep {
+                weight,
+                hold_seconds: (weight < 100.0).then_some(120.0),
+            })
+            .collect(),
+        decisions: vec![
+            entry(0, "start", "config", 1.0, "start: weight 1 (step 1 of 4)"),
+            CanaryDecision {
+                reasons: vec![CanaryReason {
+                    metric: "requests".to_owned(),
+                    candidate: 40.0,
+                    primary: Some(3_960.0),
+                    threshold: 100.0,
+                    ok: false,
+                    detail: "too little traffic: 40 candidate requests < min_requests 100"
+                        .to_owned(),
+                }],
+                ..entry(60, "inconclusive", "judge", 1.0, "too little traffic")
+            },
+            verdict(120, "pass", 1.0, 0.002),
+            entry(
+                120,
+                "advance",
+                "judge",
+                5.0,
+                "advance: weight 1 → 5 (step 2 of 4) after a hold with passing verdicts",
+            ),
+            entry(
+                180,
+                "pause",
+                "admin (127.0.0.1)",
+                5.0,
+                "admin (127.0.0.1): paused",
+            ),
+            entry(
+                200,
+                "resume",
+                "admin (127.0.0.1)",
+                5.0,
+                "admin (127.0.0.1): resumed",
+            ),
+            verdict(300, "pass", 5.0, 0.004),
+            entry(
+                300,
+                "advance",
+                "judge",
+                25.0,
+                "advance: weight 5 → 25 (step 3 of 4) after a hold with passing verdicts",
+            ),
+            verdict(420, "fail", 25.0, 0.051),
+            entry(
+                420,
+                "rollback",
+                "judge",
+                0.0,
+                "rollback: weight 25 → 0 after a failing interval: error_rate 5.10% > 1.00%",
+            ),
+        ],
+    });
+    snapshot
 }

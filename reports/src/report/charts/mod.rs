@@ -1,14 +1,16 @@
 //! The report's charts, drawn as self-contained SVG with `plotters`: a latency percentile
-//! curve, p99 and throughput over time with the phases marked, and the distribution of paired
-//! latency deltas.
+//! curve, p99 and throughput over time with the phases marked, the distribution of paired
+//! latency deltas, and the canary's share of traffic with its advances and rollbacks.
 //!
 //! Each chart is sized by its `viewBox`, so the page scales it to any width; the page's style
 //! sheet sets the font of its text.
 
+mod canary;
 mod delta;
 mod percentiles;
 mod timeline;
 
+pub(super) use canary::{canary, CanaryData};
 pub(super) use delta::delta;
 pub(super) use percentiles::percentiles;
 pub(super) use timeline::{timeline, PhaseBand, TimelineData, TimelineSeries};
