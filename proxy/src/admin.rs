@@ -292,7 +292,7 @@ impl Admin {
         let path = session.req_header().uri.path().to_string();
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
-                let body = self.stats.metrics().render();
+                let body = self.stats.render_metrics(&self.routes);
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",

@@ -2,9 +2,9 @@
 //! comes from a closed set or from the configured route templates, so cardinality is bounded.
 //! Handles are bound once per route at start-up, so the request path never hashes label sets.
 
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::diff::DiffKind;
@@ -12,7 +12,7 @@ use crate::labels::{CanaryDecision, MirrorOutcome, PairResult, Side, StatusClass
 use crate::routes::RouteTable;
 
 /// Bucket bounds (seconds) for upstream durations: 0.5 ms to 30 s.
-const DURATION_BUCKETS: [f64; 16] = [
+pub const DURATION_BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
@@ -21,8 +21,6 @@ const DURATION_BUCKETS: [f64; 16] = [
 pub struct SideMetrics {
     /// `twinpeak_requests_total{route, side, status_class}`, indexed by [`StatusClass::index`].
     pub requests: Vec<IntCounter>,
-    /// `twinpeak_upstream_duration_seconds{route, side}`.
-    pub duration: prometheus::Histogram,
 }
 
 /// Handles for one route.
@@ -101,15 +99,6 @@ impl Metrics {
             &["route", "side", "status_class"],
         )
         .expect("valid metric");
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "twinpeak_upstream_duration_seconds",
-                "Time from sending a request upstream to the end of its answer.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["route", "side"],
-        )
-        .expect("valid metric");
         let mirror = IntCounterVec::new(
             Opts::new(
                 "twinpeak_mirror_total",
@@ -167,7 +156,6 @@ impl Metrics {
         .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(duration.clone()),
             Box::new(mirror.clone()),
             Box::new(compared.clone()),
             Box::new(diffs.clone()),
@@ -194,7 +182,6 @@ impl Metrics {
                                 requests.with_label_values(&[route, side.as_str(), c.as_str()])
                             })
                             .collect(),
-                        duration: duration.with_label_values(&[route, side.as_str()]),
                     })
                     .collect(),
                 mirror: MirrorOutcome::ALL
@@ -231,11 +218,15 @@ impl Metrics {
         &self.routes[id]
     }
 
-    /// Everything in Prometheus' text exposition format.
-    pub fn render(&self) -> Vec<u8> {
+    /// Everything in Prometheus' text exposition format, with `extra` families (those made at
+    /// scrape time) among the registered ones.
+    pub fn render(&self, extra: Vec<MetricFamily>) -> Vec<u8> {
+        let mut families = self.registry.gather();
+        families.extend(extra);
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("encoding to a Vec cannot fail");
         out
     }
@@ -257,7 +248,7 @@ mod tests {
         m.route(0).sides[Side::Candidate.index()].requests[StatusClass::Success.index()].inc();
         m.canary_weight.set(12.5);
         m.canary_decisions[CanaryDecision::Rollback.index()].inc();
-        let text = String::from_utf8(m.render()).unwrap();
+        let text = String::from_utf8(m.render(Vec::new())).unwrap();
         assert!(text.contains(
             r#"twinpeak_requests_total{route="other",side="primary",status_class="2xx"} 1"#
         ));

@@ -2,10 +2,12 @@
 //! and the counters records are made of. Each observation updates these and the Prometheus
 //! handles together, so the two never disagree.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::IntCounter;
 use twinpeak_reports::{
     new_latency_histogram, record_saturating, EncodedHistogram, RouteSnapshot, SideSnapshot,
     SignedHistogram,
@@ -13,7 +15,7 @@ use twinpeak_reports::{
 
 use crate::diff::DiffKind;
 use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::metrics::{Metrics, RouteMetrics, SideMetrics, DURATION_BUCKETS};
 use crate::routes::{RouteId, RouteTable};
 use crate::shards::Sharded;
 
@@ -23,10 +25,9 @@ struct SideHistograms {
     ttfb: Histogram<u64>,
 }
 
-/// One side of one route.
+/// One side of one route; its counts are the Prometheus counters (one increment per request).
 struct SideStats {
     histograms: Sharded<SideHistograms>,
-    status: [AtomicU64; StatusClass::ALL.len()],
 }
 
 impl SideStats {
@@ -36,7 +37,6 @@ impl SideStats {
                 latency: new_latency_histogram(),
                 ttfb: new_latency_histogram(),
             }),
-            status: Default::default(),
         }
     }
 
@@ -52,20 +52,14 @@ impl SideStats {
         )
     }
 
-    fn snapshot(&self) -> SideSnapshot {
+    fn snapshot(&self, handles: &SideMetrics) -> SideSnapshot {
         let (latency, ttfb) = self.merged();
-        let status_classes = StatusClass::ALL
-            .iter()
-            .map(|c| {
-                (
-                    c.as_str().to_string(),
-                    self.status[c.index()].load(Ordering::Relaxed),
-                )
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect();
+        let status_classes: BTreeMap<String, u64> = counts(
+            &handles.requests,
+            StatusClass::ALL.iter().map(|c| c.as_str()),
+        );
         SideSnapshot {
-            requests: self.status.iter().map(|n| n.load(Ordering::Relaxed)).sum(),
+            requests: status_classes.values().sum(),
             status_classes,
             latency_us: EncodedHistogram(latency),
             ttfb_us: EncodedHistogram(ttfb),
@@ -78,8 +72,19 @@ struct RouteStats {
     /// Indexed like [`Side::ALL`].
     sides: [SideStats; 3],
     delta: Sharded<SignedHistogram>,
-    mirror: [AtomicU64; MirrorOutcome::ALL.len()],
-    compared: [AtomicU64; PairResult::ALL.len()],
+}
+
+/// Non-zero counters by label value.
+fn counts<'a>(
+    counters: &[IntCounter],
+    names: impl Iterator<Item = &'a str>,
+) -> BTreeMap<String, u64> {
+    counters
+        .iter()
+        .zip(names)
+        .map(|(n, name)| (name.to_string(), n.get()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// A finished exchange with one side, as far as statistics go.
@@ -118,8 +123,6 @@ impl Stats {
                         SideStats::new(candidate_shards),
                     ],
                     delta: Sharded::new(shards, SignedHistogram::default),
-                    mirror: Default::default(),
-                    compared: Default::default(),
                 })
                 .collect(),
             metrics: Metrics::new(routes),
@@ -140,11 +143,7 @@ impl Stats {
     pub fn record(&self, route: RouteId, side: Side, exchange: Exchange) {
         let stats = &self.routes[route].sides[side.index()];
         let handles = &self.metrics.route(route).sides[side.index()];
-        stats.status[exchange.class.index()].fetch_add(1, Ordering::Relaxed);
         handles.requests[exchange.class.index()].inc();
-        if let Some(total) = exchange.total {
-            handles.duration.observe(total.as_secs_f64());
-        }
         if exchange.total.is_some() || exchange.ttfb.is_some() {
             stats.histograms.with(|h| {
                 if let Some(total) = exchange.total {
@@ -166,14 +165,59 @@ impl Stats {
 
     /// Counts a request's mirror outcome.
     pub fn mirror_outcome(&self, route: RouteId, outcome: MirrorOutcome) {
-        self.routes[route].mirror[outcome.index()].fetch_add(1, Ordering::Relaxed);
         self.metrics.route(route).mirror[outcome.index()].inc();
     }
 
     /// Counts a pair's comparison result.
     pub fn pair_result(&self, route: RouteId, result: PairResult) {
-        self.routes[route].compared[result.index()].fetch_add(1, Ordering::Relaxed);
         self.metrics.route(route).compared[result.index()].inc();
+    }
+
+    /// Every metric in Prometheus' text format. `twinpeak_upstream_duration_seconds` is made
+    /// here from the HDR histograms, so a request is timed once, not twice.
+    pub fn render_metrics(&self, routes: &RouteTable) -> Vec<u8> {
+        self.metrics.render(vec![self.duration_family(routes)])
+    }
+
+    /// `twinpeak_upstream_duration_seconds{route, side}` as a Prometheus histogram, its buckets
+    /// read off the HDR histograms (within their 0.1% precision).
+    fn duration_family(&self, routes: &RouteTable) -> MetricFamily {
+        let mut family = MetricFamily::default();
+        family.set_name("twinpeak_upstream_duration_seconds".into());
+        family.set_help("Time from sending a request upstream to the end of its answer.".into());
+        family.set_field_type(MetricType::HISTOGRAM);
+        for (id, name) in routes.names().iter().enumerate() {
+            for side in Side::ALL {
+                let latency = self.latency(id, side);
+                let mut histogram = proto::Histogram::default();
+                histogram.set_sample_count(latency.len());
+                histogram.set_sample_sum(latency.mean() * latency.len() as f64 / 1e6);
+                let buckets = DURATION_BUCKETS
+                    .iter()
+                    .map(|bound| {
+                        let mut bucket = proto::Bucket::default();
+                        bucket.set_upper_bound(*bound);
+                        bucket.set_cumulative_count(latency.count_between(0, (bound * 1e6) as u64));
+                        bucket
+                    })
+                    .collect();
+                histogram.set_bucket(buckets);
+                let labels = [("route", name.as_str()), ("side", side.as_str())]
+                    .into_iter()
+                    .map(|(label, value)| {
+                        let mut pair = proto::LabelPair::default();
+                        pair.set_name(label.into());
+                        pair.set_value(value.into());
+                        pair
+                    })
+                    .collect();
+                let mut metric = proto::Metric::default();
+                metric.set_label(labels);
+                metric.set_histogram(histogram);
+                family.mut_metric().push(metric);
+            }
+        }
+        family
     }
 
     /// Counts a real difference of one kind found in a compared pair.
@@ -184,9 +228,9 @@ impl Stats {
     /// Totals of mirror outcomes over all routes, in [`MirrorOutcome::ALL`] order.
     pub fn mirror_totals(&self) -> [u64; MirrorOutcome::ALL.len()] {
         let mut totals = [0; MirrorOutcome::ALL.len()];
-        for route in &self.routes {
-            for (t, n) in totals.iter_mut().zip(&route.mirror) {
-                *t += n.load(Ordering::Relaxed);
+        for route in 0..self.routes.len() {
+            for (t, n) in totals.iter_mut().zip(&self.metrics.route(route).mirror) {
+                *t += n.get();
             }
         }
         totals
@@ -195,9 +239,9 @@ impl Stats {
     /// Totals of pair results over all routes, in [`PairResult::ALL`] order.
     pub fn pair_totals(&self) -> [u64; PairResult::ALL.len()] {
         let mut totals = [0; PairResult::ALL.len()];
-        for route in &self.routes {
-            for (t, n) in totals.iter_mut().zip(&route.compared) {
-                *t += n.load(Ordering::Relaxed);
+        for route in 0..self.routes.len() {
+            for (t, n) in totals.iter_mut().zip(&self.metrics.route(route).compared) {
+                *t += n.get();
             }
         }
         totals
@@ -221,27 +265,21 @@ impl Stats {
     /// One route's part of a snapshot record.
     pub fn route_snapshot(&self, route: RouteId) -> RouteSnapshot {
         let stats = &self.routes[route];
-        let count = |values: &[AtomicU64], names: &mut dyn Iterator<Item = &'static str>| {
-            values
-                .iter()
-                .zip(names)
-                .map(|(n, name)| (name.to_string(), n.load(Ordering::Relaxed)))
-                .filter(|(_, n)| *n > 0)
-                .collect()
-        };
+        let handles = self.metrics.route(route);
+        let side = |s: Side| stats.sides[s.index()].snapshot(&handles.sides[s.index()]);
         RouteSnapshot {
-            primary: stats.sides[Side::Primary.index()].snapshot(),
-            shadow: stats.sides[Side::Shadow.index()].snapshot(),
-            candidate: stats.sides[Side::Candidate.index()].snapshot(),
+            primary: side(Side::Primary),
+            shadow: side(Side::Shadow),
+            candidate: side(Side::Candidate),
             delta: self.delta(route),
-            compare: count(
-                &stats.compared,
-                &mut PairResult::ALL.iter().map(|r| r.as_str()),
+            compare: counts(
+                &handles.compared,
+                PairResult::ALL.iter().map(|r| r.as_str()),
             ),
             diff: None,
-            mirror: count(
-                &stats.mirror,
-                &mut MirrorOutcome::ALL.iter().map(|o| o.as_str()),
+            mirror: counts(
+                &handles.mirror,
+                MirrorOutcome::ALL.iter().map(|o| o.as_str()),
             ),
         }
     }
@@ -285,7 +323,7 @@ mod tests {
         assert!(snap.delta.quantile(0.5) < 0);
         assert_eq!(snap.mirror["sent"], 1);
         assert_eq!(stats.mirror_totals()[MirrorOutcome::Sent.index()], 1);
-        let text = String::from_utf8(stats.metrics().render()).unwrap();
+        let text = String::from_utf8(stats.render_metrics(&routes)).unwrap();
         assert!(text.contains(
             r#"twinpeak_upstream_duration_seconds_count{route="other",side="primary"} 1"#
         ));

@@ -559,7 +559,7 @@ mod tests {
         let last = c.history().decisions.pop().unwrap();
         assert_eq!(last.decision, "resume");
         assert_eq!(last.summary, "admin (127.0.0.1:1): resumed: weight 0 → 10");
-        let text = String::from_utf8(c.stats.metrics().render()).unwrap();
+        let text = String::from_utf8(c.stats.metrics().render(Vec::new())).unwrap();
         assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="fail"} 2"#));
         assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="rollback"} 1"#));
         assert!(text.contains("twinpeak_canary_weight 10"));
