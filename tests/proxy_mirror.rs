@@ -13,6 +13,15 @@ fn shadow_config(primary: &str, shadow: &str, extra: &str) -> String {
     )
 }
 
+/// A primary and a shadow that both answer "ok", and a proxy between them configured with
+/// `extra`.
+async fn mirrored(extra: &str) -> (Backend, Backend, Proxy) {
+    let primary = Backend::fixed("ok").await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(&primary.url(), &shadow.url(), extra)).await;
+    (primary, shadow, proxy)
+}
+
 #[tokio::test]
 async fn the_shadow_receives_the_same_request_with_marker_and_request_id() {
     let primary = Backend::fixed("from primary").await;
@@ -92,14 +101,7 @@ async fn the_shadow_receives_the_same_request_with_marker_and_request_id() {
 
 #[tokio::test]
 async fn writes_are_not_mirrored_unless_a_route_opts_in() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 100 }\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) = mirrored("mirror: { percent: 100 }\n").await;
     let c = client();
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         let res = c
@@ -119,14 +121,7 @@ async fn writes_are_not_mirrored_unless_a_route_opts_in() {
 
 #[tokio::test]
 async fn a_route_can_be_kept_off_the_mirror() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 100 }\nroutes: [{path: \"/bookings/{id}\", mirror: false}, \"/partners\"]\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) = mirrored("mirror: { percent: 100 }\nroutes: [{path: \"/bookings/{id}\", mirror: false}, \"/partners\"]\n").await;
     let c = client();
     c.get(proxy.url("/bookings/7")).send().await.unwrap();
     c.get(proxy.url("/partners")).send().await.unwrap();
@@ -143,14 +138,8 @@ async fn a_route_can_be_kept_off_the_mirror() {
 
 #[tokio::test]
 async fn sampling_matches_the_share_and_is_consistent_per_key() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 30, key: header:x-user-id }\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) =
+        mirrored("mirror: { percent: 30, key: header:x-user-id }\n").await;
     let c = client();
     let users = 300;
     for round in 0..2 {
@@ -190,14 +179,7 @@ async fn sampling_matches_the_share_and_is_consistent_per_key() {
 
 #[tokio::test]
 async fn random_sampling_matches_the_share() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 20 }\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) = mirrored("mirror: { percent: 20 }\n").await;
     let c = client();
     let total = 500;
     for _ in 0..total {
@@ -309,14 +291,7 @@ async fn the_in_flight_cap_drops_and_counts() {
 
 #[tokio::test]
 async fn put_mirror_changes_the_share_live() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 0 }\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) = mirrored("mirror: { percent: 0 }\n").await;
     let c = client();
     c.get(proxy.url("/a")).send().await.unwrap();
     let res = c
@@ -363,14 +338,7 @@ async fn put_mirror_changes_the_share_live() {
 
 #[tokio::test]
 async fn a_request_already_mirrored_is_not_mirrored_again() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 100 }\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) = mirrored("mirror: { percent: 100 }\n").await;
     let res = client()
         .get(proxy.url("/a"))
         .header("x-twinpeak-shadow", "1")
@@ -389,14 +357,8 @@ async fn a_request_already_mirrored_is_not_mirrored_again() {
 
 #[tokio::test]
 async fn request_bodies_over_the_cap_are_not_mirrored() {
-    let primary = Backend::fixed("ok").await;
-    let shadow = Backend::fixed("ok").await;
-    let proxy = Proxy::start(&shadow_config(
-        &primary.url(),
-        &shadow.url(),
-        "mirror: { percent: 100, methods: [POST], max_body_bytes: 1KiB }\n",
-    ))
-    .await;
+    let (primary, shadow, proxy) =
+        mirrored("mirror: { percent: 100, methods: [POST], max_body_bytes: 1KiB }\n").await;
     let c = client();
     let big = vec![b'x'; 4096];
     c.post(proxy.url("/a"))
