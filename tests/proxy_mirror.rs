@@ -138,7 +138,7 @@ async fn a_route_can_be_kept_off_the_mirror() {
 
 #[tokio::test]
 async fn sampling_matches_the_share_and_is_consistent_per_key() {
-    let (primary, shadow, proxy) =
+    let (_primary, shadow, proxy) =
         mirrored("mirror: { percent: 30, key: header:x-user-id }\n").await;
     let c = client();
     let users = 300;
@@ -179,7 +179,7 @@ async fn sampling_matches_the_share_and_is_consistent_per_key() {
 
 #[tokio::test]
 async fn random_sampling_matches_the_share() {
-    let (primary, shadow, proxy) = mirrored("mirror: { percent: 20 }\n").await;
+    let (_primary, shadow, proxy) = mirrored("mirror: { percent: 20 }\n").await;
     let c = client();
     let total = 500;
     for _ in 0..total {
@@ -291,7 +291,7 @@ async fn the_in_flight_cap_drops_and_counts() {
 
 #[tokio::test]
 async fn put_mirror_changes_the_share_live() {
-    let (primary, shadow, proxy) = mirrored("mirror: { percent: 0 }\n").await;
+    let (_primary, shadow, proxy) = mirrored("mirror: { percent: 0 }\n").await;
     let c = client();
     c.get(proxy.url("/a")).send().await.unwrap();
     let res = c
@@ -338,7 +338,7 @@ async fn put_mirror_changes_the_share_live() {
 
 #[tokio::test]
 async fn a_request_already_mirrored_is_not_mirrored_again() {
-    let (primary, shadow, proxy) = mirrored("mirror: { percent: 100 }\n").await;
+    let (_primary, shadow, proxy) = mirrored("mirror: { percent: 100 }\n").await;
     let res = client()
         .get(proxy.url("/a"))
         .header("x-twinpeak-shadow", "1")
