@@ -8,9 +8,7 @@ use plotters::coord::combinators::BindKeyPoints;
 use plotters::coord::types::{RangedCoordf64, RangedCoordi64};
 use plotters::prelude::*;
 
-use super::{
-    failed, finish, label_style, stroke, title_style, AFTER, BAD, GRID, INK, MUTED, WIDTH,
-};
+use super::{label_style, render, stroke, title_style, AFTER, BAD, GRID, INK, MUTED, WIDTH};
 use crate::report::format;
 use crate::report::ReportError;
 
@@ -44,13 +42,11 @@ pub(in crate::report) struct CanaryData {
 
 /// Draws the candidate's share over time.
 pub(in crate::report) fn canary(data: &CanaryData) -> Result<String, ReportError> {
-    let mut svg = String::new();
-    draw(&mut svg, data).map_err(failed("canary"))?;
-    Ok(finish(
-        svg,
-        "chart",
+    render(
+        "canary",
         "Canary share of live traffic over time, percent, with advances and rollbacks",
-    ))
+        |svg| draw(svg, data),
+    )
 }
 
 /// The UTC time of day `x` seconds after `start`, to the second when `seconds`.

@@ -5,7 +5,7 @@
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{failed, finish, label_style, stroke, title_style, BAD, GOOD, GRID, INK, MUTED, WIDTH};
+use super::{label_style, render, stroke, title_style, BAD, GOOD, GRID, INK, MUTED, WIDTH};
 use crate::histogram::SignedHistogram;
 use crate::report::format;
 use crate::report::ReportError;
@@ -54,13 +54,11 @@ fn range(delta: &SignedHistogram) -> (f64, f64) {
 
 /// Draws the distribution of `delta` as bars.
 pub(in crate::report) fn delta(delta: &SignedHistogram) -> Result<String, ReportError> {
-    let mut svg = String::new();
-    draw(&mut svg, delta).map_err(failed("delta"))?;
-    Ok(finish(
-        svg,
-        "chart",
+    render(
+        "delta",
         "Paired latency delta, shadow minus primary, milliseconds",
-    ))
+        |svg| draw(svg, delta),
+    )
 }
 
 fn draw(

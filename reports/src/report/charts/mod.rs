@@ -61,6 +61,18 @@ fn stroke(color: RGBColor, width: u32) -> ShapeStyle {
 }
 
 /// The drawing error, as a report error naming the chart.
+/// Draws one chart into an SVG string with `draw` and makes it an inline element named `title`;
+/// a drawing failure is reported under `chart`.
+fn render<E: std::fmt::Display>(
+    chart: &'static str,
+    title: &str,
+    draw: impl FnOnce(&mut String) -> Result<(), E>,
+) -> Result<String, ReportError> {
+    let mut svg = String::new();
+    draw(&mut svg).map_err(failed(chart))?;
+    Ok(finish(svg, "chart", title))
+}
+
 fn failed<E: std::fmt::Display>(chart: &'static str) -> impl Fn(E) -> ReportError {
     move |e| ReportError::Chart {
         chart,

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{failed, finish, label_style, stroke, title_style, GRID, INK, WIDTH};
+use super::{label_style, render, stroke, title_style, GRID, INK, WIDTH};
 use crate::report::format;
 use crate::report::ReportError;
 
@@ -23,13 +23,11 @@ pub(in crate::report) type Curve<'a> = (&'a str, RGBColor, &'a Histogram<u64>);
 
 /// Draws the percentile curve of every non-empty histogram of `curves`.
 pub(in crate::report) fn percentiles(curves: &[Curve]) -> Result<String, ReportError> {
-    let mut svg = String::new();
-    draw(&mut svg, curves).map_err(failed("percentile"))?;
-    Ok(finish(
-        svg,
-        "chart",
+    render(
+        "percentile",
         "Latency by percentile, milliseconds, log percentile axis",
-    ))
+        |svg| draw(svg, curves),
+    )
 }
 
 /// Latency in ms at `x` decades along the percentile axis.

@@ -6,9 +6,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{
-    clock, failed, finish, label_style, stroke, title_style, BAD, GRID, INK, MUTED, WIDTH,
-};
+use super::{clock, label_style, render, stroke, title_style, BAD, GRID, INK, MUTED, WIDTH};
 use crate::report::format;
 use crate::report::ReportError;
 
@@ -56,13 +54,11 @@ pub(in crate::report) struct TimelineData {
 
 /// Draws p99 (top) and throughput (bottom) over time.
 pub(in crate::report) fn timeline(data: &TimelineData) -> Result<String, ReportError> {
-    let mut svg = String::new();
-    draw(&mut svg, &data.series, &data.intended, &data.phases).map_err(failed("timeline"))?;
-    Ok(finish(
-        svg,
-        "chart",
+    render(
+        "timeline",
         "p99 latency and throughput over the run, by phase",
-    ))
+        |svg| draw(svg, &data.series, &data.intended, &data.phases),
+    )
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
