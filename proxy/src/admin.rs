@@ -172,7 +172,7 @@ impl Admin {
                 "mirror": MirrorOutcome::ALL.iter().map(|o| (o.as_str(), mirror_totals[o.index()])).collect::<BTreeMap<_, _>>(),
                 "compared": PairResult::ALL.iter().map(|r| (r.as_str(), pair_totals[r.index()])).collect::<BTreeMap<_, _>>(),
                 "requests": self.routes.names().iter().enumerate().map(|(id, name)| {
-                    (name.as_str(), self.stats.route_snapshot(id).primary.requests)
+                    (name.as_str(), self.stats.requests(id, Side::Primary))
                 }).collect::<BTreeMap<_, _>>(),
             },
         })

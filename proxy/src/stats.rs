@@ -247,6 +247,15 @@ impl Stats {
         totals
     }
 
+    /// Requests one side of a route has answered (or failed), from its counters.
+    pub fn requests(&self, route: RouteId, side: Side) -> u64 {
+        self.metrics.route(route).sides[side.index()]
+            .requests
+            .iter()
+            .map(IntCounter::get)
+            .sum()
+    }
+
     /// A copy of one route × side latency histogram (total time).
     pub fn latency(&self, route: RouteId, side: Side) -> Histogram<u64> {
         self.routes[route].sides[side.index()].merged().0
@@ -315,6 +324,7 @@ mod tests {
         assert_eq!(snap.candidate.requests, 1);
         assert_eq!(stats.latency(0, Side::Candidate).len(), 1);
         assert_eq!(snap.primary.requests, 2);
+        assert_eq!(stats.requests(0, Side::Primary), 2);
         assert_eq!(snap.primary.status_classes["2xx"], 1);
         assert_eq!(snap.primary.status_classes["error"], 1);
         // Failures carry no latency: only the answered request is in the histogram.
