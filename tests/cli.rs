@@ -76,3 +76,32 @@ fn a_bad_configuration_names_file_line_and_key() {
         .unwrap()
         .contains("/nonexistent/proxy.yaml: cannot read"));
 }
+
+#[test]
+fn an_upstream_that_does_not_resolve_stops_the_proxy_with_its_key() {
+    // A 64-character label is refused by the resolver itself: no lookup leaves the machine.
+    let host = format!("{}.test", "a".repeat(64));
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            format!("listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.2:0 }}\nprimary: {{ url: http://{host}:9001 }}\n"),
+            "primary.url: cannot resolve",
+        ),
+        (
+            format!("listen: 127.0.0.1:0\nadmin: {{ listen: 127.0.0.2:0 }}\nprimary: {{ url: http://127.0.0.1:9 }}\nshadow: {{ url: http://{host}:9002 }}\n"),
+            "shadow.url: cannot resolve",
+        ),
+    ];
+    for (i, (yaml, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("unresolved{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let out = twinpeak(&["proxy", "--config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("unresolved{i}.yaml: {needle} {host}")),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

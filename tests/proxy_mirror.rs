@@ -52,6 +52,8 @@ async fn the_shadow_receives_the_same_request_with_marker_and_request_id() {
         .post(proxy.url("/bookings"))
         .header("content-type", "application/json")
         .header("x-request-id", "req-42")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
         .body(body)
         .send()
         .await
@@ -86,9 +88,12 @@ async fn the_shadow_receives_the_same_request_with_marker_and_request_id() {
         sh.sort();
         assert_eq!(ph, sh);
         assert_eq!(s.header("x-hop"), None);
-        assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
-        assert_eq!(s.header("x-forwarded-proto"), Some("http"));
     }
+    // The client is added to the forwarding list; a scheme the client states is kept.
+    assert_eq!(s[0].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(s[0].header("x-forwarded-proto"), Some("http"));
+    assert_eq!(s[1].header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
+    assert_eq!(s[1].header("x-forwarded-proto"), Some("https"));
     assert_eq!(s[0].uri, "/partners?city=pune&service=spa");
     assert_eq!(
         s[0].header("traceparent"),

@@ -5,9 +5,17 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_http::RequestHeader;
 
 /// Marks a mirrored copy; a request that arrives with it is never mirrored again.
-pub const SHADOW_MARKER: &str = "x-twinpeak-shadow";
+pub const SHADOW_MARKER: HeaderName = HeaderName::from_static("x-twinpeak-shadow");
 /// The request id carried by both sides of a pair.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The client addresses a request has passed through, the latest last.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static(X_FORWARDED_FOR_TEXT);
+/// The scheme the client used.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(X_FORWARDED_PROTO_TEXT);
+
+// Pingora keeps the case a header is inserted with; a `&'static str` costs no copy.
+const X_FORWARDED_FOR_TEXT: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO_TEXT: &str = "x-forwarded-proto";
 
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1), and must not be
 /// forwarded as they are.
@@ -60,31 +68,102 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// Sets `X-Forwarded-For` (the client appended) and, unless the client sent one,
+/// `X-Forwarded-Proto` on a request about to be forwarded.
+pub fn set_forwarding(
+    request: &mut RequestHeader,
+    client_ip: Option<std::net::IpAddr>,
+) -> pingora_error::Result<()> {
+    if let Some(list) = forwarded_for(&request.headers, client_ip) {
+        request.insert_header(X_FORWARDED_FOR_TEXT, list)?;
+    }
+    if !request.headers.contains_key(&X_FORWARDED_PROTO) {
+        request.insert_header(X_FORWARDED_PROTO_TEXT, HeaderValue::from_static("http"))?;
+    }
+    Ok(())
+}
+
 /// The value to send as `X-Forwarded-For`: the incoming list with the client's address added.
 pub fn forwarded_for(
     headers: &HeaderMap,
     client_ip: Option<std::net::IpAddr>,
 ) -> Option<HeaderValue> {
-    use std::fmt::Write;
-    let mut value = String::new();
-    for existing in headers.get_all("x-forwarded-for") {
-        if let Ok(text) = existing.to_str() {
-            if !value.is_empty() {
-                value.push_str(", ");
+    let mut incoming = headers.get_all(&X_FORWARDED_FOR).iter();
+    let (first, rest) = (incoming.next(), incoming.next());
+    let client = client_ip.map(IpText::new);
+    let client = client.as_ref().map(IpText::as_bytes);
+    if rest.is_none() {
+        // One list or none (nearly every request): no intermediate string.
+        return match (first, client) {
+            (None, None) => None,
+            (Some(list), None) => Some(list.clone()),
+            (None, Some(ip)) => HeaderValue::from_bytes(ip).ok(),
+            (Some(list), Some(ip)) => {
+                HeaderValue::from_bytes(&[list.as_bytes(), b", ", ip].concat()).ok()
             }
-            value.push_str(text);
-        }
+        };
     }
-    if let Some(ip) = client_ip {
+    let mut value = Vec::new();
+    for text in headers.get_all(&X_FORWARDED_FOR) {
         if !value.is_empty() {
-            value.push_str(", ");
+            value.extend_from_slice(b", ");
         }
-        let _ = write!(value, "{ip}");
+        value.extend_from_slice(text.as_bytes());
     }
-    if value.is_empty() {
-        return None;
+    if let Some(ip) = client {
+        value.extend_from_slice(b", ");
+        value.extend_from_slice(ip);
     }
-    HeaderValue::from_str(&value).ok()
+    HeaderValue::from_bytes(&value).ok()
+}
+
+/// An IP address as text, written without the formatting machinery (it runs for every
+/// request).
+struct IpText {
+    buf: [u8; 45],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: std::net::IpAddr) -> Self {
+        let mut text = IpText {
+            buf: [0; 45],
+            len: 0,
+        };
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    if octet >= 100 {
+                        text.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        text.push(b'0' + octet / 10 % 10);
+                    }
+                    text.push(b'0' + octet % 10);
+                }
+            }
+            std::net::IpAddr::V6(v6) => {
+                use std::io::Write;
+                let mut cursor = std::io::Cursor::new(&mut text.buf[..]);
+                // 45 bytes hold the longest form (an IPv4-mapped address in full).
+                let _ = write!(cursor, "{v6}");
+                text.len = cursor.position() as usize;
+            }
+        }
+        text
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.buf[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +204,31 @@ mod tests {
         h.append("x-forwarded-for", "2.2.2.2".parse().unwrap());
         assert_eq!(forwarded_for(&h, ip).unwrap(), "1.1.1.1, 2.2.2.2, 10.1.2.3");
         assert_eq!(forwarded_for(&HeaderMap::new(), None), None);
+        let mut one = HeaderMap::new();
+        one.append("x-forwarded-for", "1.1.1.1".parse().unwrap());
+        assert_eq!(forwarded_for(&one, None).unwrap(), "1.1.1.1");
+        assert_eq!(forwarded_for(&one, ip).unwrap(), "1.1.1.1, 10.1.2.3");
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        let addresses = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.168.100.200",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ];
+        for text in addresses {
+            let ip: std::net::IpAddr = text.parse().unwrap();
+            assert_eq!(
+                IpText::new(ip).as_bytes(),
+                ip.to_string().as_bytes(),
+                "{text}"
+            );
+        }
     }
 }

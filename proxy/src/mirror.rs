@@ -3,9 +3,10 @@
 //! be taken at once is dropped and counted, never queued.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::HeaderMap;
 use pingora_core::connectors::http::Connector;
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::capture::{BodyCapture, CapturedResponse, Outcome};
 use crate::config::{Config, ShadowConfig};
+use crate::headers::SHADOW_MARKER;
 use crate::labels::{MirrorOutcome, Side, StatusClass};
 use crate::metrics::UpstreamErrorKind;
 use crate::pairing::{Pair, PairQueue, PAIRING_WINDOW};
@@ -91,7 +93,8 @@ pub struct ShadowRequest {
 
 /// The mirror shared by every request.
 pub struct Mirror {
-    settings: RwLock<Arc<MirrorSettings>>,
+    /// Read by every request, replaced by `PUT /api/v1/mirror`: a load takes no lock.
+    settings: ArcSwap<MirrorSettings>,
     shadow: Option<ShadowTarget>,
     in_flight: AtomicUsize,
     stats: Arc<Stats>,
@@ -121,17 +124,22 @@ struct ShadowTarget {
 }
 
 impl Mirror {
-    /// The mirror for a configuration; without a shadow it mirrors nothing.
-    pub fn new(config: &Config, stats: Arc<Stats>, pairs: PairQueue) -> Self {
+    /// The mirror for a configuration; without a shadow it mirrors nothing. Fails when an
+    /// upstream's host name does not resolve, naming its key.
+    pub fn new(config: &Config, stats: Arc<Stats>, pairs: PairQueue) -> Result<Self, String> {
         let settings = MirrorSettings::new(
             config.mirror.percent,
             config.mirror.key.clone(),
             config.mirror.methods.clone(),
         );
         stats.metrics().mirror_percent.set(settings.percent.value());
-        Mirror {
-            settings: RwLock::new(Arc::new(settings)),
-            shadow: config.shadow.as_ref().map(ShadowTarget::new),
+        Ok(Mirror {
+            settings: ArcSwap::from_pointee(settings),
+            shadow: config
+                .shadow
+                .as_ref()
+                .map(|shadow| ShadowTarget::new(shadow, "shadow.url"))
+                .transpose()?,
             in_flight: AtomicUsize::new(0),
             stats,
             pairs,
@@ -141,16 +149,13 @@ impl Mirror {
             awaiting_primary: Arc::new(tokio::sync::Semaphore::new(
                 4 * config.shadow.as_ref().map_or(1, |s| s.max_in_flight),
             )),
-            reference: Reference::from_config(config),
-        }
+            reference: Reference::from_config(config)?,
+        })
     }
 
     /// The settings in force.
     pub fn settings(&self) -> Arc<MirrorSettings> {
-        self.settings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.settings.load_full()
     }
 
     /// Replaces the settings; requests that arrive afterwards see the new ones.
@@ -162,7 +167,7 @@ impl Mirror {
             .metrics()
             .mirror_percent
             .set(settings.percent.value());
-        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+        self.settings.store(Arc::new(settings));
         Ok(())
     }
 
@@ -193,10 +198,10 @@ impl Mirror {
         let Some(shadow) = &self.shadow else {
             return Err(MirrorOutcome::NotSampled);
         };
-        if headers.contains_key(crate::headers::SHADOW_MARKER) {
+        let settings = self.settings.load();
+        if settings.sampler.samples_nothing() || headers.contains_key(SHADOW_MARKER) {
             return Err(MirrorOutcome::NotSampled);
         }
-        let settings = self.settings();
         let allowed = |list: &[Method]| list.iter().any(|m| m.0 == *method);
         if !allowed(&settings.methods) && !allowed(extra_methods) {
             return Err(MirrorOutcome::Method);
@@ -350,23 +355,33 @@ impl Mirror {
 impl Reference {
     /// The secondary when one is configured (every mirrored safe request goes there too),
     /// otherwise the primary for `resample_percent` of them.
-    fn from_config(config: &Config) -> Option<Reference> {
-        let shadow = config.shadow.as_ref()?;
-        let noise = &config.diff.noise;
-        let (url, share) = match (&noise.secondary, noise.resample_percent.value()) {
-            (Some(url), _) => (url.clone(), Percent::new(100.0).expect("a percentage")),
-            (None, p) if p > 0.0 => (config.primary.url.clone(), noise.resample_percent),
-            _ => return None,
+    fn from_config(config: &Config) -> Result<Option<Reference>, String> {
+        let Some(shadow) = config.shadow.as_ref() else {
+            return Ok(None);
         };
-        let target = ShadowTarget::new(&ShadowConfig {
+        let noise = &config.diff.noise;
+        let (url, share, key) = match (&noise.secondary, noise.resample_percent.value()) {
+            (Some(url), _) => (
+                url.clone(),
+                Percent::new(100.0).expect("a percentage"),
+                "diff.noise.secondary",
+            ),
+            (None, p) if p > 0.0 => (
+                config.primary.url.clone(),
+                noise.resample_percent,
+                "primary.url",
+            ),
+            _ => return Ok(None),
+        };
+        let shadow = ShadowConfig {
             url,
             timeout: shadow.timeout,
             max_in_flight: shadow.max_in_flight,
-        });
-        Some(Reference {
-            target,
+        };
+        Ok(Some(Reference {
+            target: ShadowTarget::new(&shadow, key)?,
             share: Sampler::new(share, SampleKey::Random),
-        })
+        }))
     }
 }
 
@@ -386,22 +401,19 @@ enum ShadowFailure {
 }
 
 impl ShadowTarget {
-    fn new(config: &ShadowConfig) -> Self {
-        let mut peer = HttpPeer::new(
-            config.url.authority(),
-            config.url.tls,
-            config.url.host.clone(),
-        );
+    /// The target at `config.url`; `key` names it in the error when it does not resolve.
+    fn new(config: &ShadowConfig, key: &str) -> Result<Self, String> {
+        let mut peer = config.url.peer().map_err(|e| format!("{key}: {e}"))?;
         peer.options.connection_timeout = Some(config.timeout.0);
         peer.options.read_timeout = Some(config.timeout.0);
         peer.options.write_timeout = Some(config.timeout.0);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
-        ShadowTarget {
+        Ok(ShadowTarget {
             connector: Connector::new(None),
             peer,
             timeout: config.timeout.0,
             max_in_flight: config.max_in_flight,
-        }
+        })
     }
 
     /// Sends one copy and captures the answer.

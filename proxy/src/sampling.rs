@@ -18,6 +18,11 @@ impl Sampler {
         Sampler { percent, key }
     }
 
+    /// True when the share is zero: no request is included.
+    pub fn samples_nothing(&self) -> bool {
+        self.percent.fraction() <= 0.0
+    }
+
     /// Whether this request is in the sample. With a key, the same key value always gives the
     /// same answer (for a given percentage, and across proxies); a request without the key is
     /// drawn at random.

@@ -47,7 +47,16 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     })?;
     let comparator = Arc::new(comparator);
     let (pairs, worker) = pair_queue(config.diff.queue, stats.clone(), comparator.clone());
-    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs));
+    let in_file = |e: String| format!("{}: {e}", loaded.path.display());
+    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs).map_err(in_file)?);
+    let proxy = TwinpeakProxy::new(
+        &config.primary,
+        routes.clone(),
+        stats.clone(),
+        mirror.clone(),
+        canary.clone(),
+    )
+    .map_err(in_file)?;
 
     let conf = ServerConf {
         threads: config.threads,
@@ -62,13 +71,6 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let proxy = TwinpeakProxy::new(
-        &config.primary,
-        routes.clone(),
-        stats.clone(),
-        mirror.clone(),
-        canary.clone(),
-    );
     let mut proxy_service =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "twinpeak proxy");
     for address in &config.listen {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
+use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -24,6 +25,7 @@ use crate::metrics::UpstreamErrorKind;
 use crate::mirror::{BodyMessage, Mirror, ShadowRequest};
 use crate::routes::{RouteId, RouteTable};
 use crate::stats::{Exchange, Stats};
+use crate::units::UpstreamUrl;
 
 /// The proxy service shared by all requests.
 pub struct TwinpeakProxy {
@@ -37,47 +39,49 @@ pub struct TwinpeakProxy {
 /// The canary's side of the proxy: the routing decision and the candidate upstream.
 struct CanaryRoute {
     canary: Arc<Canary>,
-    peer: HttpPeer,
+    candidate: HttpPeer,
     side_header: bool,
 }
 
 impl TwinpeakProxy {
     /// A proxy in front of `primary`, with a share of traffic routed to the candidate when a
-    /// `canary` is given.
+    /// `canary` is given. Fails when an upstream's host name does not resolve, naming its key.
     pub fn new(
         primary: &PrimaryConfig,
         routes: Arc<RouteTable>,
         stats: Arc<Stats>,
         mirror: Arc<Mirror>,
         canary: Option<Arc<Canary>>,
-    ) -> Self {
-        let canary = canary.map(|canary| {
-            let url = canary.upstream();
-            let mut peer = HttpPeer::new(url.authority(), url.tls, url.host.clone());
-            peer.options.connection_timeout = Some(canary.config().connect_timeout.0);
-            peer.options.read_timeout = primary.read_timeout.map(|t| t.0);
-            CanaryRoute {
+    ) -> Result<Self, String> {
+        let read_timeout = primary.read_timeout.map(|t| t.0);
+        let canary = match canary {
+            Some(canary) => Some(CanaryRoute {
+                candidate: upstream_peer(
+                    canary.upstream(),
+                    "canary.upstream",
+                    canary.config().connect_timeout.0,
+                    read_timeout,
+                )?,
                 side_header: canary.config().side_header,
                 canary,
-                peer,
-            }
-        });
-        let mut peer = HttpPeer::new(
-            primary.url.authority(),
-            primary.url.tls,
-            primary.url.host.clone(),
-        );
-        peer.options.connection_timeout = Some(primary.connect_timeout.0);
-        peer.options.read_timeout = primary.read_timeout.map(|t| t.0);
+            }),
+            None => None,
+        };
         // Pooled connections stay until the primary closes them (the pool notices), as in
         // Pingora: an idle timer per pooled connection costs more than it saves here.
-        TwinpeakProxy {
+        let primary = upstream_peer(
+            &primary.url,
+            "primary.url",
+            primary.connect_timeout.0,
+            read_timeout,
+        )?;
+        Ok(TwinpeakProxy {
             routes,
             stats,
             mirror,
-            primary: peer,
+            primary,
             canary,
-        }
+        })
     }
 }
 
@@ -90,9 +94,6 @@ pub struct RequestContext {
     /// The attempt just made could not connect to the candidate and is retried on the primary;
     /// the canary logs that itself, at most once every few seconds.
     candidate_retry: bool,
-    /// Set for mirrored requests: the client's `x-request-id`, or a new one.
-    request_id: Option<String>,
-    forwarded_for: Option<HeaderValue>,
     upstream_start: Option<Instant>,
     /// Time to the serving side's answer header.
     ttfb: Option<Duration>,
@@ -181,6 +182,28 @@ impl Drop for ShadowBody {
     }
 }
 
+/// The peer for an upstream the request path sends to; `key` names it in the error when its
+/// host name does not resolve.
+fn upstream_peer(
+    url: &UpstreamUrl,
+    key: &str,
+    connect_timeout: Duration,
+    read_timeout: Option<Duration>,
+) -> Result<HttpPeer, String> {
+    let mut peer = url.peer().map_err(|e| format!("{key}: {e}"))?;
+    peer.options.connection_timeout = Some(connect_timeout);
+    peer.options.read_timeout = read_timeout;
+    Ok(peer)
+}
+
+/// The client's IP address, when it came over TCP.
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
 fn error_kind(e: &Error) -> UpstreamErrorKind {
     match e.etype() {
         ErrorType::ConnectTimedout
@@ -201,18 +224,15 @@ fn error_kind(e: &Error) -> UpstreamErrorKind {
 }
 
 impl TwinpeakProxy {
-    /// The header the shadow gets: the client's, hop-by-hop headers removed, the same
-    /// forwarding headers and request id as the primary, and the shadow marker.
-    fn shadow_header(
-        &self,
-        original: &RequestHeader,
-        ctx: &RequestContext,
-        has_body: bool,
-    ) -> Option<RequestHeader> {
+    /// The header the shadow gets: the client's (with the request id the primary gets),
+    /// hop-by-hop headers removed, the same forwarding headers as the primary, and the shadow
+    /// marker.
+    fn shadow_header(session: &Session, has_body: bool) -> Option<RequestHeader> {
+        let original = session.req_header();
         let mut header = original.clone();
         header.set_version(http::Version::HTTP_11);
         headers::strip_hop_by_hop(&mut header);
-        self.add_forwarding(&mut header, ctx).ok()?;
+        headers::set_forwarding(&mut header, client_ip(session)).ok()?;
         header.insert_header(SHADOW_MARKER, "1").ok()?;
         if !header.headers.contains_key(http::header::HOST) {
             let authority = original.uri.authority()?.to_string();
@@ -226,19 +246,6 @@ impl TwinpeakProxy {
                 .ok()?;
         }
         Some(header)
-    }
-
-    fn add_forwarding(&self, header: &mut RequestHeader, ctx: &RequestContext) -> Result<()> {
-        if let Some(id) = &ctx.request_id {
-            header.insert_header(REQUEST_ID, id.as_str())?;
-        }
-        if let Some(xff) = &ctx.forwarded_for {
-            header.insert_header("x-forwarded-for", xff.clone())?;
-        }
-        if !header.headers.contains_key("x-forwarded-proto") {
-            header.insert_header("x-forwarded-proto", "http")?;
-        }
-        Ok(())
     }
 
     /// Decides whether to mirror and, if so, starts the shadow task.
@@ -267,10 +274,16 @@ impl TwinpeakProxy {
                 return;
             }
         };
+        // Both sides get the same id: it goes on the request before either copy is made.
         let request_id = headers::request_id(&session.req_header().headers);
-        ctx.request_id = Some(request_id.clone());
         let has_body = !session.is_body_empty();
-        let Some(header) = self.shadow_header(session.req_header(), ctx, has_body) else {
+        let with_id = session
+            .req_header_mut()
+            .insert_header(REQUEST_ID, request_id.as_str());
+        let header = with_id
+            .ok()
+            .and_then(|()| Self::shadow_header(session, has_body));
+        let Some(header) = header else {
             self.mirror.abandoned(ctx.route, MirrorOutcome::ShadowError);
             return;
         };
@@ -313,12 +326,15 @@ impl TwinpeakProxy {
 impl ProxyHttp for TwinpeakProxy {
     type CTX = RequestContext;
 
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {
+        // None: answers pass through as the backend encoded them. (Pingora's default adds its
+        // compression module switched off, which still builds a context for every request.)
+    }
+
     fn new_ctx(&self) -> Self::CTX {
         RequestContext {
             // Until the path is known (a request refused before routing counts under `other`).
             route: self.routes.len() - 1,
-            request_id: None,
-            forwarded_for: None,
             side: Side::Primary,
             candidate_retry: false,
             upstream_start: None,
@@ -330,13 +346,7 @@ impl ProxyHttp for TwinpeakProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        let req = session.req_header();
-        ctx.route = self.routes.route_for(req.uri.path());
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        ctx.forwarded_for = headers::forwarded_for(&session.req_header().headers, client_ip);
+        ctx.route = self.routes.route_for(session.req_header().uri.path());
         if let Some(canary) = &self.canary {
             if canary.canary.choose(&session.req_header().headers) == Side::Candidate {
                 // The candidate serves it: there is no primary answer to compare with.
@@ -358,7 +368,7 @@ impl ProxyHttp for TwinpeakProxy {
         ctx.upstream_start.get_or_insert_with(Instant::now);
         ctx.candidate_retry = false;
         match (&self.canary, ctx.side) {
-            (Some(canary), Side::Candidate) => Ok(Box::new(canary.peer.clone())),
+            (Some(canary), Side::Candidate) => Ok(Box::new(canary.candidate.clone())),
             _ => Ok(Box::new(self.primary.clone())),
         }
     }
@@ -424,13 +434,14 @@ impl ProxyHttp for TwinpeakProxy {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         // Pingora has already removed hop-by-hop headers (and those `Connection` names) and
-        // owns the framing of the upstream request.
-        self.add_forwarding(upstream_request, ctx)?;
+        // owns the framing of the upstream request. The client's request is left as it came
+        // (but for the request id of a mirrored one), so this copy is the only one that grows.
+        headers::set_forwarding(upstream_request, client_ip(session))?;
         if let Some(m) = ctx.mirrored.as_mut() {
             m.attempt_offset = 0;
         }
@@ -546,15 +557,8 @@ impl ProxyHttp for TwinpeakProxy {
             if let Ok(mut resp) = ResponseHeader::build(code, Some(3)) {
                 let _ = resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
                 let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len());
-                let id = ctx.request_id.as_deref().or_else(|| {
-                    session
-                        .req_header()
-                        .headers
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                });
-                if let Some(id) = id {
-                    let _ = resp.insert_header(REQUEST_ID, id.to_string());
+                if let Some(id) = session.req_header().headers.get(REQUEST_ID) {
+                    let _ = resp.insert_header(REQUEST_ID, id.clone());
                 }
                 if self.canary.as_ref().is_some_and(|c| c.side_header) {
                     let _ = resp.insert_header(SIDE_HEADER, ctx.side.as_str());

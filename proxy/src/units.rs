@@ -250,6 +250,35 @@ impl UpstreamUrl {
             format!("{}:{}", self.host, self.port)
         }
     }
+
+    /// The upstream's address, its host name resolved now (once, as nginx does at start); an
+    /// error says why it could not be.
+    pub fn resolve(&self) -> Result<std::net::SocketAddr, String> {
+        let authority = self.authority();
+        std::net::ToSocketAddrs::to_socket_addrs(&authority)
+            .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("cannot resolve {authority}: no address"))
+    }
+
+    /// The name to send as TLS SNI: the host for https, empty for plain HTTP (so the peer
+    /// copied for every request carries no string).
+    pub fn sni(&self) -> String {
+        if self.tls {
+            self.host.clone()
+        } else {
+            String::new()
+        }
+    }
+
+    /// A Pingora peer for this upstream, resolved now (see [`UpstreamUrl::resolve`]).
+    pub fn peer(&self) -> Result<pingora_core::upstreams::peer::HttpPeer, String> {
+        Ok(pingora_core::upstreams::peer::HttpPeer::new(
+            self.resolve()?,
+            self.tls,
+            self.sni(),
+        ))
+    }
 }
 
 impl FromStr for UpstreamUrl {
