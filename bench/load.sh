@@ -48,24 +48,15 @@ mkdir -p "$TMP/raw" "$TMP/logs"
 BACKEND_PID=""
 FAILED=1 # cleared at the very end; the EXIT trap reads it
 
-log() { echo "bench: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # Stops the backend (SIGTERM, then SIGKILL after 5 s) and reaps it.
 stop_backend() {
-    local pid=$BACKEND_PID i
+    local pid=$BACKEND_PID
     [[ -n $pid ]] || return 0
     BACKEND_PID=""
-    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "backend (pid $pid) did not exit on SIGTERM within 5 s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    stop_process "$pid" TERM
 }
 
 cleanup() {
@@ -79,17 +70,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-
-accepts() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-
-# The backend answers /__served with x-bench-served: how many requests it has answered so far.
-# This one counts itself, hence the - 1.
-served() {
-    local n
-    n=$(curl -sS -o /dev/null -D - "$URL/__served" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-bench-served" { print $2 }')
-    [[ -n $n ]] || die "no x-bench-served header from $BACKEND_LISTEN"
-    echo $((n - 1))
-}
 
 # Writes a one-phase, one-request scenario to $TMP/NAME.yaml and prints its path.
 scenario() {
@@ -207,27 +187,6 @@ print("%.3f %.3f %d %d %d %d %d %.0f %.0f" % (
 PY
 }
 
-# Prints "requests_per_sec errors" from one wrk output.
-parse_wrk() {
-    python3 - "$1" <<'PY'
-import re, sys
-
-text = open(sys.argv[1]).read()
-rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
-if not rps:
-    sys.exit("no Requests/sec in " + sys.argv[1])
-errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-errors += int(non2xx.group(1)) if non2xx else 0
-print("%.2f %d" % (float(rps.group(1)), errors))
-PY
-}
-
-# Prints a ÷ b to 2 decimals, or "n/a".
-ratio() {
-    python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print("%.2f" % (a / b) if b else "n/a")' "$1" "$2"
-}
-
 # ---- checks and build ------------------------------------------------------------------------
 
 [[ $DURATION =~ ^[1-9][0-9]*s$ ]] || die "DURATION must be whole seconds like 10s, not '$DURATION'"
@@ -272,29 +231,29 @@ done
 declare -A ANSWERED=()
 
 log "saturation, harness: $SATURATION_RPS/s offered for $DURATION, $SATURATION_USERS users, late limit $SATURATION_LATE_LIMIT"
-before=$(served)
+before=$(served "$BACKEND_LISTEN")
 harness saturation "$(scenario saturation "$SATURATION_RPS" "$SATURATION_USERS")" \
     --late-limit "$SATURATION_LATE_LIMIT"
-ANSWERED[harness]=$(($(served) - before - 1))
+ANSWERED[harness]=$(($(served "$BACKEND_LISTEN") - before - 1))
 read -r _ SAT_HARNESS SAT_DROPPED SAT_SENT SAT_ERRORS _ _ _ _ < <(read_record "$TMP/raw/saturation/run.json") \
     || die "cannot read $TMP/raw/saturation/run.json"
 log "saturation, harness: $SAT_HARNESS req/s, $SAT_SENT sent, $SAT_ERRORS errors"
 
 log "saturation, plain Goose: $SATURATION_USERS users for $DURATION"
-before=$(served)
+before=$(served "$BACKEND_LISTEN")
 timeout $((SECS + 120)) "$PLAIN" --host "$URL" --users "$SATURATION_USERS" --run-time "$SECS" \
     >"$TMP/raw/plain-goose.txt" 2>&1 || die "plain_goose failed (status $?), see $TMP/raw/plain-goose.txt"
-ANSWERED[plain]=$(($(served) - before - 1))
+ANSWERED[plain]=$(($(served "$BACKEND_LISTEN") - before - 1))
 SAT_PLAIN=$(awk '/^plain-goose requests\/s: / { v = $3 } END { print v }' "$TMP/raw/plain-goose.txt")
 [[ -n $SAT_PLAIN ]] || die "no 'plain-goose requests/s:' line in $TMP/raw/plain-goose.txt"
 log "saturation, plain Goose: $SAT_PLAIN req/s"
 
 log "saturation, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION"
-before=$(served)
+before=$(served "$BACKEND_LISTEN")
 wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$DURATION" "$URL/" >"$TMP/raw/wrk.txt" 2>&1 \
     || die "wrk failed, see $TMP/raw/wrk.txt"
-ANSWERED[wrk]=$(($(served) - before - 1))
-read -r SAT_WRK WRK_ERRORS < <(parse_wrk "$TMP/raw/wrk.txt") || die "cannot parse $TMP/raw/wrk.txt"
+ANSWERED[wrk]=$(($(served "$BACKEND_LISTEN") - before - 1))
+read -r SAT_WRK _ _ _ WRK_ERRORS < <(parse_wrk "$TMP/raw/wrk.txt") || die "cannot parse $TMP/raw/wrk.txt"
 log "saturation, wrk: $SAT_WRK req/s"
 
 # ---- pacing ----------------------------------------------------------------------------------
@@ -302,9 +261,9 @@ log "saturation, wrk: $SAT_WRK req/s"
 declare -A P_INTENDED=() P_ACHIEVED=() P_DROPPED=() P_SENT=() P_ERRORS=() P_P99=() P_RAW99=() P_MIN=() P_MAX=()
 for rate in $RATES; do
     log "pacing at $rate/s for $DURATION, $PACING_USERS users"
-    before=$(served)
+    before=$(served "$BACKEND_LISTEN")
     harness "pacing-$rate" "$(scenario "pacing-$rate" "$rate" "$PACING_USERS")"
-    ANSWERED[pacing-$rate]=$(($(served) - before - 1))
+    ANSWERED[pacing-$rate]=$(($(served "$BACKEND_LISTEN") - before - 1))
     read -r "P_INTENDED[$rate]" "P_ACHIEVED[$rate]" "P_DROPPED[$rate]" "P_SENT[$rate]" "P_ERRORS[$rate]" \
         "P_P99[$rate]" "P_RAW99[$rate]" "P_MIN[$rate]" "P_MAX[$rate]" < <(read_record "$TMP/raw/pacing-$rate/run.json") \
         || die "cannot read $TMP/raw/pacing-$rate/run.json"

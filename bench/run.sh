@@ -66,24 +66,13 @@ declare -A STOP_SIG=()  # pid -> signal that makes it exit at once
 ROUND=""                # current round, part of the log file names of the proxies
 FAILED=1                # cleared at the very end; the EXIT trap reads it
 
-log() { echo "bench: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-# Stops one process with its fast-exit signal, then SIGKILL if it is still there after 5 s, and
-# reaps it: when this returns the process is gone and its listening sockets are closed.
+# Stops one process with its fast-exit signal (see stop_process).
 stop_pid() {
-    local pid=$1 i
-    kill -"${STOP_SIG[$pid]:-TERM}" "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid did not exit on SIG${STOP_SIG[$pid]:-TERM} within 5 s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    unset "STOP_SIG[$pid]"
+    stop_process "$1" "${STOP_SIG[$1]:-TERM}"
+    unset "STOP_SIG[$1]"
 }
 
 cleanup() {
@@ -120,8 +109,6 @@ stop() {
     unset "PIDS[$name]"
 }
 
-accepts() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-
 # Waits (at most 5 s) until nothing accepts connections on ADDR any more. Pingora and nginx bind
 # with SO_REUSEPORT, so a process left over from an earlier run would not make the next start fail:
 # it would silently take part of the load. Every proxy start is therefore preceded by this check.
@@ -150,40 +137,6 @@ wait_for() {
     log "$name's log:"
     tail -n 20 "${LOGS[$name]}" >&2
     die "$name does not accept connections on $addr after 5 s"
-}
-
-# The backends answer with x-bench-served: how many requests they have answered so far.
-# This one counts itself, hence the - 1.
-served() {
-    local n
-    n=$(curl -sS -o /dev/null -D - "http://$1/__served" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-bench-served" { print $2 }')
-    [[ -n $n ]] || die "no x-bench-served header from $1"
-    echo $((n - 1))
-}
-
-# Prints "requests_per_sec p50_ms p99_ms requests errors" from one wrk --latency output.
-parse_wrk() {
-    python3 - "$1" <<'PY'
-import re, sys
-
-text = open(sys.argv[1]).read()
-unit_ms = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
-
-def latency(pct):
-    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m|h)\s*$" % pct, text, re.M)
-    if not m:
-        sys.exit("no %s%% latency line in %s" % (pct, sys.argv[1]))
-    return float(m.group(1)) * unit_ms[m.group(2)]
-
-rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
-total = re.search(r"^\s+(\d+) requests in", text, re.M)
-if not rps or not total:
-    sys.exit("no Requests/sec or request count in " + sys.argv[1])
-errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-errors += int(non2xx.group(1)) if non2xx else 0
-print("%.2f %.3f %.3f %s %d" % (float(rps.group(1)), latency(50), latency(99), total.group(1), errors))
-PY
 }
 
 # Requests counted by one wrk output (warm-up outputs are not run with --latency).
@@ -485,12 +438,6 @@ PY
 done
 
 # ---- report -----------------------------------------------------------------------------------
-
-# Prints a ÷ b to 2 decimals, or "n/a" when either is missing.
-ratio() {
-    [[ -n ${1:-} && -n ${2:-} ]] || { echo "n/a"; return; }
-    python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print("%.2f" % (a / b) if b else "n/a")' "$1" "$2"
-}
 
 # Prints "met" or "missed" for VALUE OP LIMIT, or "not measured" when VALUE is n/a.
 verdict() {

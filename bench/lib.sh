@@ -1,0 +1,66 @@
+# Helpers shared by the benchmark scripts (bench/run.sh, bench/load.sh); sourced, not run.
+
+log() { echo "bench: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Stops PID with SIGNAL (TERM by default), then SIGKILL if it is still there after 5 s, and reaps
+# it: when this returns the process is gone and its listening sockets are closed.
+stop_process() {
+    local pid=$1 signal=${2:-TERM} i
+    kill -"$signal" "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not exit on SIG$signal within 5 s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# True when something accepts TCP connections on HOST:PORT.
+accepts() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
+# How many requests the bench_backend at HOST:PORT has answered so far: it answers /__served with
+# x-bench-served. That request counts itself, hence the - 1.
+served() {
+    local n
+    n=$(curl -sS -o /dev/null -D - "http://$1/__served" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-bench-served" { print $2 }')
+    [[ -n $n ]] || die "no x-bench-served header from $1"
+    echo $((n - 1))
+}
+
+# Prints "requests_per_sec p50_ms p99_ms requests errors" from one wrk output; the latencies are
+# "n/a" when wrk ran without --latency. Errors are socket errors and non-2xx/3xx answers.
+parse_wrk() {
+    python3 - "$1" <<'PY'
+import re, sys
+
+text = open(sys.argv[1]).read()
+unit_ms = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+def latency(pct):
+    if "Latency Distribution" not in text:
+        return "n/a"
+    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m|h)\s*$" % pct, text, re.M)
+    if not m:
+        sys.exit("no %s%% latency line in %s" % (pct, sys.argv[1]))
+    return "%.3f" % (float(m.group(1)) * unit_ms[m.group(2)])
+
+rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+total = re.search(r"^\s+(\d+) requests in", text, re.M)
+if not rps or not total:
+    sys.exit("no Requests/sec or request count in " + sys.argv[1])
+errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+errors += int(non2xx.group(1)) if non2xx else 0
+print("%.2f %s %s %s %d" % (float(rps.group(1)), latency(50), latency(99), total.group(1), errors))
+PY
+}
+
+# Prints A ÷ B to 2 decimals, or "n/a" when either is missing or B is zero.
+ratio() {
+    [[ -n ${1:-} && -n ${2:-} ]] || { echo "n/a"; return; }
+    python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print("%.2f" % (a / b) if b else "n/a")' "$1" "$2"
+}
