@@ -105,3 +105,41 @@ fn an_upstream_that_does_not_resolve_stops_the_proxy_with_its_key() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn a_taken_listen_address_stops_the_proxy_at_once_with_its_key() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            format!("listen: {taken}\nadmin: {{ listen: {free} }}\n"),
+            "listen",
+        ),
+        (
+            format!("listen: {free}\nadmin: {{ listen: {taken} }}\n"),
+            "admin.listen",
+        ),
+    ];
+    for (i, (listeners, key)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("taken{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!("{listeners}primary: {{ url: http://127.0.0.1:9 }}\n"),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let out = twinpeak(&["proxy", "--config", path.to_str().unwrap()]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("taken{i}.yaml: {key}: cannot listen on {taken}")),
+            "{err}"
+        );
+    }
+}

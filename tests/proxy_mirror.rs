@@ -92,7 +92,10 @@ async fn the_shadow_receives_the_same_request_with_marker_and_request_id() {
     // The client is added to the forwarding list; a scheme the client states is kept.
     assert_eq!(s[0].header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(s[0].header("x-forwarded-proto"), Some("http"));
-    assert_eq!(s[1].header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"));
+    assert_eq!(
+        s[1].header("x-forwarded-for"),
+        Some("203.0.113.7, 127.0.0.1")
+    );
     assert_eq!(s[1].header("x-forwarded-proto"), Some("https"));
     assert_eq!(s[0].uri, "/partners?city=pune&service=spa");
     assert_eq!(

@@ -11,17 +11,18 @@ use pingora_core::services::listening::Service;
 use crate::admin::Admin;
 use crate::canary::{Canary, JudgeService};
 use crate::comparison::Comparator;
-use crate::config::LoadedConfig;
+use crate::config::{Config, LoadedConfig};
 use crate::mirror::Mirror;
 use crate::pairing::pair_queue;
 use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::stats::Stats;
 
-/// Builds the server for a configuration, ready to run. Fails when the diff corpus cannot be
-/// opened.
+/// Builds the server for a configuration, ready to run. Fails when an address to listen on is
+/// taken, an upstream does not resolve, or the diff corpus cannot be opened.
 pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     let config = &loaded.config;
+    check_listen_addresses(config).map_err(|e| format!("{}: {e}", loaded.path.display()))?;
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
     let canary = match &config.canary {
@@ -99,6 +100,23 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
         ));
     }
     Ok(server)
+}
+
+/// Fails at once, naming the key, when an address to listen on cannot be bound (taken, or not
+/// this machine's). Pingora itself retries a taken address once a second for 30 s.
+fn check_listen_addresses(config: &Config) -> Result<(), String> {
+    let addresses = config
+        .listen
+        .iter()
+        .map(|address| ("listen", address))
+        .chain(std::iter::once(("admin.listen", &config.admin.listen)));
+    for (key, address) in addresses {
+        // Bound without SO_REUSEPORT, so another proxy that shares ports that way is found too;
+        // the probe closes before Pingora binds.
+        std::net::TcpListener::bind(address)
+            .map_err(|e| format!("{key}: cannot listen on {address}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Runs the proxy until SIGINT or SIGTERM.
