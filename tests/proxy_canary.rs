@@ -648,7 +648,7 @@ fn a_canary_without_a_candidate_is_refused_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("proxy.yaml:3: canary.upstream:"),
+        stderr.contains("proxy.yaml:3:1: canary.upstream:"),
         "{stderr}"
     );
 }

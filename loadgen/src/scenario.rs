@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
+use twinpeak_reports::yaml_error;
 
 use crate::data::{Data, DataSource};
 use crate::template::{is_variable_name, ExtractPath, JsonTemplate, Template};
@@ -172,81 +173,18 @@ pub struct LoadedScenario {
 }
 
 /// A scenario that could not be used, with where and why; shown as `file:line:col: key: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScenarioError {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// Dotted key (`phases[1].rps`), when known.
-    pub key: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ScenarioError {}
-
-impl ScenarioError {
-    /// An error at a dotted key of `text`, located in the text (at the nearest enclosing key
-    /// when the key itself is not written, e.g. an inherited threshold); `fallback` is used when
-    /// nothing can be found, for example when the text is not valid YAML.
-    fn at(
-        file: &Path,
-        text: &str,
-        key: Option<String>,
-        fallback: Option<(usize, usize)>,
-        message: String,
-    ) -> ScenarioError {
-        let mut position = None;
-        let mut at = key.as_deref().unwrap_or_default();
-        while position.is_none() && !at.is_empty() {
-            position = locate(text, at);
-            at = &at[..at.rfind(['.', '[']).unwrap_or(0)];
-        }
-        let position = position.or(fallback);
-        ScenarioError {
-            file: file.to_path_buf(),
-            line: position.map(|p| p.0),
-            column: position.map(|p| p.1),
-            key,
-            message,
-        }
-    }
-}
+pub type ScenarioError = twinpeak_reports::YamlFileError;
 
 impl Scenario {
     /// Reads, parses and validates a scenario file, then reads its data files (relative to the
     /// file's directory).
     pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::whole_file(path, format!("cannot read the file: {e}")))?;
         let scenario = Scenario::parse(&text, path)?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
         let data = Data::resolve(&scenario.data, base_dir)
-            .map_err(|e| ScenarioError::at(path, &text, Some(e.key), None, e.message))?;
+            .map_err(|e| ScenarioError::at_key(path, &text, Some(e.key), None, e.message))?;
         Ok(LoadedScenario {
             scenario,
             data,
@@ -260,19 +198,11 @@ impl Scenario {
 
     /// Parses and validates scenario text without reading data files; `file` is used in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        let raw: ScenarioFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let fallback = inner.location().map(|l| (l.line(), l.column()));
-            let message = strip_path_prefix(&strip_location(&inner.to_string()), &key);
-            let key = (!key.is_empty() && key != ".").then_some(key);
-            ScenarioError::at(file, text, key, fallback, message)
-        })?;
+        let raw: ScenarioFile = yaml_error::deserialize(file, text)?;
         let scenario = raw.resolve();
-        scenario
-            .validate()
-            .map_err(|(key, message)| ScenarioError::at(file, text, Some(key), None, message))?;
+        scenario.validate().map_err(|(key, message)| {
+            ScenarioError::at_key(file, text, Some(key), None, message)
+        })?;
         Ok(scenario)
     }
 
@@ -872,155 +802,6 @@ mod method_text {
     }
 }
 
-/// serde_yaml appends " at line L column C" to its messages; the location is reported apart.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
-/// serde_yaml may start a message with the path of the value's parent (`phases[0]: ...`); the
-/// full key is reported apart, so that prefix is dropped.
-fn strip_path_prefix(message: &str, key: &str) -> String {
-    let mut prefix = String::new();
-    let mut longest = None;
-    for part in key.split('.') {
-        if !prefix.is_empty() {
-            prefix.push('.');
-        }
-        prefix.push_str(part);
-        if message.starts_with(&format!("{prefix}: ")) {
-            longest = Some(prefix.len() + 2);
-        }
-    }
-    longest.map_or_else(|| message.to_string(), |n| message[n..].to_string())
-}
-
-/// Finds a dotted key (`requests[1].after`) in YAML text and returns its 1-based line and
-/// column: the key itself when the path ends in a key, the item when it ends in an index.
-///
-/// serde_yaml only knows a position while it reads a value, and reports errors found after
-/// reading (and all errors found in validation) at the parent mapping; walking the document
-/// again to the key gives the exact place, in block and flow style alike.
-fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
-    let mut steps = Vec::new();
-    for part in dotted.split('.') {
-        let (name, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
-        if !name.is_empty() {
-            steps.push(Step::Key(name));
-        }
-        while let Some(inner) = rest.strip_prefix('[') {
-            let (index, tail) = inner.split_once(']')?;
-            steps.push(Step::Index(index.parse().ok()?));
-            rest = tail;
-        }
-        if !rest.is_empty() {
-            return None;
-        }
-    }
-    match de::DeserializeSeed::deserialize(Locate(&steps), serde_yaml::Deserializer::from_str(text))
-    {
-        Err(e) if e.to_string().contains(FOUND) => e.location().map(|l| (l.line(), l.column())),
-        _ => None,
-    }
-}
-
-const FOUND: &str = "twinpeak: location found";
-
-enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-/// Walks to the remaining steps and fails on arrival, so serde_yaml marks the error there. On
-/// arrival at a scalar, serde's default `visit_*` fails with `expecting`'s text, which is then
-/// [`FOUND`]; a scalar reached before the last step fails with another message (not found).
-struct Locate<'a>(&'a [Step<'a>]);
-
-impl Locate<'_> {
-    fn arrived<E: de::Error>(&self) -> Result<(), E> {
-        match self.0 {
-            [] => Err(E::custom(FOUND)),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl<'de> de::DeserializeSeed<'de> for Locate<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> de::Visitor<'de> for Locate<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            [] => f.write_str(FOUND),
-            _ => f.write_str("a mapping or a sequence"),
-        }
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.arrived()?;
-        let [Step::Key(want), rest @ ..] = self.0 else {
-            return Ok(());
-        };
-        let last = rest.is_empty();
-        while let Some(found) = map.next_key_seed(KeyIs { want, last })? {
-            if found {
-                return map.next_value_seed(Locate(rest));
-            }
-            map.next_value::<de::IgnoredAny>()?;
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.arrived()?;
-        let [Step::Index(want), rest @ ..] = self.0 else {
-            return Ok(());
-        };
-        for _ in 0..*want {
-            if seq.next_element::<de::IgnoredAny>()?.is_none() {
-                return Ok(());
-            }
-        }
-        seq.next_element_seed(Locate(rest)).map(|_| ())
-    }
-}
-
-/// Reads a mapping key: whether it is the one wanted, failing at it when it is the last step.
-struct KeyIs<'a> {
-    want: &'a str,
-    last: bool,
-}
-
-impl<'de> de::DeserializeSeed<'de> for KeyIs<'_> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> de::Visitor<'de> for KeyIs<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a mapping key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
-        match key == self.want {
-            true if self.last => Err(E::custom(FOUND)),
-            found => Ok(found),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1503,18 +1284,5 @@ slo: {p99: 200ms, p95: 150ms, error_rate: 1%}
                 }
             }
         }
-    }
-
-    #[test]
-    fn locate_finds_keys_and_items() {
-        let text = "a: 1\nb:\n  - {x: 1, y: 2}\n  - name: n\n    after: z\nc: {d: [5, 6]}\n";
-        assert_eq!(locate(text, "b[1].after"), Some((5, 5)));
-        assert_eq!(locate(text, "b[0].y"), Some((3, 12)));
-        assert_eq!(locate(text, "b[1]"), Some((4, 5)));
-        assert_eq!(locate(text, "c.d[1]"), Some((6, 12)));
-        assert_eq!(locate(text, "a"), Some((1, 1)));
-        assert_eq!(locate(text, "b[2]"), None);
-        assert_eq!(locate(text, "nope"), None);
-        assert_eq!(locate("a: [\nb: 1\n", "b"), None);
     }
 }

@@ -1,11 +1,11 @@
 //! The proxy's configuration file: its shape, defaults, and errors that name file, line and key.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use twinpeak_reports::yaml_error;
 
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
@@ -243,38 +243,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>
     }
 }
 
-/// A configuration that could not be used, with where and why.
-#[derive(Debug)]
-pub struct ConfigError {
-    /// The file the configuration came from.
-    pub file: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// Dotted key path (`mirror.percent`), when known.
-    pub key: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A configuration that could not be used, with where and why; shown as
+/// `file:line:col: key: message`.
+pub type ConfigError = twinpeak_reports::YamlFileError;
 
 /// A configuration together with where it came from.
 #[derive(Debug, Clone)]
@@ -290,13 +261,8 @@ pub struct LoadedConfig {
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(path, format!("cannot read the file: {e}")))?;
         let config = Config::parse(&text, path)?;
         Ok(LoadedConfig {
             config,
@@ -307,30 +273,13 @@ impl Config {
 
     /// Parses and validates configuration text; `file` is used in error messages.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let location = inner.location();
-            let message = strip_path_prefix(&strip_location(&inner.to_string()), &key);
-            ConfigError {
-                file: file.to_path_buf(),
-                line: location.as_ref().map(|l| l.line()),
-                column: location.as_ref().map(|l| l.column()),
-                key: (!key.is_empty() && key != ".").then_some(key),
-                message,
-            }
-        })?;
+        let mut config: Config = yaml_error::deserialize(file, text)?;
         if let Some(canary) = config.canary.as_mut() {
             canary.resolve(config.shadow.as_ref().map(|s| &s.url));
         }
-        config.validate().map_err(|(key, message)| ConfigError {
-            file: file.to_path_buf(),
-            line: line_of_key(text, &key),
-            column: None,
-            key: Some(key),
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::at_key(file, text, Some(key), None, message))?;
         Ok(config)
     }
 
@@ -396,123 +345,6 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// serde_yaml appends " at line L column C" to its messages; the location is reported apart.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
-/// serde_yaml may start a message with the path of the value's parent (`mirror: ...`); the
-/// full key is reported apart, so that prefix is dropped.
-fn strip_path_prefix(message: &str, key: &str) -> String {
-    let mut prefix = String::new();
-    let mut longest = None;
-    for part in key.split('.') {
-        if !prefix.is_empty() {
-            prefix.push('.');
-        }
-        prefix.push_str(part);
-        if message.starts_with(&format!("{prefix}: ")) {
-            longest = Some(prefix.len() + 2);
-        }
-    }
-    longest.map_or_else(|| message.to_string(), |n| message[n..].to_string())
-}
-
-/// Finds the line of a dotted key (`mirror.percent`, `canary.ramp[1].hold`) in YAML text by
-/// following indentation; used for errors found after parsing, when serde no longer knows
-/// where a value was. When a key is absent, the line of its nearest parent is given.
-fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let parts: Vec<&str> = dotted.split('.').collect();
-    // Where the search for the next part starts, and the indent its block's lines exceed.
-    let mut start = 0;
-    let mut block: Option<usize> = None;
-    // A list item's block begins on the item's own line (`- weight: 5`).
-    let mut starts_on_item = false;
-    let mut found = None;
-    let content = |i: usize| {
-        let line = lines[i];
-        let trimmed = line.trim_start();
-        (!trimmed.is_empty() && !trimmed.starts_with('#'))
-            .then(|| (line.len() - trimmed.len(), trimmed))
-    };
-    for (p, part) in parts.iter().enumerate() {
-        let (name, index) = match part.split_once('[') {
-            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (*part, None),
-        };
-        let next = parts.get(p + 1).map(|n| n.split('[').next().unwrap_or(n));
-        let mut hit = None;
-        for i in start..lines.len() {
-            let Some((indent, trimmed)) = content(i) else {
-                continue;
-            };
-            let own_line = starts_on_item && i == start;
-            if !own_line && block.is_some_and(|b| indent <= b) {
-                break;
-            }
-            let key = trimmed.trim_start_matches("- ");
-            if let Some((key, rest)) = key.split_once(':') {
-                if key.trim() == name {
-                    hit = Some((i, indent, rest));
-                    break;
-                }
-            }
-        }
-        let Some((mut line, mut indent, mut rest)) = hit else {
-            return found;
-        };
-        found = Some(line + 1);
-        starts_on_item = false;
-        if let Some(index) = index {
-            if rest.contains('[') {
-                // An inline list: `ramp: [{weight: 1}, ...]`.
-                return found;
-            }
-            let key_indent = indent;
-            let mut item_indent = None;
-            let mut seen = 0;
-            let mut item = None;
-            for i in line + 1..lines.len() {
-                let Some((indent, trimmed)) = content(i) else {
-                    continue;
-                };
-                let is_item = trimmed.starts_with("- ") || trimmed == "-";
-                if indent < key_indent || (indent == key_indent && !is_item) {
-                    break;
-                }
-                if is_item && item_indent.is_none_or(|d| d == indent) {
-                    item_indent = Some(indent);
-                    if seen == index {
-                        item = Some((i, indent, trimmed.trim_start_matches('-')));
-                        break;
-                    }
-                    seen += 1;
-                }
-            }
-            let Some(item) = item else {
-                return found;
-            };
-            (line, indent, rest) = item;
-            found = Some(line + 1);
-            starts_on_item = true;
-        }
-        match next {
-            // The child may be inline (`mirror: { percent: 5 }`) or on later lines.
-            Some(next) if rest.contains(&format!("{next}:")) => return found,
-            Some(_) => {
-                start = if starts_on_item { line } else { line + 1 };
-                block = Some(indent);
-            }
-            None => return found,
-        }
-    }
-    found
 }
 
 #[cfg(test)]
@@ -602,31 +434,6 @@ routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
         let e = parse("listen: localhost\nprimary: { url: http://127.0.0.1:9001 }\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("listen"));
         assert_eq!(e.line, Some(1));
-    }
-
-    #[test]
-    fn line_of_key_follows_nesting() {
-        let text = "a: 1\nmirror:\n  key: x\n  percent: 3\nother:\n  percent: 9\n";
-        assert_eq!(line_of_key(text, "mirror.percent"), Some(4));
-        assert_eq!(line_of_key(text, "other.percent"), Some(6));
-        assert_eq!(
-            line_of_key("mirror: { percent: 3 }\n", "mirror.percent"),
-            Some(1)
-        );
-    }
-
-    #[test]
-    fn line_of_key_finds_list_items() {
-        let text = "canary:\n  ramp:\n    - {weight: 1, hold: 1m}\n    - weight: 5\n      hold: 2m\n    - weight: 9\n  judge: {}\n";
-        assert_eq!(line_of_key(text, "canary.ramp[0].hold"), Some(3));
-        assert_eq!(line_of_key(text, "canary.ramp[1].hold"), Some(5));
-        assert_eq!(line_of_key(text, "canary.ramp[2].weight"), Some(6));
-        assert_eq!(line_of_key(text, "canary.ramp[2].hold"), Some(6));
-        assert_eq!(line_of_key(text, "canary.upstream"), Some(1));
-        let flush = "canary:\n  ramp:\n  - {weight: 1}\n  - {weight: 2}\n";
-        assert_eq!(line_of_key(flush, "canary.ramp[1].weight"), Some(4));
-        let inline = "canary: {ramp: [{weight: 1}]}\n";
-        assert_eq!(line_of_key(inline, "canary.ramp[0].weight"), Some(1));
     }
 
     #[test]

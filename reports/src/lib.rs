@@ -5,6 +5,9 @@
 //! V2 deflate encoding, so records from several proxies or load workers merge exactly and any
 //! HdrHistogram tool can read them. Percentiles are computed from merged histograms, never
 //! averaged.
+//!
+//! [`yaml_error`] holds the errors, with file, line and key, that the proxy's configuration and
+//! the load harness's scenarios share.
 
 pub mod diff;
 pub mod histogram;
@@ -13,6 +16,7 @@ pub mod report;
 pub mod run;
 pub mod snapshot;
 pub mod timestamp;
+pub mod yaml_error;
 
 pub use diff::{DiffSummary, FieldSummary};
 pub use histogram::{
@@ -28,3 +32,4 @@ pub use snapshot::{
     CanaryDecision, CanaryHistory, CanaryReason, CanaryStep, RouteSnapshot, SideSnapshot, Snapshot,
     SNAPSHOT_SCHEMA,
 };
+pub use yaml_error::YamlFileError;
