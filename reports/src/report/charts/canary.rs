@@ -8,7 +8,7 @@ use plotters::coord::combinators::BindKeyPoints;
 use plotters::coord::types::{RangedCoordf64, RangedCoordi64};
 use plotters::prelude::*;
 
-use super::{label_style, render, stroke, title_style, AFTER, BAD, GRID, INK, MUTED, WIDTH};
+use super::{house_mesh, label_style, render, stroke, AFTER, BAD, MUTED, WIDTH};
 use crate::report::format;
 use crate::report::ReportError;
 
@@ -101,19 +101,16 @@ fn draw(svg: &mut String, data: &CanaryData) -> Result<(), DrawingAreaErrorKind<
             RangedCoordi64::from(0..sec(data.span)).with_key_points(ticks),
             RangedCoordf64::from(0f64..top),
         )?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|x| time_at(data, *x as f64, seconds))
-        .y_label_formatter(&|y| format!("{}%", format::rate(*y)))
-        .y_labels(5)
-        .x_desc("time (UTC)")
-        .y_desc("share of live traffic to the candidate")
-        .label_style(label_style())
-        .axis_desc_style(title_style())
-        .bold_line_style(GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(INK.mix(0.6))
-        .draw()?;
+    house_mesh(
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| time_at(data, *x as f64, seconds))
+            .y_label_formatter(&|y| format!("{}%", format::rate(*y)))
+            .y_labels(5)
+            .x_desc("time (UTC)")
+            .y_desc("share of live traffic to the candidate"),
+    )
+    .draw()?;
     for weight in &data.ramp {
         let level = [(0, *weight), (sec(data.span), *weight)];
         chart.draw_series(DashedLineSeries::new(level, 6, 5, stroke(MUTED, 1)))?;

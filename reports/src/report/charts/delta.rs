@@ -5,7 +5,7 @@
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{label_style, render, stroke, title_style, BAD, GOOD, GRID, INK, MUTED, WIDTH};
+use super::{house_mesh, render, stroke, BAD, GOOD, INK, MUTED, WIDTH};
 use crate::histogram::SignedHistogram;
 use crate::report::format;
 use crate::report::ReportError;
@@ -80,20 +80,17 @@ fn draw(
             RangedCoordf64::from(lo_ms..hi_ms),
             RangedCoordf64::from(0f64..top),
         )?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|x| format::axis(*x))
-        .y_label_formatter(&|y| format!("{}%", format::rate(*y)))
-        .x_labels(9)
-        .y_labels(5)
-        .x_desc("shadow − primary (ms): left of zero the shadow answered sooner")
-        .y_desc("share of paired requests")
-        .label_style(label_style())
-        .axis_desc_style(title_style())
-        .bold_line_style(GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(INK.mix(0.6))
-        .draw()?;
+    house_mesh(
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| format::axis(*x))
+            .y_label_formatter(&|y| format!("{}%", format::rate(*y)))
+            .x_labels(9)
+            .y_labels(5)
+            .x_desc("shadow − primary (ms): left of zero the shadow answered sooner")
+            .y_desc("share of paired requests"),
+    )
+    .draw()?;
     let width = (hi_ms - lo_ms) / BINS as f64;
     chart.draw_series(shares.iter().enumerate().map(|(i, share)| {
         let x0 = lo_ms + width * i as f64;

@@ -15,6 +15,8 @@ pub(super) use delta::delta;
 pub(super) use percentiles::percentiles;
 pub(super) use timeline::{timeline, PhaseBand, TimelineData, TimelineSeries};
 
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use plotters::style::TextStyle;
 
@@ -51,6 +53,23 @@ fn title_style() -> TextStyle<'static> {
     (FONT, 16).into_font().color(&INK)
 }
 
+/// The look every chart's axes and grid share: label and title fonts, a light grid with no
+/// minor lines, muted axes.
+fn house_mesh<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged,
+    Y: Ranged,
+    DB: DrawingBackend,
+{
+    mesh.label_style(label_style())
+        .axis_desc_style(title_style())
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(INK.mix(0.6))
+}
+
 /// A line of `color`, `width` pixels wide.
 fn stroke(color: RGBColor, width: u32) -> ShapeStyle {
     ShapeStyle {
@@ -60,7 +79,6 @@ fn stroke(color: RGBColor, width: u32) -> ShapeStyle {
     }
 }
 
-/// The drawing error, as a report error naming the chart.
 /// Draws one chart into an SVG string with `draw` and makes it an inline element named `title`;
 /// a drawing failure is reported under `chart`.
 fn render<E: std::fmt::Display>(
@@ -73,6 +91,7 @@ fn render<E: std::fmt::Display>(
     Ok(finish(svg, "chart", title))
 }
 
+/// The drawing error, as a report error naming the chart.
 fn failed<E: std::fmt::Display>(chart: &'static str) -> impl Fn(E) -> ReportError {
     move |e| ReportError::Chart {
         chart,

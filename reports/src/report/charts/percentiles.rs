@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{label_style, render, stroke, title_style, GRID, INK, WIDTH};
+use super::{house_mesh, render, stroke, title_style, GRID, WIDTH};
 use crate::report::format;
 use crate::report::ReportError;
 
@@ -63,20 +63,17 @@ fn draw(svg: &mut String, curves: &[Curve]) -> Result<(), DrawingAreaErrorKind<s
             RangedCoordf64::from(0f64..DECADES),
             RangedCoordf64::from(0f64..y_max),
         )?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&|y| format::axis(*y))
-        .x_labels(DECADES as usize + 1)
-        .y_labels(6)
-        .x_desc("percentile")
-        .y_desc("latency (ms)")
-        .label_style(label_style())
-        .axis_desc_style(title_style())
-        .bold_line_style(GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(INK.mix(0.6))
-        .draw()?;
+    house_mesh(
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| percentile_label(*x))
+            .y_label_formatter(&|y| format::axis(*y))
+            .x_labels(DECADES as usize + 1)
+            .y_labels(6)
+            .x_desc("percentile")
+            .y_desc("latency (ms)"),
+    )
+    .draw()?;
     for (name, color, h) in curves {
         let points = (0..=(DECADES as u32 * STEPS)).map(|i| {
             let x = f64::from(i) / f64::from(STEPS);

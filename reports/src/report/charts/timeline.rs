@@ -6,7 +6,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{clock, label_style, render, stroke, title_style, BAD, GRID, INK, MUTED, WIDTH};
+use super::{clock, house_mesh, label_style, render, stroke, BAD, MUTED, WIDTH};
 use crate::report::format;
 use crate::report::ReportError;
 
@@ -199,12 +199,8 @@ impl Panel<'_> {
             .y_label_formatter(&|v| format::rate(*v))
             .y_labels(5)
             .x_labels(10)
-            .y_desc(self.y_desc)
-            .label_style(label_style())
-            .axis_desc_style(title_style())
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .axis_style(INK.mix(0.6));
+            .y_desc(self.y_desc);
+        house_mesh(&mut mesh);
         if let Some(desc) = self.x_desc {
             mesh.x_desc(desc);
         }
