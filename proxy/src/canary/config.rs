@@ -277,6 +277,16 @@ fn header_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Erro
         .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a valid header name")))
 }
 
+/// A configuration from YAML for tests: the candidate defaults to a shadow at
+/// 127.0.0.1:9002, and it must validate.
+#[cfg(test)]
+pub(crate) fn config(text: &str) -> CanaryConfig {
+    let mut c: CanaryConfig = serde_yaml::from_str(text).unwrap();
+    c.resolve(Some(&"http://127.0.0.1:9002".parse().unwrap()));
+    c.validate().unwrap();
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -455,27 +455,14 @@ impl BackgroundService for JudgeService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canary::config::config;
     use crate::routes::RouteTable;
-
-    fn config(text: &str) -> CanaryConfig {
-        let mut c: CanaryConfig = serde_yaml::from_str(text).unwrap();
-        c.resolve(Some(&"http://127.0.0.1:9002".parse().unwrap()));
-        c.validate().unwrap();
-        c
-    }
+    use crate::sampling::headers;
 
     fn canary(text: &str) -> Canary {
         let routes = RouteTable::new(&[]);
         let stats = Arc::new(Stats::new(&routes, 1, true));
         Canary::new(&config(text), None, stats, 2).unwrap()
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(*k, v.parse().unwrap());
-        }
-        map
     }
 
     #[test]

@@ -273,13 +273,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(text: &str) -> CanaryConfig {
-        let mut c: CanaryConfig = serde_yaml::from_str(text).unwrap();
-        c.resolve(Some(&"http://127.0.0.1:9002".parse().unwrap()));
-        c.validate().unwrap();
-        c
-    }
+    use crate::canary::config::config;
 
     const RAMP: &str = "{ramp: [{weight: 1, hold: 10m}, {weight: 5, hold: 30m}, {weight: 100}], judge: {failures_to_rollback: 3}}";
 
