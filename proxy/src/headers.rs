@@ -88,31 +88,21 @@ pub fn forwarded_for(
     headers: &HeaderMap,
     client_ip: Option<std::net::IpAddr>,
 ) -> Option<HeaderValue> {
-    let mut incoming = headers.get_all(&X_FORWARDED_FOR).iter();
-    let (first, rest) = (incoming.next(), incoming.next());
     let client = client_ip.map(IpText::new);
-    let client = client.as_ref().map(IpText::as_bytes);
-    if rest.is_none() {
-        // One list or none (nearly every request): no intermediate string.
-        return match (first, client) {
-            (None, None) => None,
-            (Some(list), None) => Some(list.clone()),
-            (None, Some(ip)) => HeaderValue::from_bytes(ip).ok(),
-            (Some(list), Some(ip)) => {
-                HeaderValue::from_bytes(&[list.as_bytes(), b", ", ip].concat()).ok()
-            }
-        };
-    }
+    let parts = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .chain(client.as_ref().map(IpText::as_bytes));
     let mut value = Vec::new();
-    for text in headers.get_all(&X_FORWARDED_FOR) {
+    for part in parts {
         if !value.is_empty() {
             value.extend_from_slice(b", ");
         }
-        value.extend_from_slice(text.as_bytes());
+        value.extend_from_slice(part);
     }
-    if let Some(ip) = client {
-        value.extend_from_slice(b", ");
-        value.extend_from_slice(ip);
+    if value.is_empty() {
+        return None;
     }
     HeaderValue::from_bytes(&value).ok()
 }
