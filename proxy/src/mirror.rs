@@ -403,7 +403,7 @@ enum ShadowFailure {
 impl ShadowTarget {
     /// The target at `config.url`; `key` names it in the error when it does not resolve.
     fn new(config: &ShadowConfig, key: &str) -> Result<Self, String> {
-        let mut peer = config.url.peer().map_err(|e| format!("{key}: {e}"))?;
+        let mut peer = config.url.peer(key)?;
         peer.options.connection_timeout = Some(config.timeout.0);
         peer.options.read_timeout = Some(config.timeout.0);
         peer.options.write_timeout = Some(config.timeout.0);

@@ -22,7 +22,8 @@ use crate::stats::Stats;
 /// taken, an upstream does not resolve, or the diff corpus cannot be opened.
 pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     let config = &loaded.config;
-    check_listen_addresses(config).map_err(|e| format!("{}: {e}", loaded.path.display()))?;
+    let in_file = |e: String| format!("{}: {e}", loaded.path.display());
+    check_listen_addresses(config).map_err(in_file)?;
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
     let canary = match &config.canary {
@@ -35,20 +36,18 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
         None => None,
     };
     let comparator = Comparator::new(&config.diff, routes.clone(), stats.clone()).map_err(|e| {
-        format!(
-            "{}: diff.corpus: cannot open {}: {e}",
-            loaded.path.display(),
+        in_file(format!(
+            "diff.corpus: cannot open {}: {e}",
             config
                 .diff
                 .corpus
                 .as_deref()
                 .unwrap_or(std::path::Path::new(""))
                 .display()
-        )
+        ))
     })?;
     let comparator = Arc::new(comparator);
     let (pairs, worker) = pair_queue(config.diff.queue, stats.clone(), comparator.clone());
-    let in_file = |e: String| format!("{}: {e}", loaded.path.display());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs).map_err(in_file)?);
     let proxy = TwinpeakProxy::new(
         &config.primary,

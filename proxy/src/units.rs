@@ -251,32 +251,23 @@ impl UpstreamUrl {
         }
     }
 
-    /// The upstream's address, its host name resolved now (once, as nginx does at start); an
-    /// error says why it could not be.
-    pub fn resolve(&self) -> Result<std::net::SocketAddr, String> {
+    /// A Pingora peer for this upstream, its host name resolved now (once, as nginx does at
+    /// start); the error names the configuration `key` and says why it could not be. The host
+    /// goes along as TLS SNI for https only: a plain-HTTP peer carries no name, so the copy made
+    /// for every request allocates nothing.
+    pub fn peer(&self, key: &str) -> Result<pingora_core::upstreams::peer::HttpPeer, String> {
         let authority = self.authority();
-        std::net::ToSocketAddrs::to_socket_addrs(&authority)
-            .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        let address = std::net::ToSocketAddrs::to_socket_addrs(&authority)
+            .map_err(|e| format!("{key}: cannot resolve {authority}: {e}"))?
             .next()
-            .ok_or_else(|| format!("cannot resolve {authority}: no address"))
-    }
-
-    /// The name to send as TLS SNI: the host for https, empty for plain HTTP (so the peer
-    /// copied for every request carries no string).
-    pub fn sni(&self) -> String {
-        if self.tls {
+            .ok_or_else(|| format!("{key}: cannot resolve {authority}: no address"))?;
+        let sni = if self.tls {
             self.host.clone()
         } else {
             String::new()
-        }
-    }
-
-    /// A Pingora peer for this upstream, resolved now (see [`UpstreamUrl::resolve`]).
-    pub fn peer(&self) -> Result<pingora_core::upstreams::peer::HttpPeer, String> {
+        };
         Ok(pingora_core::upstreams::peer::HttpPeer::new(
-            self.resolve()?,
-            self.tls,
-            self.sni(),
+            address, self.tls, sni,
         ))
     }
 }
