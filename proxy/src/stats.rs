@@ -3,6 +3,7 @@
 //! handles together, so the two never disagree.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -13,6 +14,7 @@ use twinpeak_reports::{
     SignedHistogram,
 };
 
+use crate::comparison::store::DiffStore;
 use crate::diff::DiffKind;
 use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
 use crate::metrics::{Metrics, RouteMetrics, SideMetrics, DURATION_BUCKETS};
@@ -102,6 +104,7 @@ pub struct Exchange {
 pub struct Stats {
     routes: Vec<RouteStats>,
     metrics: Metrics,
+    comparisons: OnceLock<Arc<DiffStore>>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -126,7 +129,19 @@ impl Stats {
                 })
                 .collect(),
             metrics: Metrics::new(routes),
+            comparisons: OnceLock::new(),
         }
+    }
+
+    /// Shares the comparison results, so that the canary judge reads its diff rate from the
+    /// same derivation as the admin API and snapshots. The first store shared stays.
+    pub fn share_comparisons(&self, store: Arc<DiffStore>) {
+        let _ = self.comparisons.set(store);
+    }
+
+    /// The comparison results, once a comparator has shared them.
+    pub fn comparisons(&self) -> Option<&Arc<DiffStore>> {
+        self.comparisons.get()
     }
 
     /// The Prometheus side of these statistics.
@@ -281,10 +296,19 @@ impl Stats {
             shadow: side(Side::Shadow),
             candidate: side(Side::Candidate),
             delta: self.delta(route),
+            // Only the results a pair keeps for good: whether a differing pair is noise is
+            // derived when read, in `diff`.
             compare: counts(
                 &handles.compared,
                 PairResult::ALL.iter().map(|r| r.as_str()),
-            ),
+            )
+            .into_iter()
+            .filter(|(result, _)| {
+                ![PairResult::Different, PairResult::Noise]
+                    .iter()
+                    .any(|r| r.as_str() == result)
+            })
+            .collect(),
             diff: None,
             mirror: counts(
                 &handles.mirror,

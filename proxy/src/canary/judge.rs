@@ -13,8 +13,9 @@
 //!   p < `latency_alpha` *and* the effect is large enough: the probability that a candidate
 //!   request is slower than a primary one exceeds `latency_effect`. The effect guard keeps a
 //!   tiny shift, significant only because the sample is huge, from failing a candidate.
-//! - **diff_rate**: the share of compared mirrored pairs with a real difference is at most
-//!   `max_diff_rate`.
+//! - **diff_rate**: the share of the interval's compared mirrored pairs with a real difference
+//!   is at most `max_diff_rate`. The pairs are classified when the interval is judged, with the
+//!   noise known then, exactly as the admin API classifies every pair.
 //!
 //! The checks against the primary need `min_requests` primary requests in the interval (at
 //! weight 100 there are none); the diff check needs `min_requests` compared pairs. A check that
@@ -131,7 +132,7 @@ impl Decision {
     }
 }
 
-/// Mirrored pairs compared over the interval.
+/// Mirrored pairs compared over the interval, classified with the noise known at its end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DiffWindow {
     /// Pairs compared (identical, different or noise-only).

@@ -22,7 +22,7 @@ use pingora_core::services::background::BackgroundService;
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
 
-use crate::labels::{CanaryDecision as DecisionLabel, PairResult, Side};
+use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
 use crate::sampling::{key_value, salted_hash, unit_interval};
 use crate::shards::lock;
@@ -113,7 +113,6 @@ pub struct Canary {
     /// Whether mirrored pairs are compared against the candidate itself (the shadow is the
     /// candidate), so their diff rate says something about it.
     judge_diffs: bool,
-    last_pairs: Mutex<[u64; PairResult::ALL.len()]>,
     unreachable_log: RateLimitedLog,
 }
 
@@ -147,7 +146,6 @@ impl Canary {
             windows: Windows::new(shards),
             history: Mutex::new(History::default()),
             stats,
-            last_pairs: Mutex::new([0; PairResult::ALL.len()]),
             unreachable_log: RateLimitedLog::new(Duration::from_secs(5)),
             config: config.clone(),
             machine: Mutex::new(machine),
@@ -246,18 +244,10 @@ impl Canary {
         self.judge_window(&window, diff, now)
     }
 
-    /// Compared pairs since the last call, when they are about the candidate.
+    /// Compared pairs since the last call, when they are about the candidate, classified with
+    /// the noise known now (the comparison store's derivation, as the admin API's).
     fn diff_window(&self) -> Option<DiffWindow> {
-        let totals = self.stats.pair_totals();
-        let mut last = lock(&self.last_pairs);
-        let delta = |r: PairResult| totals[r.index()].saturating_sub(last[r.index()]);
-        let window = DiffWindow {
-            compared: delta(PairResult::Identical)
-                + delta(PairResult::Different)
-                + delta(PairResult::Noise),
-            different: delta(PairResult::Different),
-        };
-        *last = totals;
+        let window = self.stats.comparisons()?.take_window();
         (self.judge_diffs && window.compared > 0).then_some(window)
     }
 

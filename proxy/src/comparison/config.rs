@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use twinpeak_reports::diff::NoiseRule;
+
 use crate::diff::{BodyRules, PathPattern, Tolerance};
-use crate::units::{Percent, UpstreamUrl};
+use crate::units::{Bytes, Percent, UpstreamUrl};
 
 /// How answers are compared.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -37,6 +39,11 @@ pub struct DiffConfig {
     /// Authorization, Proxy-Authorization, Cookie and Set-Cookie.
     #[serde(default)]
     pub redact_headers: Vec<String>,
+    /// Query parameters, form fields and JSON keys whose values are replaced in examples, the
+    /// corpus and log lines, besides the well-known secret names
+    /// ([`super::redact::DEFAULT_SECRET_PARAMS`]); matched by the words a name is made of.
+    #[serde(default)]
+    pub redact_params: Vec<String>,
     /// Telling real differences from noise.
     #[serde(default)]
     pub noise: NoiseConfig,
@@ -46,6 +53,10 @@ pub struct DiffConfig {
     /// Distinct fields tracked per route; further ones are counted together.
     #[serde(default = "default_max_fields")]
     pub max_fields_per_route: usize,
+    /// Distinct signatures (sets of fields a pair differed on) tracked per route; a pair with
+    /// a further one is classified once, when compared, and counted as overflow.
+    #[serde(default = "default_max_signatures")]
+    pub max_signatures_per_route: usize,
     /// Pairs waiting to be compared; past it they are dropped and counted.
     #[serde(default = "default_queue")]
     pub queue: usize,
@@ -55,6 +66,13 @@ pub struct DiffConfig {
     /// Requests kept in the corpus per (route, field, kind).
     #[serde(default = "default_corpus_per_key")]
     pub corpus_per_key: usize,
+    /// Size at which the corpus file is rotated.
+    #[serde(default = "default_corpus_max_bytes")]
+    pub corpus_max_bytes: Bytes,
+    /// Rotated corpus files kept (`diverging.1.jsonl` is the newest); older ones are deleted
+    /// and counted.
+    #[serde(default = "default_corpus_max_files")]
+    pub corpus_max_files: usize,
 }
 
 /// A numeric tolerance for the values under a path.
@@ -93,6 +111,17 @@ pub struct NoiseConfig {
     pub min_samples: u64,
 }
 
+impl NoiseConfig {
+    /// The rule that tells noise from real differences, as summaries record it.
+    pub fn rule(&self) -> NoiseRule {
+        NoiseRule {
+            min_samples: self.min_samples,
+            absolute_threshold: self.absolute_threshold.fraction(),
+            relative_threshold: self.relative_threshold.fraction(),
+        }
+    }
+}
+
 impl Default for NoiseConfig {
     fn default() -> Self {
         NoiseConfig {
@@ -116,12 +145,16 @@ impl Default for DiffConfig {
             tolerance: Vec::new(),
             redact: Vec::new(),
             redact_headers: Vec::new(),
+            redact_params: Vec::new(),
             noise: NoiseConfig::default(),
             examples_per_field: default_examples(),
             max_fields_per_route: default_max_fields(),
+            max_signatures_per_route: default_max_signatures(),
             queue: default_queue(),
             corpus: None,
             corpus_per_key: default_corpus_per_key(),
+            corpus_max_bytes: default_corpus_max_bytes(),
+            corpus_max_files: default_corpus_max_files(),
         }
     }
 }
@@ -208,10 +241,22 @@ impl DiffConfig {
                     .into(),
             ));
         }
-        if self.queue == 0 || self.max_fields_per_route == 0 {
+        for (key, value) in [
+            ("diff.queue", self.queue),
+            ("diff.max_fields_per_route", self.max_fields_per_route),
+            (
+                "diff.max_signatures_per_route",
+                self.max_signatures_per_route,
+            ),
+        ] {
+            if value == 0 {
+                return Err((key.into(), "must be at least 1".into()));
+            }
+        }
+        if self.corpus_max_bytes.0 < MIN_CORPUS_BYTES {
             return Err((
-                "diff.queue".into(),
-                "queue and max_fields_per_route must be at least 1".into(),
+                "diff.corpus_max_bytes".into(),
+                format!("must be at least {MIN_CORPUS_BYTES} bytes, to hold a whole line"),
             ));
         }
         Ok(())
@@ -235,6 +280,17 @@ fn default_queue() -> usize {
 }
 fn default_corpus_per_key() -> usize {
     5
+}
+fn default_max_signatures() -> usize {
+    512
+}
+/// Smallest `corpus_max_bytes`: a line holds a request of up to a few KiB.
+const MIN_CORPUS_BYTES: u64 = 64 * 1024;
+fn default_corpus_max_bytes() -> Bytes {
+    Bytes(64 * 1024 * 1024)
+}
+fn default_corpus_max_files() -> usize {
+    4
 }
 fn default_absolute_threshold() -> Percent {
     Percent::new(3.0).expect("3 is a percentage")

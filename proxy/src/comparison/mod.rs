@@ -1,6 +1,10 @@
 //! Comparing the two answers of each mirrored request, off the request path: status, chosen
 //! headers and bodies (through the `diff` engine), noise learned from reference answers, the
-//! per-field store, examples and the corpus.
+//! per-field and per-signature store, examples and the corpus, secrets redacted.
+//!
+//! `twinpeak_compared_total{result}` and `twinpeak_diff_total{kind}` count each pair once, as
+//! classified when it was compared (with the noise known then), so they never go down; every
+//! figure read from the store is derived again with the noise known when it is read.
 
 pub mod config;
 pub mod corpus;
@@ -25,7 +29,7 @@ use crate::stats::Stats;
 use crate::units::SampleKey;
 
 use config::DiffConfig;
-use corpus::{Corpus, CorpusEntry};
+use corpus::{Corpus, CorpusEntry, CorpusLimits};
 use redact::Redactor;
 use store::{DiffStore, Example, ExampleMessage};
 
@@ -43,26 +47,31 @@ pub struct Comparator {
 }
 
 impl Comparator {
-    /// A comparator for a configuration. Fails only when the corpus cannot be opened.
+    /// A comparator for a configuration; it shares its store through `stats` (for the canary
+    /// judge). Fails only when the corpus cannot be opened.
     pub fn new(
         config: &DiffConfig,
         routes: Arc<RouteTable>,
         stats: Arc<Stats>,
     ) -> std::io::Result<Self> {
         let corpus = match &config.corpus {
-            Some(dir) => Some(Mutex::new(Corpus::open(dir, config.corpus_per_key)?)),
+            Some(dir) => Some(Mutex::new(Corpus::open(
+                dir,
+                CorpusLimits {
+                    per_key: config.corpus_per_key,
+                    max_bytes: config.corpus_max_bytes.0,
+                    max_files: config.corpus_max_files,
+                },
+            )?)),
             None => None,
         };
+        let store = Arc::new(DiffStore::new(routes.len(), config));
+        stats.share_comparisons(store.clone());
         Ok(Comparator {
             rules: config.body_rules(),
             headers: config.compared_headers(),
             sample: Sampler::new(config.sample_percent, SampleKey::Random),
-            store: Arc::new(DiffStore::new(
-                routes.len(),
-                config.noise.clone(),
-                config.max_fields_per_route,
-                config.examples_per_field,
-            )),
+            store,
             stats,
             routes,
             redactor: Redactor::new(config),
@@ -157,6 +166,25 @@ impl Comparator {
                 self.keep_in_corpus(pair, finding, &seen_at);
             }
         }
+        self.sync_corpus();
+    }
+
+    /// The redactor examples, the corpus and log lines go through.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Syncs corpus lines that have waited long enough.
+    fn sync_corpus(&self) {
+        let Some(corpus) = &self.corpus else {
+            return;
+        };
+        let mut corpus = lock(corpus);
+        if let Err(e) = corpus.sync_if_due() {
+            let path = corpus.path().display().to_string();
+            self.corpus_errors
+                .warn(|| format!("cannot sync the corpus {path}: {e}"));
+        }
     }
 
     fn example(&self, pair: &Pair, finding: &Finding, seen_at: &str) -> Example {
@@ -181,9 +209,9 @@ impl Comparator {
         Example {
             request_id: pair.request_id.clone(),
             seen_at: seen_at.to_string(),
-            finding: finding.clone(),
+            finding: self.redactor.finding(finding),
             request: ExampleMessage {
-                start_line: format!("{} {}", pair.method, pair.uri),
+                start_line: format!("{} {}", pair.method, self.redactor.uri(&pair.uri)),
                 headers: self.redactor.headers(&pair.request_headers),
                 body,
                 body_encoding,
@@ -218,7 +246,7 @@ impl Comparator {
         );
         let entry = CorpusEntry {
             method: pair.method.as_str(),
-            path: &pair.uri,
+            path: &self.redactor.uri(&pair.uri),
             headers: &headers,
             body: &body,
             body_encoding,

@@ -1,21 +1,29 @@
-//! Comparison results per route and field path, the noise learned from reference comparisons,
-//! and a bounded set of examples. Everything here is bounded: fields per route, examples per
-//! field.
+//! Comparison results per route: per field how often it differed (against the shadow and in
+//! reference comparisons), per *signature* (the set of fields a pair differed on) how many
+//! pairs differed exactly so, and a bounded set of examples.
+//!
+//! How a pair came out is never stored: whenever the results are read (the admin API, a
+//! snapshot, the canary judge's interval), `different` and `noise_only` are derived from the
+//! signatures with each field's noise status at that moment. So pairs compared before a nonce
+//! was known to be noise stop counting as different once it is, and the route's figures always
+//! agree with its fields. Everything is bounded: fields, signatures and examples per route.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
+use twinpeak_reports::diff::{NoiseRule, Overflow, Signature, Totals};
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{DiffSummary, FieldSummary};
 
+use crate::canary::judge::DiffWindow;
 use crate::diff::{DiffKind, Finding};
 use crate::labels::PairResult;
 use crate::routes::RouteId;
 use crate::shards::lock;
 
-use super::config::NoiseConfig;
+use super::config::DiffConfig;
 
 /// The path that collects fields beyond a route's field limit.
 pub const OVERFLOW_PATH: &str = "(other fields)";
@@ -27,7 +35,7 @@ pub struct Example {
     pub request_id: String,
     /// When the pair was compared (RFC 3339).
     pub seen_at: String,
-    /// The difference this example shows.
+    /// The difference this example shows (its detail redacted when it is about a secret).
     pub finding: Finding,
     /// What was asked.
     pub request: ExampleMessage,
@@ -40,82 +48,202 @@ pub struct Example {
 /// A request or an answer in an example.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExampleMessage {
-    /// `GET /bookings/7` for requests, the status for answers.
+    /// `GET /bookings/7` for requests (secret query values redacted), the status for answers.
     pub start_line: String,
     /// Headers, secrets redacted.
     pub headers: Vec<(String, String)>,
-    /// The body as text (secrets redacted), or base64 when it is not UTF-8.
+    /// The body as text (secrets redacted), base64 when it is binary, or why it was withheld.
     pub body: String,
-    /// `"text"` or `"base64"`.
+    /// `"text"`, `"base64"` or `"withheld"`.
     pub body_encoding: &'static str,
     /// Whether the body was cut by the capture cap.
     pub truncated: bool,
 }
 
+/// Index of a field in its route's list.
+type FieldId = usize;
+
 #[derive(Debug)]
 struct FieldStats {
+    path: String,
+    kind: DiffKind,
     count: u64,
     reference_count: u64,
     first_seen: SystemTime,
     last_seen: SystemTime,
-    examples: VecDeque<Arc<Example>>,
+    examples: Vec<Arc<Example>>,
 }
 
-impl FieldStats {
-    fn new(now: SystemTime) -> Self {
-        FieldStats {
-            count: 0,
-            reference_count: 0,
-            first_seen: now,
-            last_seen: now,
-            examples: VecDeque::new(),
-        }
-    }
+#[derive(Debug)]
+struct SignatureStats {
+    /// Sorted, distinct.
+    fields: Box<[FieldId]>,
+    pairs: u64,
+    /// Pairs since the judge last took its interval.
+    window: u64,
+}
+
+/// Identical pairs and overflowed pairs of the judge's interval in progress.
+#[derive(Debug, Default)]
+struct Window {
+    identical: u64,
+    overflow: Overflow,
 }
 
 #[derive(Debug, Default)]
 struct RouteDiffs {
     compared: u64,
     identical: u64,
-    different: u64,
-    noise_only: u64,
     truncated: u64,
     reference_compared: u64,
-    fields: HashMap<(String, DiffKind), FieldStats>,
+    fields: Vec<FieldStats>,
+    field_ids: HashMap<(String, DiffKind), FieldId>,
+    signatures: Vec<SignatureStats>,
+    signature_ids: HashMap<Box<[FieldId]>, usize>,
+    overflow: Overflow,
+    window: Window,
 }
 
-/// How one pair came out, finding by finding.
+impl RouteDiffs {
+    fn totals(&self) -> Totals {
+        Totals {
+            compared: self.compared,
+            reference_compared: self.reference_compared,
+        }
+    }
+
+    /// The id of a finding's field, creating it (or the kind's overflow field, when the route
+    /// tracks as many fields as allowed).
+    fn field_id(&mut self, finding: &Finding, max_fields: usize, now: SystemTime) -> FieldId {
+        let key = (finding.path.clone(), finding.kind);
+        let key = if self.field_ids.contains_key(&key) || self.fields.len() < max_fields {
+            key
+        } else {
+            (OVERFLOW_PATH.to_string(), finding.kind)
+        };
+        if let Some(id) = self.field_ids.get(&key) {
+            return *id;
+        }
+        let id = self.fields.len();
+        self.fields.push(FieldStats {
+            path: key.0.clone(),
+            kind: key.1,
+            count: 0,
+            reference_count: 0,
+            first_seen: now,
+            last_seen: now,
+            examples: Vec::new(),
+        });
+        self.field_ids.insert(key, id);
+        id
+    }
+
+    /// The ids of a comparison's findings, in order, and the distinct ones sorted.
+    fn ids(
+        &mut self,
+        findings: &[Finding],
+        max_fields: usize,
+        now: SystemTime,
+    ) -> (Vec<FieldId>, Vec<FieldId>) {
+        let ids: Vec<FieldId> = findings
+            .iter()
+            .map(|f| self.field_id(f, max_fields, now))
+            .collect();
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        (ids, distinct)
+    }
+
+    /// Each field's noise status now, by id.
+    fn noise(&self, rule: &NoiseRule) -> Vec<bool> {
+        let totals = self.totals();
+        self.fields
+            .iter()
+            .map(|f| rule.is_noise(f.count, f.reference_count, totals))
+            .collect()
+    }
+
+    /// Counts a compared pair that differed on `ids` under its signature (or as overflow,
+    /// with the `result` it has now, when the route holds as many signatures as allowed).
+    fn count_signature(&mut self, ids: Vec<FieldId>, result: PairResult, max: usize) {
+        if ids.is_empty() {
+            self.identical += 1;
+            self.window.identical += 1;
+            return;
+        }
+        if let Some(&index) = self.signature_ids.get(ids.as_slice()) {
+            let signature = &mut self.signatures[index];
+            signature.pairs += 1;
+            signature.window += 1;
+        } else if self.signatures.len() < max {
+            let fields: Box<[FieldId]> = ids.into();
+            self.signature_ids
+                .insert(fields.clone(), self.signatures.len());
+            self.signatures.push(SignatureStats {
+                fields,
+                pairs: 1,
+                window: 1,
+            });
+        } else {
+            for overflow in [&mut self.overflow, &mut self.window.overflow] {
+                if result == PairResult::Different {
+                    overflow.different += 1;
+                } else {
+                    overflow.noise_only += 1;
+                }
+            }
+        }
+    }
+
+    /// The judge's interval: its pairs, classified with the noise known now; starts the next.
+    fn take_window(&mut self, rule: &NoiseRule) -> DiffWindow {
+        let noise = self.noise(rule);
+        let window = std::mem::take(&mut self.window);
+        let mut taken = DiffWindow {
+            compared: window.identical + window.overflow.different + window.overflow.noise_only,
+            different: window.overflow.different,
+        };
+        for signature in &mut self.signatures {
+            let pairs = std::mem::take(&mut signature.window);
+            taken.compared += pairs;
+            if signature.fields.iter().any(|id| !noise[*id]) {
+                taken.different += pairs;
+            }
+        }
+        taken
+    }
+}
+
+/// How one pair came out when it was compared, finding by finding.
 #[derive(Debug)]
 pub struct PairVerdict {
-    /// The pair's result.
+    /// The pair's result with the noise known at that moment.
     pub result: PairResult,
-    /// The findings with whether each is real (`true`) or noise.
+    /// The findings with whether each is real (`true`) or noise at that moment.
     pub findings: Vec<(Finding, bool)>,
 }
 
 /// The comparison results of every route.
 pub struct DiffStore {
     routes: Vec<Mutex<RouteDiffs>>,
-    noise: NoiseConfig,
+    rule: NoiseRule,
     max_fields: usize,
+    max_signatures: usize,
     examples_per_field: usize,
 }
 
 impl DiffStore {
-    /// An empty store for `routes` routes.
-    pub fn new(
-        routes: usize,
-        noise: NoiseConfig,
-        max_fields: usize,
-        examples_per_field: usize,
-    ) -> Self {
+    /// An empty store for `routes` routes, bounded as `config` says.
+    pub fn new(routes: usize, config: &DiffConfig) -> Self {
         DiffStore {
             routes: (0..routes)
                 .map(|_| Mutex::new(RouteDiffs::default()))
                 .collect(),
-            noise,
-            max_fields,
-            examples_per_field,
+            rule: config.noise.rule(),
+            max_fields: config.max_fields_per_route,
+            max_signatures: config.max_signatures_per_route,
+            examples_per_field: config.examples_per_field,
         }
     }
 
@@ -125,13 +253,8 @@ impl DiffStore {
         let now = SystemTime::now();
         let mut diffs = lock(&self.routes[route]);
         diffs.reference_compared += 1;
-        for finding in findings {
-            let key = self.key(&diffs, finding);
-            diffs
-                .fields
-                .entry(key)
-                .or_insert_with(|| FieldStats::new(now))
-                .reference_count += 1;
+        for id in diffs.ids(findings, self.max_fields, now).1 {
+            diffs.fields[id].reference_count += 1;
         }
     }
 
@@ -148,114 +271,96 @@ impl DiffStore {
         let mut diffs = lock(&self.routes[route]);
         diffs.compared += 1;
         diffs.truncated += u64::from(truncated);
-        let mut verdicts = Vec::with_capacity(findings.len());
-        for finding in findings {
-            let key = self.key(&diffs, &finding);
-            let stats = diffs
-                .fields
-                .entry(key)
-                .or_insert_with(|| FieldStats::new(now));
-            if stats.count == 0 {
-                stats.first_seen = now;
+        let (ids, signature) = diffs.ids(&findings, self.max_fields, now);
+        for &id in &signature {
+            let field = &mut diffs.fields[id];
+            if field.count == 0 {
+                field.first_seen = now;
             }
-            stats.count += 1;
-            stats.last_seen = now;
-            if stats.examples.len() < self.examples_per_field {
-                stats.examples.push_back(Arc::new(example(&finding)));
-            }
-            verdicts.push((finding, false));
+            field.count += 1;
+            field.last_seen = now;
         }
-        for (finding, real) in verdicts.iter_mut() {
-            let key = (finding.path.clone(), finding.kind);
-            let key = if diffs.fields.contains_key(&key) {
-                key
-            } else {
-                (OVERFLOW_PATH.to_string(), finding.kind)
-            };
-            *real = diffs
-                .fields
-                .get(&key)
-                .is_none_or(|stats| !self.is_noise(&diffs, stats));
+        let noise = diffs.noise(&self.rule);
+        let mut verdicts = Vec::with_capacity(findings.len());
+        for (finding, id) in findings.into_iter().zip(ids) {
+            let field = &mut diffs.fields[id];
+            if field.examples.len() < self.examples_per_field {
+                field.examples.push(Arc::new(example(&finding)));
+            }
+            verdicts.push((finding, !noise[id]));
         }
         let result = if verdicts.is_empty() {
-            diffs.identical += 1;
             PairResult::Identical
         } else if verdicts.iter().any(|(_, real)| *real) {
-            diffs.different += 1;
             PairResult::Different
         } else {
-            diffs.noise_only += 1;
             PairResult::Noise
         };
+        diffs.count_signature(signature, result, self.max_signatures);
         PairVerdict {
             result,
             findings: verdicts,
         }
     }
 
-    /// The field key, or the overflow key when the route tracks as many fields as allowed.
-    fn key(&self, diffs: &RouteDiffs, finding: &Finding) -> (String, DiffKind) {
-        let key = (finding.path.clone(), finding.kind);
-        if diffs.fields.contains_key(&key) || diffs.fields.len() < self.max_fields {
-            key
-        } else {
-            (OVERFLOW_PATH.to_string(), finding.kind)
-        }
-    }
-
-    /// A field is noise when two legacy answers differ there too, and the shadow does not
-    /// differ clearly more often than that (by both the absolute and relative thresholds).
-    fn is_noise(&self, diffs: &RouteDiffs, stats: &FieldStats) -> bool {
-        if stats.reference_count == 0 || diffs.reference_compared < self.noise.min_samples {
-            return false;
-        }
-        let rate = ratio(stats.count, diffs.compared);
-        let noise = ratio(stats.reference_count, diffs.reference_compared);
-        let clearly_more = rate - noise >= self.noise.absolute_threshold.fraction()
-            && rate >= noise * (1.0 + self.noise.relative_threshold.fraction());
-        !clearly_more
-    }
-
-    /// The summary of one route, fields most frequent first, noise apart.
+    /// The summary of one route, derived now: fields most frequent first, noise apart, and
+    /// `different` and `noise_only` from the signatures.
     pub fn summary(&self, route: RouteId) -> DiffSummary {
         let diffs = lock(&self.routes[route]);
+        let key = |id: &FieldId| {
+            let f = &diffs.fields[*id];
+            (f.path.clone(), f.kind.as_str().to_string())
+        };
         let mut summary = DiffSummary {
             compared: diffs.compared,
             identical: diffs.identical,
-            different: diffs.different,
-            noise_only: diffs.noise_only,
             truncated: diffs.truncated,
             reference_compared: diffs.reference_compared,
-            fields: Vec::new(),
-            noise: Vec::new(),
+            fields: diffs
+                .fields
+                .iter()
+                .map(|f| FieldSummary {
+                    path: f.path.clone(),
+                    kind: f.kind.as_str().to_string(),
+                    count: f.count,
+                    rate: 0.0,
+                    reference_count: f.reference_count,
+                    reference_rate: None,
+                    first_seen: rfc3339(f.first_seen),
+                    last_seen: rfc3339(f.last_seen),
+                    suggested_ignore: None,
+                })
+                .collect(),
+            noise_rule: Some(self.rule),
+            signatures: diffs
+                .signatures
+                .iter()
+                .map(|s| {
+                    let mut fields: Vec<(String, String)> = s.fields.iter().map(key).collect();
+                    fields.sort();
+                    Signature {
+                        fields,
+                        pairs: s.pairs,
+                    }
+                })
+                .collect(),
+            overflow: diffs.overflow,
+            ..DiffSummary::default()
         };
-        for ((path, kind), stats) in &diffs.fields {
-            let noise = self.is_noise(&diffs, stats);
-            if stats.count == 0 && !noise {
-                continue;
-            }
-            let field = FieldSummary {
-                path: path.clone(),
-                kind: kind.as_str().to_string(),
-                count: stats.count,
-                rate: ratio(stats.count, diffs.compared),
-                reference_count: stats.reference_count,
-                reference_rate: (diffs.reference_compared > 0)
-                    .then(|| ratio(stats.reference_count, diffs.reference_compared)),
-                first_seen: rfc3339(stats.first_seen),
-                last_seen: rfc3339(stats.last_seen),
-                suggested_ignore: noise.then(|| suggested_ignore(path)),
-            };
-            if noise {
-                summary.noise.push(field);
-            } else {
-                summary.fields.push(field);
-            }
-        }
-        for list in [&mut summary.fields, &mut summary.noise] {
-            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.path.cmp(&b.path)));
-        }
+        summary.classify();
         summary
+    }
+
+    /// Compared pairs since the last call, over every route, each classified with the noise
+    /// known now: the canary judge's interval.
+    pub fn take_window(&self) -> DiffWindow {
+        let mut total = DiffWindow::default();
+        for route in &self.routes {
+            let window = lock(route).take_window(&self.rule);
+            total.compared += window.compared;
+            total.different += window.different;
+        }
+        total
     }
 
     /// The examples kept for a route's field path (all kinds).
@@ -264,8 +369,8 @@ impl DiffStore {
         diffs
             .fields
             .iter()
-            .filter(|((p, _), _)| p == path)
-            .flat_map(|(_, stats)| stats.examples.iter().cloned())
+            .filter(|f| f.path == path)
+            .flat_map(|f| f.examples.iter().cloned())
             .collect()
     }
 
@@ -277,34 +382,10 @@ impl DiffStore {
     }
 }
 
-fn ratio(n: u64, d: u64) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
-    }
-}
-
-/// The ignore rule that silences a noisy field: the field name at any depth when it is a
-/// plain key (`$..updated_at`), the path itself otherwise.
-fn suggested_ignore(path: &str) -> String {
-    match path.rsplit_once('.') {
-        Some((parent, name))
-            if parent.starts_with('$')
-                && !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
-            format!("$..{name}")
-        }
-        _ => path.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::comparison::config::NoiseConfig;
     use crate::units::Percent;
 
     fn finding(path: &str) -> Finding {
@@ -333,91 +414,119 @@ mod tests {
         }
     }
 
-    fn store(max_fields: usize) -> DiffStore {
-        let noise = NoiseConfig {
-            min_samples: 10,
-            absolute_threshold: Percent::new(3.0).unwrap(),
-            relative_threshold: Percent::new(20.0).unwrap(),
-            ..NoiseConfig::default()
+    fn store(max_fields: usize, max_signatures: usize) -> DiffStore {
+        let config = DiffConfig {
+            noise: NoiseConfig {
+                min_samples: 10,
+                absolute_threshold: Percent::new(3.0).unwrap(),
+                relative_threshold: Percent::new(20.0).unwrap(),
+                ..NoiseConfig::default()
+            },
+            max_fields_per_route: max_fields,
+            max_signatures_per_route: max_signatures,
+            examples_per_field: 2,
+            ..DiffConfig::default()
         };
-        DiffStore::new(1, noise, max_fields, 2)
+        DiffStore::new(1, &config)
     }
 
-    #[test]
-    fn a_field_that_differs_between_legacy_answers_too_is_noise() {
-        let s = store(100);
-        for i in 0..100 {
-            s.record_reference(0, &[finding("$.id")]);
-            let mut f = vec![finding("$.id")];
+    /// Pair `i` of a stream where every answer carries a nonce and every tenth also differs
+    /// on the price; every fifth pair also gets a reference comparison.
+    fn nonce_stream(s: &DiffStore, pairs: std::ops::Range<u64>) {
+        for i in pairs {
+            if i % 5 == 0 {
+                s.record_reference(0, &[finding("$.nonce")]);
+            }
+            let mut f = vec![finding("$.nonce")];
             if i % 10 == 0 {
                 f.push(finding("$.price"));
             }
             s.record(0, f, false, &example);
         }
+    }
+
+    #[test]
+    fn pairs_compared_before_the_noise_was_known_are_counted_again() {
+        let s = store(100, 100);
+        // 40 pairs, 8 references: too few to call anything noise.
+        nonce_stream(&s, 0..40);
+        let early = s.summary(0);
+        assert_eq!((early.different, early.noise_only), (40, 0));
+        assert_eq!(early.fields[0].path, "$.nonce");
+        // With 10 references the nonce is noise, and so were the first 40 pairs' nonces.
+        nonce_stream(&s, 40..50);
         let summary = s.summary(0);
-        assert_eq!(summary.compared, 100);
+        assert_eq!(summary.compared, 50);
+        assert_eq!((summary.different, summary.noise_only), (5, 45));
         assert_eq!(summary.fields.len(), 1);
         assert_eq!(summary.fields[0].path, "$.price");
-        assert!((summary.fields[0].rate - 0.1).abs() < 1e-9);
-        assert_eq!(summary.noise.len(), 1);
-        assert_eq!(summary.noise[0].path, "$.id");
-        assert_eq!(summary.noise[0].suggested_ignore.as_deref(), Some("$..id"));
-        // Once the noise is learned, pairs differing only in it are noise-only.
-        let verdict = s.record(0, vec![finding("$.id")], false, &example);
-        assert_eq!(verdict.result, PairResult::Noise);
+        assert!((summary.diff_rate() - summary.fields[0].rate).abs() < 1e-12);
+        assert_eq!(summary.noise[0].path, "$.nonce");
+        assert_eq!(
+            summary.noise[0].suggested_ignore.as_deref(),
+            Some("$..nonce")
+        );
+        // The judge's interval is classified the same way.
+        let window = s.take_window();
+        assert_eq!((window.compared, window.different), (50, 5));
+        nonce_stream(&s, 50..70);
+        let window = s.take_window();
+        assert_eq!((window.compared, window.different), (20, 2));
+        assert_eq!(s.take_window(), DiffWindow::default());
         assert_eq!(s.examples(0, "$.price").len(), 2);
     }
 
     #[test]
-    fn rare_differences_without_noise_evidence_are_real() {
-        let s = store(100);
-        for _ in 0..50 {
-            s.record_reference(0, &[]);
-            s.record(0, Vec::new(), false, &example);
-        }
+    fn the_verdict_at_compare_time_uses_the_noise_known_then() {
+        let s = store(100, 100);
+        nonce_stream(&s, 0..50);
+        let verdict = s.record(0, vec![finding("$.nonce")], false, &example);
+        assert_eq!(verdict.result, PairResult::Noise);
         let verdict = s.record(0, vec![finding("$.rare")], false, &example);
         assert_eq!(verdict.result, PairResult::Different);
-        assert_eq!(s.summary(0).fields[0].path, "$.rare");
+        let summary = s.summary(0);
+        assert!(summary.fields.iter().any(|f| f.path == "$.rare"));
+        assert_eq!((summary.different, summary.noise_only), (6, 46));
     }
 
     #[test]
     fn a_field_clearly_above_its_noise_is_real() {
-        let s = store(100);
+        let s = store(100, 100);
         for i in 0..100 {
-            s.record_reference(
-                0,
-                &if i % 20 == 0 {
-                    vec![finding("$.eta")]
-                } else {
-                    vec![]
-                },
-            );
-            s.record(
-                0,
-                if i % 2 == 0 {
-                    vec![finding("$.eta")]
-                } else {
-                    vec![]
-                },
-                false,
-                &example,
-            );
+            let reference = if i % 20 == 0 {
+                vec![finding("$.eta")]
+            } else {
+                vec![]
+            };
+            s.record_reference(0, &reference);
+            let f = if i % 2 == 0 {
+                vec![finding("$.eta")]
+            } else {
+                vec![]
+            };
+            s.record(0, f, false, &example);
         }
         let summary = s.summary(0);
         assert_eq!(summary.fields[0].path, "$.eta");
+        assert_eq!((summary.identical, summary.different), (50, 50));
         assert!(summary.noise.is_empty());
     }
 
     #[test]
-    fn fields_beyond_the_limit_are_counted_together_and_reset_forgets() {
-        let s = store(2);
+    fn fields_and_signatures_are_bounded_and_reset_forgets() {
+        let s = store(2, 2);
         for name in ["$.a", "$.b", "$.c", "$.d"] {
             s.record(0, vec![finding(name)], false, &example);
         }
+        // Two findings folded into the overflow field count once for their pair.
+        s.record(0, vec![finding("$.e"), finding("$.f")], false, &example);
         let summary = s.summary(0);
         let paths: Vec<&str> = summary.fields.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, vec![OVERFLOW_PATH, "$.a", "$.b"]);
-        assert_eq!(summary.fields[0].count, 2);
+        assert_eq!(summary.fields[0].count, 3);
+        assert_eq!(summary.signatures.len(), 2);
+        assert_eq!(summary.overflow.different, 3);
+        assert_eq!(summary.different, 5);
         s.reset();
         assert_eq!(s.summary(0).compared, 0);
     }

@@ -1,0 +1,233 @@
+//! Secret names (query parameters, form fields, JSON keys) and the `name=value&...` syntax of
+//! query strings and `application/x-www-form-urlencoded` bodies.
+//!
+//! A name is secret when one of the configured names occurs in it as whole words: names are cut
+//! into lower-case words at anything not a letter or digit, at lower-to-upper case changes and
+//! between letters and digits (`X-Amz-Signature` → `x amz signature`, `accessToken` → `access
+//! token`), so `key` catches `api_key` and `apiKey` but not `keyword`, and `auth` catches
+//! `auth_code` but not `author`. This is how Sentry's and Datadog's scrubbers pick secrets: by
+//! the words a name is made of, with a list of well-known ones by default.
+
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode;
+
+use super::REDACTED;
+
+/// Names whose values are always redacted (the defaults of `diff.redact_params`' list):
+/// passwords, tokens, keys, signatures and sessions, as Sentry's and Datadog's scrubbers
+/// choose them.
+pub const DEFAULT_SECRET_PARAMS: [&str; 25] = [
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "key",
+    "auth",
+    "authorization",
+    "credential",
+    "credentials",
+    "session",
+    "sessionid",
+    "sid",
+    "jsessionid",
+    "phpsessid",
+    "signature",
+    "sig",
+    "csrf",
+    "xsrf",
+    "jwt",
+    "otp",
+];
+
+/// A list of secret names, each kept as its words.
+#[derive(Debug, Clone)]
+pub struct SecretNames {
+    names: Vec<Vec<String>>,
+}
+
+/// Why a form body could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable(pub &'static str);
+
+impl SecretNames {
+    /// The defaults and `extra`.
+    pub fn new<'a>(extra: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut names: Vec<Vec<String>> = Vec::new();
+        for name in DEFAULT_SECRET_PARAMS.into_iter().chain(extra) {
+            let name = words(name);
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        SecretNames { names }
+    }
+
+    /// Whether values under this name are secret.
+    pub fn is_secret(&self, name: &str) -> bool {
+        let words = words(name);
+        self.names.iter().any(|secret| {
+            words
+                .windows(secret.len())
+                .any(|window| window == secret.as_slice())
+        })
+    }
+
+    /// A query string with the values of secret parameters replaced. A name that does not
+    /// decode is taken as secret.
+    pub fn query<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        self.pairs(query, false)
+            .unwrap_or_else(|_| Cow::Owned(REDACTED.to_string()))
+    }
+
+    /// An `application/x-www-form-urlencoded` body with the values of secret fields replaced;
+    /// an error when a name or value does not decode (a bad `%` escape, or not UTF-8).
+    pub fn form<'a>(&self, form: &'a str) -> Result<Cow<'a, str>, Undecodable> {
+        self.pairs(form, true)
+    }
+
+    fn pairs<'a>(&self, text: &'a str, strict: bool) -> Result<Cow<'a, str>, Undecodable> {
+        let mut out: Option<String> = None;
+        let mut start = 0;
+        for piece in text.split('&') {
+            let (name, value) = match piece.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (piece, None),
+            };
+            let decoded = decode(name);
+            if strict {
+                decoded.as_ref().map_err(|e| e.clone())?;
+                if let Some(value) = value {
+                    decode(value)?;
+                }
+            }
+            let secret = value.is_some_and(|v| !v.is_empty())
+                && decoded.map_or(true, |name| self.is_secret(&name));
+            if secret {
+                let out = out.get_or_insert_with(|| text[..start].to_string());
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
+            } else if let Some(out) = &mut out {
+                out.push_str(piece);
+            }
+            start += piece.len() + 1;
+            if let Some(out) = &mut out {
+                if start <= text.len() {
+                    out.push('&');
+                }
+            }
+        }
+        Ok(out.map_or(Cow::Borrowed(text), Cow::Owned))
+    }
+}
+
+/// A form-encoded name or value decoded: `+` is a space, `%XX` a byte; the bytes must be UTF-8.
+fn decode(text: &str) -> Result<String, Undecodable> {
+    let bytes = text.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return Err(Undecodable("a % not followed by two hex digits"));
+        }
+    }
+    let spaced = text.replace('+', " ");
+    percent_decode(spaced.as_bytes())
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| Undecodable("an escape that is not UTF-8"))
+}
+
+/// The lower-case words of a name.
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            push_word(&mut words, &mut word);
+            continue;
+        }
+        if let Some(&previous) = i.checked_sub(1).and_then(|p| chars.get(p)) {
+            let next_is_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let boundary = (previous.is_lowercase() && c.is_uppercase())
+                || (previous.is_uppercase() && c.is_uppercase() && next_is_lower)
+                || (previous.is_alphabetic() && c.is_numeric())
+                || (previous.is_numeric() && c.is_alphabetic());
+            if boundary {
+                push_word(&mut words, &mut word);
+            }
+        }
+        word.extend(c.to_lowercase());
+    }
+    push_word(&mut words, &mut word);
+    words
+}
+
+fn push_word(words: &mut Vec<String>, word: &mut String) {
+    if !word.is_empty() {
+        words.push(std::mem::take(word));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_matched_by_their_words() {
+        let names = SecretNames::new(["card number"]);
+        for secret in [
+            "token",
+            "access_token",
+            "accessToken",
+            "X-Amz-Signature",
+            "api-key",
+            "APIKey",
+            "XAuthToken",
+            "client_secret",
+            "PHPSESSID",
+            "Card-Number",
+            "password2",
+        ] {
+            assert!(names.is_secret(secret), "{secret}");
+        }
+        for plain in ["keyword", "author", "id", "page", "monkey", "bypass", "q"] {
+            assert!(!names.is_secret(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn only_secret_values_are_replaced_and_the_rest_is_kept_as_written() {
+        let names = SecretNames::new([]);
+        assert_eq!(names.query("page=2&sort=asc"), "page=2&sort=asc");
+        assert!(matches!(names.query("page=2"), Cow::Borrowed(_)));
+        assert_eq!(
+            names.query("page=2&access_token=abc%20def&q=a+b&api%5Fkey=k&flag&token="),
+            "page=2&access_token=[redacted]&q=a+b&api%5Fkey=[redacted]&flag&token="
+        );
+        assert_eq!(names.query("a=1&"), "a=1&");
+        assert_eq!(names.query("token=x&"), "token=[redacted]&");
+        // A name that does not decode may be anything: its value goes.
+        assert_eq!(names.query("%ff%fe=v&a=1"), "%ff%fe=[redacted]&a=1");
+    }
+
+    #[test]
+    fn a_form_that_does_not_decode_is_an_error() {
+        let names = SecretNames::new([]);
+        assert_eq!(
+            names.form("user=ann&password=hunter2").unwrap(),
+            "user=ann&password=[redacted]"
+        );
+        assert!(names.form("user=ann&password=100%").is_err());
+        assert!(names.form("user=%c3%28").is_err());
+        assert_eq!(names.form("").unwrap(), "");
+    }
+}
