@@ -19,6 +19,10 @@ use crate::histogram::EncodedHistogram;
 use crate::merge::{add_counts, add_histogram};
 use crate::timestamp::{parse_rfc3339, rfc3339};
 
+mod arrivals;
+
+pub use arrivals::{Arrivals, Latency};
+
 /// Schema tag of a load run record.
 pub const RUN_SCHEMA: &str = "twinpeak.run/v1";
 
@@ -54,6 +58,13 @@ pub struct RunRecord {
     /// SLO verdicts on this record's figures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slo: Vec<SloRecord>,
+    /// Whether this is a checkpoint written while the run was still going: its phases hold what
+    /// was measured until then, and it has no verdicts yet.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partial: bool,
+    /// The signal that stopped the run before its schedule was over (`SIGINT`, `SIGTERM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 /// A system the load was sent to.
@@ -88,9 +99,29 @@ pub struct PhaseRecord {
     /// Requests actually sent per second over the phase.
     #[serde(default)]
     pub achieved_rps: f64,
-    /// Arrivals dropped because no load user was free to send them in time.
+    /// Load users (the scenario's `max_users`) that sent the phase, added over load workers.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub users: u64,
+    /// How late an arrival could be sent before it was dropped, in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub late_limit_ms: f64,
+    /// Arrivals not sent within the late limit, of both kinds below. Those not dropped by the
+    /// generator were due while every load user was busy waiting for this system: the system
+    /// could not take them, and they count against it (see [`PhaseRecord::dropped_by_target`]).
     #[serde(default)]
     pub dropped: u64,
+    /// Of `dropped`, arrivals the load generator itself was too late for while a user was free:
+    /// the generator's shortfall, not the system's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_by_generator: u64,
+    /// Arrivals sent late because every load user was busy at their due instant; the wait is
+    /// part of their corrected latency.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub queued: u64,
+    /// The generator's own scheduling lag, in µs: actual send minus intended send of every
+    /// arrival a free user took when it was due. Time the target is not to blame for.
+    #[serde(default)]
+    pub lag_us: EncodedHistogram,
     /// Per request name, as the scenario names them.
     #[serde(default)]
     pub requests: BTreeMap<String, RequestRecord>,
@@ -105,13 +136,22 @@ pub struct RequestRecord {
     /// Requests sent.
     #[serde(default)]
     pub sent: u64,
-    /// Latency from the instant each request was due, in µs: includes the time it waited for a
-    /// free load user (coordinated omission corrected). SLOs are judged on this one.
+    /// Latency of the requests that succeeded from the instant each was due, in µs: includes
+    /// the time it waited for a free load user (coordinated omission corrected). Latency SLOs
+    /// are judged on this one, with the arrivals the system could not take (see [`Arrivals`]).
+    /// Records written before failed requests were kept apart hold every request here.
     #[serde(default)]
     pub corrected_us: EncodedHistogram,
-    /// Latency from the instant each request was actually sent, in µs.
+    /// Latency of the requests that succeeded from the instant each was actually sent, in µs.
     #[serde(default)]
     pub raw_us: EncodedHistogram,
+    /// Latency of the failed requests from the instant each was due, in µs: kept apart so fast
+    /// failures cannot flatter the latency of the answers that counted.
+    #[serde(default)]
+    pub failed_us: EncodedHistogram,
+    /// Latency of the failed requests from the instant each was actually sent, in µs.
+    #[serde(default)]
+    pub failed_raw_us: EncodedHistogram,
     /// HTTP status (`"200"`) to counts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub status: BTreeMap<String, u64>,
@@ -165,6 +205,10 @@ pub struct SloRecord {
     /// Why the target failed without a measurement, e.g. `no requests sent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether `actual` is only a lower bound: the percentile falls among arrivals the system
+    /// could not take, whose latency is above every one measured. Such a verdict fails.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lower_bound: bool,
 }
 
 /// Why two run records could not be merged.
@@ -240,6 +284,18 @@ fn one() -> f64 {
     1.0
 }
 
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
+}
+
 impl RunRecord {
     /// Creates a record with no targets, phases or verdicts yet, of a run that started at
     /// `started_at` and ends now.
@@ -263,6 +319,8 @@ impl RunRecord {
             targets: Vec::new(),
             phases: Vec::new(),
             slo: Vec::new(),
+            partial: false,
+            interrupted: None,
         }
     }
 
@@ -280,8 +338,9 @@ impl RunRecord {
     /// percentiles averaged), rates and drops summed, timelines merged as
     /// [`PhaseRecord::merge`] says; a phase only `other` has is appended. The run spans both
     /// (earlier start, later end) and `scale` is the sum of both. Targets are joined by name and
-    /// versions by component, `self`'s winning. SLO verdicts are cleared: those of each part do
-    /// not hold for the whole, so evaluate the merged figures again.
+    /// versions by component, `self`'s winning. The merged record is partial if either is, and
+    /// interrupted by `self`'s signal, else `other`'s. SLO verdicts are cleared: those of each
+    /// part do not hold for the whole, so evaluate the merged figures again.
     ///
     /// Fails before changing anything if the schemas or the scenarios (name or SHA-256) differ;
     /// after a histogram error `self` may hold part of `other`.
@@ -321,11 +380,17 @@ impl RunRecord {
         keep_earlier(&mut self.started_at, &other.started_at);
         keep_later(&mut self.ended_at, &other.ended_at);
         self.scale += other.scale;
+        self.partial |= other.partial;
+        if self.interrupted.is_none() {
+            self.interrupted.clone_from(&other.interrupted);
+        }
         self.slo.clear();
         Ok(())
     }
 
-    /// Writes the record to `path` as pretty-printed JSON.
+    /// Writes the record to `path` as pretty-printed JSON, atomically: into a temporary file
+    /// beside it, then renamed over it, so a reader (or a run killed mid-write) never sees half
+    /// a record.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), RunFileError> {
         let path = path.as_ref();
         let mut json = serde_json::to_string_pretty(self).map_err(|source| RunFileError::Json {
@@ -333,10 +398,18 @@ impl RunRecord {
             source,
         })?;
         json.push('\n');
-        fs::write(path, json).map_err(|source| RunFileError::Io {
+        let io = |source| RunFileError::Io {
             action: "write",
             path: path.to_owned(),
             source,
+        };
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        fs::write(&temporary, json).map_err(io)?;
+        fs::rename(&temporary, path).map_err(|source| {
+            let _ = fs::remove_file(&temporary);
+            io(source)
         })
     }
 
@@ -377,10 +450,18 @@ impl PhaseRecord {
         Ok(total)
     }
 
+    /// Arrivals dropped because every load user was busy waiting for the system: the arrivals
+    /// it could not take. (Records written before drops were told apart count every drop here,
+    /// as they defined a drop as no user being free.)
+    pub fn dropped_by_target(&self) -> u64 {
+        self.dropped.saturating_sub(self.dropped_by_generator)
+    }
+
     /// Adds `other`, the same phase against the same system from another load worker.
     ///
-    /// Requests are matched by name and added. Rates, drops and counts are summed: the workers
-    /// ran side by side. The phase spans both, and lasted as long as the longer. Timeline points
+    /// Requests are matched by name and added. Rates, users, drops, queued arrivals and counts
+    /// are summed and lag histograms added: the workers ran side by side; the late limit is the
+    /// larger. The phase spans both, and lasted as long as the longer. Timeline points
     /// are matched by second (`t_s` rounded) and system: rates, requests and errors are summed,
     /// and `p99_us` becomes the larger of the two — an upper bound of the merged second's p99,
     /// which a per-second percentile cannot give exactly; the phase's histograms do.
@@ -407,9 +488,23 @@ impl PhaseRecord {
         keep_earlier(&mut self.started_at, &other.started_at);
         keep_later(&mut self.ended_at, &other.ended_at);
         self.duration_s = self.duration_s.max(other.duration_s);
+        add_histogram(&mut self.lag_us, &other.lag_us).map_err(|source| {
+            RunMergeError::Histogram {
+                phase: self.name.clone(),
+                target: self.target.clone(),
+                request: "(scheduling lag)".to_owned(),
+                source,
+            }
+        })?;
         self.intended_rps += other.intended_rps;
         self.achieved_rps += other.achieved_rps;
+        self.users = self.users.saturating_add(other.users);
+        self.late_limit_ms = self.late_limit_ms.max(other.late_limit_ms);
         self.dropped = self.dropped.saturating_add(other.dropped);
+        self.dropped_by_generator = self
+            .dropped_by_generator
+            .saturating_add(other.dropped_by_generator);
+        self.queued = self.queued.saturating_add(other.queued);
         self.timeline = merge_timelines(&self.timeline, &other.timeline);
         Ok(())
     }
@@ -429,6 +524,8 @@ impl RequestRecord {
     pub fn merge(&mut self, other: &RequestRecord) -> Result<(), AdditionError> {
         add_histogram(&mut self.corrected_us, &other.corrected_us)?;
         add_histogram(&mut self.raw_us, &other.raw_us)?;
+        add_histogram(&mut self.failed_us, &other.failed_us)?;
+        add_histogram(&mut self.failed_raw_us, &other.failed_raw_us)?;
         self.sent = self.sent.saturating_add(other.sent);
         add_counts(&mut self.status, &other.status);
         add_counts(&mut self.errors, &other.errors);
@@ -520,9 +617,16 @@ mod tests {
         };
         let request = phase.requests.entry(name.to_owned()).or_default();
         let raw_us = 900 + (i * 7_919) % 60_000;
+        let corrected_us = raw_us + (i * 31) % 5_000;
         request.sent += 1;
-        record_saturating(&mut request.raw_us, raw_us);
-        record_saturating(&mut request.corrected_us, raw_us + (i * 31) % 5_000);
+        let failed = i.is_multiple_of(23) || i.is_multiple_of(101);
+        if failed {
+            record_saturating(&mut request.failed_raw_us, raw_us);
+            record_saturating(&mut request.failed_us, corrected_us);
+        } else {
+            record_saturating(&mut request.raw_us, raw_us);
+            record_saturating(&mut request.corrected_us, corrected_us);
+        }
         let status = if i.is_multiple_of(23) { "503" } else { "200" };
         *request.status.entry(status.to_owned()).or_default() += 1;
         if i.is_multiple_of(23) {
@@ -531,6 +635,7 @@ mod tests {
         if i.is_multiple_of(101) {
             *request.errors.entry("timeout".to_owned()).or_default() += 1;
         }
+        record_saturating(&mut phase.lag_us, 20 + (i * 13) % 400);
     }
 
     /// A worker's record of `requests` against `legacy` (peak phase) and `rebuilt` (warm-up).
@@ -550,7 +655,11 @@ mod tests {
                 duration_s: (ended - started) as f64,
                 intended_rps: 50.0,
                 achieved_rps: 49.5,
+                users: 16,
+                late_limit_ms: 100.0,
                 dropped: 3,
+                dropped_by_generator: 1,
+                queued: 5,
                 ..PhaseRecord::default()
             };
             for i in requests.clone() {
@@ -578,6 +687,7 @@ mod tests {
             unit: "ms".to_owned(),
             pass: true,
             reason: None,
+            lower_bound: false,
         });
         r
     }
@@ -625,10 +735,26 @@ mod tests {
                 (ours.intended_rps, ours.achieved_rps, ours.dropped),
                 (100.0, 99.0, 6)
             );
+            assert_eq!(
+                (ours.users, ours.dropped_by_generator, ours.queued),
+                (32, 2, 10)
+            );
+            assert_eq!((ours.dropped_by_target(), ours.late_limit_ms), (4, 100.0));
+            assert_eq!(ours.lag_us, phase.lag_us, "lag histograms are added");
             assert_eq!(ours.duration_s, 60.0);
             let (a, b) = (ours.totals().unwrap(), phase.totals().unwrap());
             assert_eq!(a, b);
             assert_eq!(a.sent, 3_000);
+            assert_eq!(
+                a.failed_us.len() + a.corrected_us.len(),
+                3_000,
+                "failed latencies are kept apart"
+            );
+            let failed = (0..3_000u64)
+                .filter(|i| i.is_multiple_of(23) || i.is_multiple_of(101))
+                .count() as u64;
+            assert_eq!(a.failed_us.len(), failed);
+            assert_eq!(a.failed_raw_us.len(), failed);
             assert_eq!(
                 a.error_total(),
                 (0..3_000u64).filter(|i| i.is_multiple_of(23)).count() as u64
@@ -646,7 +772,7 @@ mod tests {
             corrected.add(&*request.corrected_us).unwrap();
         }
         assert_eq!(*totals.corrected_us, corrected);
-        assert_eq!(totals.raw_us.len(), 500);
+        assert_eq!(totals.raw_us.len() + totals.failed_raw_us.len(), 500);
         assert_eq!(totals.sent, 500);
         assert_eq!(
             PhaseRecord::default().totals().unwrap(),
@@ -732,9 +858,44 @@ mod tests {
         let r: RunRecord = serde_json::from_str(json).unwrap();
         assert_eq!((r.scale, r.seed), (1.0, 0));
         assert!(r.targets.is_empty() && r.slo.is_empty() && r.versions.is_empty());
-        let home = &r.phases[0].requests["home"];
+        assert!(!r.partial && r.interrupted.is_none());
+        let phase = &r.phases[0];
+        assert_eq!(
+            (phase.users, phase.dropped_by_generator, phase.queued),
+            (0, 0, 0)
+        );
+        assert!(phase.lag_us.is_empty());
+        let home = &phase.requests["home"];
         assert_eq!(home.sent, 3);
         assert!(home.corrected_us.is_empty() && home.errors.is_empty());
+        assert!(home.failed_us.is_empty() && home.failed_raw_us.is_empty());
+    }
+
+    #[test]
+    fn drops_of_records_that_did_not_tell_them_apart_count_against_the_system() {
+        let json = r#"{"name": "peak", "target": "legacy", "dropped": 12}"#;
+        let phase: PhaseRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(phase.dropped_by_target(), 12);
+    }
+
+    #[test]
+    fn writes_replace_the_record_whole() {
+        let dir = TempDir::new("atomic");
+        let path = dir.path().join("run.json");
+        let mut r = run(0, 60, 0..10);
+        r.partial = true;
+        r.write(&path).unwrap();
+        r.partial = false;
+        r.interrupted = Some("SIGTERM".to_owned());
+        r.write(&path).unwrap();
+        assert_eq!(RunRecord::read(&path).unwrap(), r);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["run.json"], "no temporary file is left behind");
+        let err = r.write(dir.path().join("missing/run.json")).unwrap_err();
+        assert!(err.to_string().contains("missing/run.json"), "{err}");
     }
 
     #[test]

@@ -178,6 +178,7 @@ fn verdicts(record: &RunRecord, target: &str) -> Vec<SloRecord> {
                 unit: unit.to_owned(),
                 pass: actual <= limit,
                 reason: None,
+                lower_bound: false,
             });
         }
     };
