@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::runner::{run, RunOptions, Target};
+use crate::checkpoint::Checkpoint;
+use crate::runner::{new_record, run_checkpointed, RunOptions, Target};
 use crate::scenario::{LoadedScenario, Scenario};
 
 /// Exit status when an SLO failed.
@@ -27,9 +28,13 @@ pub struct LoadCommand {
     /// With several targets, alternate them phase by phase instead of one after another.
     #[arg(long)]
     pub interleave: bool,
-    /// Directory for the run record (default runs/<scenario>-<time>).
+    /// Directory for the run record (default runs/<scenario>-<time>); checked writable before
+    /// any traffic.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Time between checkpoints of the run record while the run goes.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub checkpoint_every: Duration,
     /// Multiply every phase duration (0.1 for a quick rehearsal).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -42,7 +47,8 @@ pub struct LoadCommand {
     /// Replay rate, requests per second.
     #[arg(long, default_value_t = 50.0)]
     pub rps: f64,
-    /// An arrival later than this when a user is free is dropped and counted.
+    /// An arrival not sent this long after its due instant is dropped and counted: against the
+    /// target when every user was busy waiting for it, against the generator otherwise.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub late_limit: Duration,
     /// No progress display.
@@ -65,6 +71,9 @@ impl LoadCommand {
     fn try_execute(&self) -> Result<ExitCode, String> {
         if !(self.scale > 0.0 && self.scale.is_finite()) {
             return Err(format!("--scale must be above 0, got {}", self.scale));
+        }
+        if self.checkpoint_every.is_zero() {
+            return Err("--checkpoint-every must be above 0".into());
         }
         let targets = parse_targets(&self.targets)?;
         let (loaded, replay) = match (&self.scenario, &self.replay) {
@@ -122,15 +131,26 @@ impl LoadCommand {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        crate::runner::check_targets(&options.targets).map_err(|e| e.to_string())?;
+        // Before any traffic: a run whose record cannot be kept is not worth sending.
+        let record_path = out.join("run.json");
+        let mut first = new_record(&loaded, &options, std::time::SystemTime::now());
+        first.partial = true;
+        std::fs::create_dir_all(&out)
+            .map_err(|e| e.to_string())
+            .and_then(|()| first.write(&record_path).map_err(|e| e.to_string()))
+            .map_err(|e| format!("--out {}: not writable: {e}", out.display()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let checkpoint = Checkpoint {
+            path: record_path.clone(),
+            every: self.checkpoint_every,
+        };
         let result = runtime
-            .block_on(run(&loaded, &options))
+            .block_on(run_checkpointed(&loaded, &options, Some(checkpoint)))
             .map_err(|e| e.to_string())?;
-        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        let record_path = out.join("run.json");
         result
             .record
             .write(&record_path)
@@ -140,9 +160,12 @@ impl LoadCommand {
             crate::summary::render(&result.record, &result.verdicts)
         );
         println!("run record: {}", record_path.display());
-        if result.interrupted {
-            eprintln!("the run was interrupted: the record holds what was measured until then");
-            return Ok(ExitCode::from(130));
+        if let Some(signal) = crate::interrupt::signal() {
+            eprintln!(
+                "the run was stopped by {}: the record holds what was measured until then",
+                signal.name()
+            );
+            return Ok(ExitCode::from(signal.exit_code()));
         }
         let failed: Vec<_> = result.verdicts.iter().filter(|v| !v.pass).collect();
         if failed.is_empty() {

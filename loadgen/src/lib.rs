@@ -2,6 +2,7 @@
 //! spike, soak), replayed on Goose at open-model arrival rates against one or more systems, with
 //! coordinated-omission-corrected latencies, SLO gates and `twinpeak.run/v1` records.
 
+pub mod checkpoint;
 pub mod command;
 pub mod data;
 pub mod interrupt;
@@ -11,6 +12,8 @@ pub mod recorder;
 pub mod replay;
 pub mod runner;
 pub mod scenario;
+pub mod schedule;
+mod session;
 pub mod slo;
 pub mod summary;
 pub mod template;

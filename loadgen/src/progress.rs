@@ -1,5 +1,7 @@
-//! Progress while a run goes: phase, target and achieved rate, p99 so far, errors and dropped
-//! arrivals. A live bar on a terminal; plain lines every few seconds otherwise (CI logs).
+//! Progress while a run goes: phase, target and achieved rate, p99 so far, the generator's own
+//! scheduling lag, errors, and dropped arrivals told apart: those the target could not take
+//! (every user busy waiting for it) and those the generator was too late for. A live bar on a
+//! terminal; plain lines every few seconds otherwise (CI logs).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -27,28 +29,48 @@ pub struct ProgressLine {
     pub target_rps: f64,
     /// Requests completed per second, recently.
     pub achieved_rps: f64,
-    /// Corrected p99 of the phase so far, µs.
+    /// Corrected p99 of the phase so far, of the requests that succeeded, µs.
     pub p99_us: u64,
+    /// The generator's scheduling lag in the phase so far, p99, µs.
+    pub lag_p99_us: u64,
     /// Requests completed.
     pub requests: u64,
     /// Of which failed.
     pub errors: u64,
-    /// Arrivals dropped (no user free in time).
-    pub dropped: u64,
+    /// Arrivals dropped because every user was busy waiting for the target.
+    pub dropped_busy: u64,
+    /// Arrivals dropped because the generator was too late while a user was free.
+    pub dropped_late: u64,
+    /// Load users.
+    pub users: usize,
 }
 
 impl ProgressLine {
     fn text(&self, target: &str) -> String {
-        format!(
-            "{target} | {} | target {:.0}/s achieved {:.0}/s | p99 {:.1} ms | {} requests, {} errors, {} dropped",
+        let mut text = format!(
+            "{target} | {} | target {:.0}/s achieved {:.0}/s | p99 {:.1} ms, generator lag p99 \
+             {:.2} ms | {} requests, {} errors",
             self.phase,
             self.target_rps,
             self.achieved_rps,
             self.p99_us as f64 / 1000.0,
+            self.lag_p99_us as f64 / 1000.0,
             self.requests,
             self.errors,
-            self.dropped
-        )
+        );
+        if self.dropped_busy > 0 {
+            text.push_str(&format!(
+                " | SATURATED: {} dropped, all {} users busy",
+                self.dropped_busy, self.users
+            ));
+        }
+        if self.dropped_late > 0 {
+            text.push_str(&format!(
+                " | generator behind: {} dropped",
+                self.dropped_late
+            ));
+        }
+        text
     }
 }
 
@@ -109,5 +131,42 @@ impl ProgressReporter {
     pub fn finish(self) {
         let _ = self.stop.send(true);
         drop(self.task);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_says_who_fell_behind() {
+        let mut line = ProgressLine {
+            phase: "peak".into(),
+            elapsed: Duration::from_secs(3),
+            total: Duration::from_secs(10),
+            target_rps: 1_000.0,
+            achieved_rps: 157.0,
+            p99_us: 160_000,
+            lag_p99_us: 120,
+            requests: 470,
+            errors: 0,
+            dropped_busy: 0,
+            dropped_late: 0,
+            users: 8,
+        };
+        let calm = line.text("legacy");
+        assert!(calm.contains("generator lag p99 0.12 ms"), "{calm}");
+        assert!(
+            !calm.contains("SATURATED") && !calm.contains("behind"),
+            "{calm}"
+        );
+        line.dropped_busy = 2_530;
+        line.dropped_late = 4;
+        let text = line.text("legacy");
+        assert!(
+            text.contains("SATURATED: 2530 dropped, all 8 users busy"),
+            "{text}"
+        );
+        assert!(text.ends_with("generator behind: 4 dropped"), "{text}");
     }
 }

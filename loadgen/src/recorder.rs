@@ -1,14 +1,14 @@
 //! What one run against one system measured: per phase × request name, latency measured from the
-//! intended send time (coordinated omission corrected) and from the actual send (raw), statuses
-//! and error kinds; and a per-second timeline for charts.
+//! intended send time (coordinated omission corrected) and from the actual send (raw), for the
+//! requests that succeeded and, apart, for those that failed; statuses and error kinds; per phase,
+//! the generator's own scheduling lag; and a per-second timeline for charts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use tokio::time::Instant;
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{
     new_latency_histogram, record_saturating, EncodedHistogram, PhaseRecord, RequestRecord,
@@ -62,6 +62,9 @@ pub struct Observation {
     pub status: Option<u16>,
     /// Why it failed, if it did.
     pub error: Option<ErrorKind>,
+    /// Whether a free user took its arrival when due: its lateness (`sent − intended`) is then
+    /// the generator's scheduling lag. False for every later request of a chain.
+    pub on_time: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ struct RequestStats {
     sent: u64,
     corrected: Histogram<u64>,
     raw: Histogram<u64>,
+    failed_corrected: Histogram<u64>,
+    failed_raw: Histogram<u64>,
     status: BTreeMap<u16, u64>,
     errors: BTreeMap<&'static str, u64>,
 }
@@ -79,8 +84,46 @@ impl RequestStats {
             sent: 0,
             corrected: new_latency_histogram(),
             raw: new_latency_histogram(),
+            failed_corrected: new_latency_histogram(),
+            failed_raw: new_latency_histogram(),
             status: BTreeMap::new(),
             errors: BTreeMap::new(),
+        }
+    }
+
+    fn record(&mut self, o: &Observation, corrected: u64, raw: u64) {
+        self.sent += 1;
+        let (corrected_into, raw_into) = match o.error {
+            None => (&mut self.corrected, &mut self.raw),
+            Some(_) => (&mut self.failed_corrected, &mut self.failed_raw),
+        };
+        record_saturating(corrected_into, corrected);
+        record_saturating(raw_into, raw);
+        if let Some(status) = o.status {
+            *self.status.entry(status).or_insert(0) += 1;
+        }
+        if let Some(error) = o.error {
+            *self.errors.entry(error.as_str()).or_insert(0) += 1;
+        }
+    }
+
+    fn to_record(&self) -> RequestRecord {
+        RequestRecord {
+            sent: self.sent,
+            corrected_us: EncodedHistogram(self.corrected.clone()),
+            raw_us: EncodedHistogram(self.raw.clone()),
+            failed_us: EncodedHistogram(self.failed_corrected.clone()),
+            failed_raw_us: EncodedHistogram(self.failed_raw.clone()),
+            status: self
+                .status
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
+            errors: self
+                .errors
+                .iter()
+                .map(|(e, n)| (e.to_string(), *n))
+                .collect(),
         }
     }
 }
@@ -88,8 +131,8 @@ impl RequestStats {
 #[derive(Debug)]
 struct PhaseStats {
     requests: Vec<RequestStats>,
-    first_sent: Option<Instant>,
-    last_done: Option<Instant>,
+    /// Scheduling lag of the arrivals a free user took, µs.
+    lag: Histogram<u64>,
 }
 
 #[derive(Debug)]
@@ -127,8 +170,10 @@ pub struct Progress {
     pub requests: u64,
     /// Of which failed.
     pub errors: u64,
-    /// Corrected p99 so far, µs.
+    /// Corrected p99 so far of the requests that succeeded, µs.
     pub p99_us: u64,
+    /// The generator's scheduling lag so far, p99, µs.
+    pub lag_p99_us: u64,
     /// Completed requests per second over the last full timeline point.
     pub recent_rps: f64,
 }
@@ -149,8 +194,7 @@ impl Recorder {
                 .map(|_| {
                     Mutex::new(PhaseStats {
                         requests: request_names.iter().map(|_| RequestStats::new()).collect(),
-                        first_sent: None,
-                        last_done: None,
+                        lag: new_latency_histogram(),
                     })
                 })
                 .collect(),
@@ -179,17 +223,10 @@ impl Recorder {
         let raw = micros(o.done.saturating_duration_since(o.sent));
         {
             let mut phase = lock(&self.phases[o.phase]);
-            phase.first_sent = Some(phase.first_sent.map_or(o.sent, |t| t.min(o.sent)));
-            phase.last_done = Some(phase.last_done.map_or(o.done, |t| t.max(o.done)));
-            let stats = &mut phase.requests[o.request];
-            stats.sent += 1;
-            record_saturating(&mut stats.corrected, corrected);
-            record_saturating(&mut stats.raw, raw);
-            if let Some(status) = o.status {
-                *stats.status.entry(status).or_insert(0) += 1;
-            }
-            if let Some(error) = o.error {
-                *stats.errors.entry(error.as_str()).or_insert(0) += 1;
+            phase.requests[o.request].record(o, corrected, raw);
+            if o.on_time {
+                let lag = micros(o.sent.saturating_duration_since(o.intended));
+                record_saturating(&mut phase.lag, lag);
             }
         }
         let index = (o.done.saturating_duration_since(self.start).as_secs() / self.bucket.as_secs())
@@ -198,7 +235,9 @@ impl Recorder {
             let mut bucket = lock(bucket);
             bucket.requests += 1;
             bucket.errors += u64::from(o.error.is_some());
-            let _ = bucket.latency.record(corrected.clamp(1, 3_600_000_000));
+            if o.error.is_none() {
+                let _ = bucket.latency.record(corrected.clamp(1, 3_600_000_000));
+            }
         }
         self.sent_total.fetch_add(1, Ordering::Relaxed);
         if o.error.is_some() {
@@ -208,7 +247,7 @@ impl Recorder {
 
     /// Where the run stands, for the progress line.
     pub fn progress(&self, phase: usize) -> Progress {
-        let p99_us = self
+        let (p99_us, lag_p99_us) = self
             .phases
             .get(phase)
             .map(|p| {
@@ -217,9 +256,9 @@ impl Recorder {
                 for r in &p.requests {
                     let _ = all.add(&r.corrected);
                 }
-                all.value_at_quantile(0.99)
+                (all.value_at_quantile(0.99), p.lag.value_at_quantile(0.99))
             })
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
         let now = Instant::now().saturating_duration_since(self.start);
         let current = (now.as_secs() / self.bucket.as_secs()) as usize;
         let recent_rps = current
@@ -231,18 +270,24 @@ impl Recorder {
             requests: self.sent_total.load(Ordering::Relaxed),
             errors: self.errors_total.load(Ordering::Relaxed),
             p99_us,
+            lag_p99_us,
             recent_rps,
         }
     }
 
-    /// The phase records of this run against `target`, with the pacer's dropped arrivals.
-    pub fn phase_records(&self, target: &str, pacer: &Pacer) -> Vec<PhaseRecord> {
+    /// The records of the phases of this run against `target` that have started by now, with
+    /// what the pacer counted of their arrivals; `users` sent them.
+    pub fn phase_records(&self, target: &str, pacer: &Pacer, users: u64) -> Vec<PhaseRecord> {
         let schedule = pacer.schedule();
+        let elapsed = Instant::now().saturating_duration_since(self.start);
         let mut records = Vec::with_capacity(self.phases.len());
         for (i, stats) in self.phases.iter().enumerate() {
+            let phase_start = schedule.phase_start(i).unwrap_or_default();
+            if phase_start > elapsed {
+                break;
+            }
             let stats = lock(stats);
             let plan = &schedule.phases()[i];
-            let phase_start = schedule.phase_start(i).unwrap_or_default();
             let started = self.wall_start + phase_start;
             let duration = plan.duration;
             let requests: BTreeMap<String, RequestRecord> = stats
@@ -250,20 +295,10 @@ impl Recorder {
                 .iter()
                 .zip(&self.request_names)
                 .filter(|(r, _)| r.sent > 0)
-                .map(|(r, name)| {
-                    (
-                        name.clone(),
-                        RequestRecord {
-                            sent: r.sent,
-                            corrected_us: EncodedHistogram(r.corrected.clone()),
-                            raw_us: EncodedHistogram(r.raw.clone()),
-                            status: r.status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
-                            errors: r.errors.iter().map(|(e, n)| (e.to_string(), *n)).collect(),
-                        },
-                    )
-                })
+                .map(|(r, name)| (name.clone(), r.to_record()))
                 .collect();
             let sent: u64 = stats.requests.iter().map(|r| r.sent).sum();
+            let counts = pacer.counts(i);
             records.push(PhaseRecord {
                 name: plan.name.clone(),
                 target: target.to_string(),
@@ -272,7 +307,12 @@ impl Recorder {
                 duration_s: duration.as_secs_f64(),
                 intended_rps: schedule.expected_count(i) / duration.as_secs_f64().max(1e-9),
                 achieved_rps: sent as f64 / duration.as_secs_f64().max(1e-9),
-                dropped: pacer.dropped(i),
+                users,
+                late_limit_ms: pacer.late_limit().as_secs_f64() * 1_000.0,
+                dropped: counts.dropped(),
+                dropped_by_generator: counts.dropped_late,
+                queued: counts.queued,
+                lag_us: EncodedHistogram(stats.lag.clone()),
                 requests,
                 timeline: self.timeline_points(target, pacer, phase_start, phase_start + duration),
             });
@@ -306,7 +346,7 @@ impl Recorder {
                     target: target.to_string(),
                     intended_rps: intended as f64 / width,
                     achieved_rps: bucket.requests as f64 / width,
-                    p99_us: if bucket.requests > 0 {
+                    p99_us: if !bucket.latency.is_empty() {
                         bucket.latency.value_at_quantile(0.99)
                     } else {
                         0

@@ -1,28 +1,29 @@
 //! Runs a scenario on Goose: every Goose user takes its next arrival from one shared pacer, so
 //! the offered rate follows the schedule whatever the system under test does (open model), and
 //! each latency is measured from the arrival's intended time as well as from the actual send.
+//! While it runs, the record as measured so far can be checkpointed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use tokio::time::Instant;
+use twinpeak_reports::run::Arrivals;
 use twinpeak_reports::{PhaseRecord, RunRecord, RunTarget, SloRecord};
 
+use crate::checkpoint::{Checkpoint, Checkpointer};
 use crate::data::Data;
-use crate::pacer::{Pacer, PhasePlan, Schedule};
+use crate::pacer::Pacer;
 use crate::progress::ProgressReporter;
-use crate::recorder::{ErrorKind, Observation, Recorder};
+use crate::recorder::Recorder;
 use crate::replay::ReplayEntry;
-use crate::scenario::{LoadedScenario, RequestSpec, Scenario, Slo};
+use crate::scenario::{LoadedScenario, Scenario, Slo};
+use crate::schedule::{PhasePlan, Schedule};
+use crate::session::{goose_method, RequestPlan};
 use crate::slo::{evaluate, SloTargets, SloVerdict};
-use crate::template::RenderContext;
 
 /// Time between Goose's start of a run and its first arrival, beyond the time Goose takes to
 /// launch every user.
@@ -63,7 +64,8 @@ pub struct RunResult {
     pub record: RunRecord,
     /// Every SLO verdict, run-wide and per phase, per system.
     pub verdicts: Vec<SloVerdict>,
-    /// Whether Ctrl-C cut the run short (the record holds what was measured until then).
+    /// Whether a signal (Ctrl-C, SIGTERM) cut the run short; the record holds what was measured
+    /// until then and names the signal.
     pub interrupted: bool,
 }
 
@@ -91,58 +93,95 @@ pub enum RunError {
     /// Goose failed.
     #[error("load generator failed: {0}")]
     Goose(String),
+    /// The checkpoint thread could not be started.
+    #[error("cannot start checkpointing: {0}")]
+    Checkpoint(#[source] std::io::Error),
 }
 
-/// One system's session state in a Goose user: extracted values and requests done.
-#[derive(Debug, Clone, Default)]
-struct Session {
-    vars: HashMap<String, serde_json::Value>,
-    done: HashSet<usize>,
-}
-
-/// What every user of one leg shares.
+/// What every user of one leg (some consecutive phases against one system) shares.
 struct Leg {
-    /// The schedule and what it measured, from the moment Goose starts the run.
+    /// The pacer and recorder, from the moment Goose starts the run.
     clock: OnceLock<Clocked>,
+    /// Set by [`Leg::stop`]: a clock started later stops at once.
+    stopped: AtomicBool,
     schedule: Schedule,
     late_limit: Duration,
     /// Time Goose takes to launch every user.
     hatch: Duration,
-    scenario: Arc<Scenario>,
-    data: Arc<Data>,
-    /// Index in the whole scenario of this leg's first phase, so arrivals seed alike on every
-    /// system and in every order.
-    first_phase: usize,
-    seed: u64,
+    users: usize,
+    target: String,
+    request_names: Vec<String>,
+    plan: RequestPlan,
     in_flight: AtomicUsize,
-    today: chrono::NaiveDate,
-    replay: Option<Arc<Vec<ReplayEntry>>>,
 }
 
 /// The pacer and recorder of a leg, made when Goose starts it.
 struct Clocked {
-    pacer: Pacer,
+    pacer: Arc<Pacer>,
     recorder: Recorder,
 }
 
 impl Leg {
     /// Starts the clock: the first arrival is due once every user is running.
     fn begin(&self) -> &Clocked {
-        self.clock.get_or_init(|| {
+        let clocked = self.clock.get_or_init(|| {
             let start = Instant::now() + self.hatch + STARTUP_MARGIN;
-            let names = self
-                .scenario
-                .requests
-                .iter()
-                .map(|r| r.name.clone())
-                .collect();
             let phases = self.schedule.phases().len();
             Clocked {
-                recorder: Recorder::new(phases, names, start, self.schedule.total_duration()),
-                pacer: Pacer::new(self.schedule.clone(), start, self.late_limit),
+                recorder: Recorder::new(
+                    phases,
+                    self.request_names.clone(),
+                    start,
+                    self.schedule.total_duration(),
+                ),
+                pacer: Pacer::start(self.schedule.clone(), start, self.late_limit),
             }
+        });
+        if self.stopped.load(Ordering::SeqCst) {
+            clocked.pacer.stop();
+        }
+        clocked
+    }
+
+    /// Ends the leg's schedule: every user's next arrival is none.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(clocked) = self.clock.get() {
+            clocked.pacer.stop();
+        }
+    }
+
+    /// The records of the leg's phases started so far.
+    fn records(&self) -> Vec<PhaseRecord> {
+        self.clock.get().map_or_else(Vec::new, |c| {
+            c.recorder
+                .phase_records(&self.target, &c.pacer, self.users as u64)
         })
     }
+}
+
+/// A run in progress: the record's own fields, the phases of the legs done, and the leg going.
+struct LiveRun {
+    base: RunRecord,
+    done: Mutex<Vec<PhaseRecord>>,
+    current: Mutex<Option<Arc<Leg>>>,
+}
+
+impl LiveRun {
+    /// The record as measured so far.
+    fn record(&self) -> RunRecord {
+        let mut record = self.base.clone();
+        record.ended_at = twinpeak_reports::timestamp::rfc3339(SystemTime::now());
+        record.phases = lock(&self.done).clone();
+        if let Some(leg) = lock(&self.current).as_ref() {
+            record.phases.extend(leg.records());
+        }
+        record
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Checks that every target accepts connections, before any traffic.
@@ -177,35 +216,9 @@ pub fn check_targets(targets: &[Target]) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Runs the scenario against every target and judges the SLOs.
-pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunResult, RunError> {
-    let scenario = Arc::new(loaded.scenario.clone());
-    for r in &scenario.requests {
-        goose_method(&r.method)
-            .ok_or_else(|| RunError::Method(r.name.clone(), r.method.to_string()))?;
-    }
-    check_targets(&options.targets)?;
-    let data = Arc::new(loaded.data.clone());
-    let started = SystemTime::now();
-    let phase_count = scenario.phases.len();
-    let legs: Vec<(usize, std::ops::Range<usize>)> = if options.interleave {
-        (0..phase_count)
-            .flat_map(|p| (0..options.targets.len()).map(move |t| (t, p..p + 1)))
-            .collect()
-    } else {
-        (0..options.targets.len())
-            .map(|t| (t, 0..phase_count))
-            .collect()
-    };
-    crate::interrupt::install();
-    let mut phases: Vec<PhaseRecord> = Vec::new();
-    for (target, range) in legs {
-        let target = &options.targets[target];
-        phases.extend(run_leg(&scenario, &data, target, range, options).await?);
-        if crate::interrupt::interrupted() {
-            break;
-        }
-    }
+/// The record of `loaded` run with `options` from `started`, before any phase: what a run record
+/// says of the run itself.
+pub fn new_record(loaded: &LoadedScenario, options: &RunOptions, started: SystemTime) -> RunRecord {
     let mut versions = BTreeMap::new();
     versions.insert(
         "twinpeak".to_string(),
@@ -213,7 +226,7 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
     );
     versions.insert("goose".to_string(), "0.19".to_string());
     let mut record = RunRecord::new(
-        scenario.name.clone(),
+        loaded.scenario.name.clone(),
         loaded.sha256.clone(),
         options.seed,
         options.scale,
@@ -228,7 +241,68 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
             url: t.url.clone(),
         })
         .collect();
-    record.phases = phases;
+    record
+}
+
+/// Runs the scenario against every target and judges the SLOs.
+pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunResult, RunError> {
+    run_checkpointed(loaded, options, None).await
+}
+
+/// Runs the scenario against every target, writing the record as measured so far to
+/// `checkpoint` while it runs, and judges the SLOs.
+pub async fn run_checkpointed(
+    loaded: &LoadedScenario,
+    options: &RunOptions,
+    checkpoint: Option<Checkpoint>,
+) -> Result<RunResult, RunError> {
+    let scenario = Arc::new(loaded.scenario.clone());
+    for r in &scenario.requests {
+        goose_method(&r.method)
+            .ok_or_else(|| RunError::Method(r.name.clone(), r.method.to_string()))?;
+    }
+    check_targets(&options.targets)?;
+    let data = Arc::new(loaded.data.clone());
+    let live = Arc::new(LiveRun {
+        base: new_record(loaded, options, SystemTime::now()),
+        done: Mutex::new(Vec::new()),
+        current: Mutex::new(None),
+    });
+    let phase_count = scenario.phases.len();
+    let legs: Vec<(usize, std::ops::Range<usize>)> = if options.interleave {
+        (0..phase_count)
+            .flat_map(|p| (0..options.targets.len()).map(move |t| (t, p..p + 1)))
+            .collect()
+    } else {
+        (0..options.targets.len())
+            .map(|t| (t, 0..phase_count))
+            .collect()
+    };
+    crate::interrupt::install();
+    let checkpointer = match checkpoint {
+        Some(checkpoint) => {
+            let live = Arc::clone(&live);
+            let current = move || RunRecord {
+                partial: true,
+                ..live.record()
+            };
+            Some(Checkpointer::start(checkpoint, current).map_err(RunError::Checkpoint)?)
+        }
+        None => None,
+    };
+    for (target, range) in legs {
+        if crate::interrupt::interrupted() {
+            break;
+        }
+        let target = &options.targets[target];
+        let phases = run_leg(&scenario, &data, target, range, options, &live).await?;
+        lock(&live.done).extend(phases);
+    }
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.finish();
+    }
+    let mut record = live.record();
+    record.interrupted = crate::interrupt::signal().map(|s| s.name().to_owned());
     let verdicts = judge(&scenario, &record, &options.targets);
     record.slo = verdicts.iter().map(SloRecord::from).collect();
     Ok(RunResult {
@@ -242,29 +316,21 @@ pub async fn run(loaded: &LoadedScenario, options: &RunOptions) -> Result<RunRes
 fn judge(scenario: &Scenario, record: &RunRecord, targets: &[Target]) -> Vec<SloVerdict> {
     let mut verdicts = Vec::new();
     for target in targets {
-        let mut all = twinpeak_reports::new_latency_histogram();
-        let (mut sent, mut errors) = (0, 0);
-        for (phase, spec) in scenario.phases.iter().enumerate() {
-            let Some(p) = record
-                .phases
-                .iter()
-                .find(|r| r.target == target.name && r.name == scenario.phases[phase].name)
-            else {
+        let mut all = Arrivals::default();
+        for spec in &scenario.phases {
+            let Some(phase) = record.phase(&spec.name, &target.name) else {
                 continue;
             };
-            let Ok(totals) = p.totals() else { continue };
-            let _ = all.add(&totals.corrected_us.0);
-            sent += totals.sent;
-            errors += totals.error_total();
-            let slo = scenario.slo_for(spec);
+            let Ok(arrivals) = Arrivals::of_phase(phase) else {
+                continue;
+            };
+            let _ = all.add(&arrivals);
             if spec.slo.is_some() {
                 verdicts.extend(evaluate(
                     &format!("phase {}", spec.name),
                     &target.name,
-                    &slo_targets(&slo),
-                    &totals.corrected_us.0,
-                    totals.sent,
-                    totals.error_total(),
+                    &slo_targets(&scenario.slo_for(spec)),
+                    &arrivals,
                 ));
             }
         }
@@ -273,8 +339,6 @@ fn judge(scenario: &Scenario, record: &RunRecord, targets: &[Target]) -> Vec<Slo
             &target.name,
             &slo_targets(&scenario.slo),
             &all,
-            sent,
-            errors,
         ));
     }
     verdicts
@@ -291,18 +355,6 @@ fn slo_targets(slo: &Slo) -> SloTargets {
     }
 }
 
-fn goose_method(method: &http::Method) -> Option<GooseMethod> {
-    Some(match *method {
-        http::Method::GET => GooseMethod::Get,
-        http::Method::HEAD => GooseMethod::Head,
-        http::Method::POST => GooseMethod::Post,
-        http::Method::PUT => GooseMethod::Put,
-        http::Method::PATCH => GooseMethod::Patch,
-        http::Method::DELETE => GooseMethod::Delete,
-        _ => return None,
-    })
-}
-
 /// Runs some consecutive phases against one system.
 async fn run_leg(
     scenario: &Arc<Scenario>,
@@ -310,6 +362,7 @@ async fn run_leg(
     target: &Target,
     phases: std::ops::Range<usize>,
     options: &RunOptions,
+    live: &LiveRun,
 ) -> Result<Vec<PhaseRecord>, RunError> {
     let plans: Vec<PhasePlan> = scenario.phases[phases.clone()]
         .iter()
@@ -326,20 +379,34 @@ async fn run_leg(
     let hatch = Duration::from_secs_f64(users as f64 / hatch_rate(users) as f64);
     let leg = Arc::new(Leg {
         clock: OnceLock::new(),
+        stopped: AtomicBool::new(false),
         schedule,
         late_limit: options.late_limit,
         hatch,
-        scenario: scenario.clone(),
-        data: data.clone(),
-        first_phase: phases.start,
-        seed: options.seed,
+        users,
+        target: target.name.clone(),
+        request_names: scenario.requests.iter().map(|r| r.name.clone()).collect(),
+        plan: RequestPlan::new(
+            scenario.clone(),
+            data.clone(),
+            options.seed,
+            phases.start,
+            options.replay.clone(),
+        ),
         in_flight: AtomicUsize::new(0),
-        today: chrono::Local::now().date_naive(),
-        replay: options.replay.clone(),
     });
+    *lock(&live.current) = Some(Arc::clone(&leg));
     let reporter = options
         .progress
         .then(|| ProgressReporter::start(leg.clone_for_progress(), target.name.clone()));
+    // A signal ends the schedule, so users waiting for their next arrival return at once.
+    let stopper = {
+        let leg = Arc::clone(&leg);
+        tokio::spawn(async move {
+            crate::interrupt::stopping().await;
+            leg.stop();
+        })
+    };
 
     let start_leg = leg.clone();
     let begin = Transaction::new(Arc::new(move |_user| {
@@ -367,13 +434,16 @@ async fn run_leg(
     let attack = goose_defaults(attack, target, scenario, run_time)
         .map_err(|e| RunError::Goose(e.to_string()))?;
     let result = attack.execute().await;
-    let clocked = leg.begin();
-    clocked.pacer.stop();
+    stopper.abort();
+    leg.begin();
+    leg.stop();
     if let Some(reporter) = reporter {
         reporter.finish();
     }
+    let records = leg.records();
+    *lock(&live.current) = None;
     result.map_err(|e| RunError::Goose(e.to_string()))?;
-    Ok(clocked.recorder.phase_records(&target.name, &clocked.pacer))
+    Ok(records)
 }
 
 /// Users launched per second: all of them in about a quarter of a second.
@@ -424,7 +494,7 @@ impl Leg {
 impl crate::progress::ProgressSource for Leg {
     fn snapshot(&self) -> Option<crate::progress::ProgressLine> {
         let Clocked { pacer, recorder } = self.clock.get()?;
-        let elapsed = Instant::now().saturating_duration_since(pacer.start());
+        let elapsed = Instant::now().saturating_duration_since(pacer.start_instant());
         let schedule = pacer.schedule();
         let phase = (0..schedule.phases().len())
             .rev()
@@ -434,6 +504,10 @@ impl crate::progress::ProgressSource for Leg {
         let into = elapsed.saturating_sub(schedule.phase_start(phase).unwrap_or_default());
         let fraction = (into.as_secs_f64() / plan.duration.as_secs_f64().max(1e-9)).min(1.0);
         let progress = recorder.progress(phase);
+        let counts = (0..schedule.phases().len()).map(|p| pacer.counts(p));
+        let (dropped_busy, dropped_late) = counts.fold((0, 0), |(busy, late), c| {
+            (busy + c.dropped_busy, late + c.dropped_late)
+        });
         Some(crate::progress::ProgressLine {
             phase: plan.name.clone(),
             elapsed,
@@ -441,9 +515,12 @@ impl crate::progress::ProgressSource for Leg {
             target_rps: plan.start_rps + (plan.end_rps - plan.start_rps) * fraction,
             achieved_rps: progress.recent_rps,
             p99_us: progress.p99_us,
+            lag_p99_us: progress.lag_p99_us,
             requests: progress.requests,
             errors: progress.errors,
-            dropped: (0..schedule.phases().len()).map(|p| pacer.dropped(p)).sum(),
+            dropped_busy,
+            dropped_late,
+            users: self.users,
         })
     }
 }
@@ -457,7 +534,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// One Goose transaction: take an arrival, send one request, record it.
+/// One Goose transaction: take an arrival, send what it sends, record it.
 async fn step(user: &mut GooseUser, leg: &Leg) -> TransactionResult {
     let Clocked { pacer, recorder } = leg.begin();
     let Some(slot) = pacer.next().await else {
@@ -470,271 +547,13 @@ async fn step(user: &mut GooseUser, leg: &Leg) -> TransactionResult {
     };
     leg.in_flight.fetch_add(1, Ordering::AcqRel);
     let _in_flight = InFlight(&leg.in_flight);
-    if let Some(entries) = &leg.replay {
-        let entry = &entries[(slot.arrival.index % entries.len() as u64) as usize];
-        let mut observation = Observation {
-            phase: slot.arrival.phase,
-            request: 0,
-            intended: slot.intended,
-            sent: Instant::now(),
-            done: Instant::now(),
-            status: None,
-            error: None,
-        };
-        send_replay(user, entry, &mut observation).await;
-        observation.done = Instant::now();
-        recorder.record(&observation);
-        return Ok(());
-    }
-    let global_phase = leg.first_phase + slot.arrival.phase;
-    let mut rng =
-        ChaCha8Rng::seed_from_u64(arrival_seed(leg.seed, global_phase, slot.arrival.index));
-    if user.get_session_data::<Session>().is_none() {
-        user.set_session_data(Session::default());
-    }
-    let session = user
-        .get_session_data::<Session>()
-        .cloned()
-        .unwrap_or_default();
-    let Some(index) = choose_request(&leg.scenario.requests, &session, &mut rng) else {
-        return Ok(());
-    };
-    let spec = &leg.scenario.requests[index];
-    let mut observation = Observation {
-        phase: slot.arrival.phase,
-        request: index,
-        intended: slot.intended,
-        sent: Instant::now(),
-        done: Instant::now(),
-        status: None,
-        error: None,
-    };
-    let outcome = send(user, leg, spec, &session, &mut rng, &mut observation).await;
-    observation.done = Instant::now();
-    if let Some(extracted) = outcome {
-        if let Some(session) = user.get_session_data_mut::<Session>() {
-            session.vars.extend(extracted);
-            session.done.insert(index);
-        }
-    }
-    recorder.record(&observation);
+    leg.plan.send(user, slot, recorder).await;
     Ok(())
-}
-
-/// Mixes the seed with the arrival's place in the scenario, so every system gets the same
-/// request for the same arrival.
-fn arrival_seed(seed: u64, phase: usize, index: u64) -> u64 {
-    let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
-    for v in [phase as u64, index] {
-        h ^= v
-            .wrapping_add(0x9e37_79b9_7f4a_7c15)
-            .wrapping_add(h << 6)
-            .wrapping_add(h >> 2);
-        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    }
-    h
-}
-
-/// Picks a request by weight among those whose `after` has already succeeded in this session.
-fn choose_request(
-    requests: &[RequestSpec],
-    session: &Session,
-    rng: &mut ChaCha8Rng,
-) -> Option<usize> {
-    let eligible = |r: &RequestSpec| match &r.after {
-        None => true,
-        Some(after) => requests
-            .iter()
-            .position(|o| &o.name == after)
-            .is_some_and(|i| session.done.contains(&i)),
-    };
-    let total: u64 = requests
-        .iter()
-        .filter(|r| eligible(r))
-        .map(|r| u64::from(r.weight))
-        .sum();
-    if total == 0 {
-        return None;
-    }
-    let mut pick = rng.random_range(0..total);
-    for (i, r) in requests.iter().enumerate() {
-        if !eligible(r) {
-            continue;
-        }
-        let w = u64::from(r.weight);
-        if pick < w {
-            return Some(i);
-        }
-        pick -= w;
-    }
-    None
-}
-
-/// Sends one recorded request as it was; any answer counts as success but 5xx.
-async fn send_replay(user: &mut GooseUser, entry: &ReplayEntry, observation: &mut Observation) {
-    let Some(method) = goose_method(&entry.method) else {
-        observation.error = Some(ErrorKind::Check);
-        return;
-    };
-    let Ok(mut builder) = user.get_request_builder(&method, &entry.path) else {
-        observation.error = Some(ErrorKind::Check);
-        return;
-    };
-    for (k, v) in &entry.headers {
-        builder = builder.header(k, v);
-    }
-    if !entry.body.is_empty() {
-        builder = builder.body(entry.body.clone());
-    }
-    let request = GooseRequest::builder()
-        .method(method)
-        .path(entry.path.as_str())
-        .name("replay")
-        .set_request_builder(builder)
-        .build();
-    observation.sent = Instant::now();
-    let (status, error) = exchange(user, request).await;
-    observation.status = status;
-    observation.error = error.or_else(|| status.filter(|s| *s >= 500).map(|_| ErrorKind::Status));
-}
-
-/// Sends a request and reads the whole answer: its status, and why it failed if it did.
-async fn exchange(
-    user: &mut GooseUser,
-    request: GooseRequest<'_>,
-) -> (Option<u16>, Option<ErrorKind>) {
-    exchange_body(user, request)
-        .await
-        .map_or_else(|e| (e.0, Some(e.1)), |(s, _)| (Some(s), None))
-}
-
-/// Sends a request and reads the whole answer: its status and body, or the status (if any)
-/// and why it failed.
-async fn exchange_body(
-    user: &mut GooseUser,
-    request: GooseRequest<'_>,
-) -> Result<(u16, bytes::Bytes), (Option<u16>, ErrorKind)> {
-    let kind = |e: &reqwest::Error| {
-        if e.is_timeout() {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Connect
-        }
-    };
-    let response = match user.request(request).await {
-        Ok(goose) => goose.response,
-        Err(_) => return Err((None, ErrorKind::Connect)),
-    };
-    let response = response.map_err(|e| (None, kind(&e)))?;
-    let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| (Some(status), kind(&e)))?;
-    Ok((status, body))
-}
-
-/// Sends one request; on success returns the values it extracted.
-async fn send(
-    user: &mut GooseUser,
-    leg: &Leg,
-    spec: &RequestSpec,
-    session: &Session,
-    rng: &mut ChaCha8Rng,
-    observation: &mut Observation,
-) -> Option<HashMap<String, serde_json::Value>> {
-    let mut ctx = RenderContext {
-        rng,
-        data: &leg.data,
-        session: &session.vars,
-        today: leg.today,
-    };
-    let rendered = (|| {
-        let path = spec.path.render(&mut ctx)?;
-        let headers: Vec<(String, String)> = spec
-            .headers
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.render(&mut ctx)?)))
-            .collect::<Result<_, crate::template::RenderError>>()?;
-        let json = spec.json.as_ref().map(|j| j.render(&mut ctx)).transpose()?;
-        let body = spec.body.as_ref().map(|b| b.render(&mut ctx)).transpose()?;
-        Ok::<_, crate::template::RenderError>((path, headers, json, body))
-    })();
-    let Ok((path, headers, json, body)) = rendered else {
-        observation.error = Some(ErrorKind::Check);
-        return None;
-    };
-    let method = goose_method(&spec.method)?;
-    let Ok(mut builder) = user.get_request_builder(&method, &path) else {
-        observation.error = Some(ErrorKind::Check);
-        return None;
-    };
-    for (k, v) in headers {
-        builder = builder.header(k, v);
-    }
-    if let Some(json) = json {
-        builder = builder
-            .header("content-type", "application/json")
-            .body(json.to_string());
-    } else if let Some(body) = body {
-        builder = builder.body(body);
-    }
-    let request = GooseRequest::builder()
-        .method(method)
-        .path(path.as_str())
-        .name(spec.name.as_str())
-        .set_request_builder(builder)
-        .build();
-    observation.sent = Instant::now();
-    let (status, body) = match exchange_body(user, request).await {
-        Ok(answer) => answer,
-        Err((status, kind)) => {
-            observation.status = status;
-            observation.error = Some(kind);
-            return None;
-        }
-    };
-    observation.status = Some(status);
-    if !spec.is_success(status) {
-        observation.error = Some(ErrorKind::Status);
-        return None;
-    }
-    if spec.extract.is_empty() {
-        return Some(HashMap::new());
-    }
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => {
-            observation.error = Some(ErrorKind::Check);
-            return None;
-        }
-    };
-    let mut extracted = HashMap::new();
-    for (name, path) in &spec.extract {
-        match path.extract(&value) {
-            Some(v) => {
-                extracted.insert(name.clone(), v);
-            }
-            None => {
-                observation.error = Some(ErrorKind::Check);
-                return None;
-            }
-        }
-    }
-    Some(extracted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arrival_seeds_differ_and_repeat() {
-        assert_eq!(arrival_seed(1, 0, 5), arrival_seed(1, 0, 5));
-        assert_ne!(arrival_seed(1, 0, 5), arrival_seed(1, 0, 6));
-        assert_ne!(arrival_seed(1, 0, 5), arrival_seed(1, 1, 5));
-        assert_ne!(arrival_seed(1, 0, 5), arrival_seed(2, 0, 5));
-    }
 
     #[test]
     fn unreachable_targets_fail_fast() {

@@ -98,8 +98,9 @@ pub struct RequestSpec {
     /// Session variables taken from the JSON answer: `{booking_id: "$.id"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extract: BTreeMap<String, ExtractPath>,
-    /// The request that must have run earlier in the same session before this one is sent; this
-    /// one may use the variables it (or a request it runs after in turn) extracted.
+    /// The request sent before this one in the same arrival: an arrival that picks this one
+    /// sends that one first (and what it runs after in turn), and this one only once it has
+    /// succeeded; this one may use the variables those extracted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// Statuses that count as success (one code or a list); any 2xx or 3xx when absent.
@@ -373,6 +374,23 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The requests an arrival that picks request `index` sends, in order: the requests its
+    /// `after` leads back to, the first one first, then itself.
+    pub fn chain(&self, index: usize) -> Vec<usize> {
+        let Some(request) = self.requests.get(index) else {
+            return Vec::new();
+        };
+        let mut chain: Vec<usize> = self
+            .ancestors(request)
+            .iter()
+            .filter_map(|name| self.requests.iter().position(|r| r.name == *name))
+            .filter(|&i| i != index)
+            .collect();
+        chain.reverse();
+        chain.push(index);
+        chain
     }
 
     /// The requests that must have run before `request` in a session, following `after`; a loop

@@ -1,13 +1,16 @@
 //! SLO gates: a run's latency percentiles and error rate, held against the scenario's targets.
 //!
-//! Percentiles are read from the coordinated-omission-corrected histogram, at the histogram's
-//! precision, exactly as reports show them. A target that nothing was measured against fails:
-//! a gate must never pass for want of data.
+//! Figures are read over the arrivals meant for the system ([`Arrivals`]): percentiles from the
+//! coordinated-omission-corrected latency of the requests that succeeded, with the arrivals the
+//! system could not take ranked above them all, at the histogram's precision, exactly as reports
+//! show them; the error rate counts those arrivals as failures. A percentile that falls among them
+//! is only a lower bound, and fails. A target that nothing was measured against fails too: a gate
+//! must never pass for want of data.
 
 use std::fmt;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
+use twinpeak_reports::run::{Arrivals, Latency};
 use twinpeak_reports::SloRecord;
 
 /// What a system must achieve; each `None` is not checked.
@@ -53,11 +56,16 @@ pub struct SloVerdict {
     pub pass: bool,
     /// Why the target failed without a measurement (`no latency recorded`, `no requests sent`).
     pub reason: Option<&'static str>,
+    /// Whether `actual` is only a lower bound: the percentile falls among arrivals the system
+    /// could not take. Such a verdict fails.
+    pub lower_bound: bool,
 }
 
 impl fmt::Display for SloVerdict {
     /// `FAIL run (legacy): p99 248.0 ms > 200.0 ms (+24%)`, `pass run (legacy): p99 45.1 ms ≤
-    /// 200.0 ms`, or `FAIL run (legacy): p99 no latency recorded (limit 200.0 ms)`.
+    /// 200.0 ms`, `FAIL run (legacy): p99 no latency recorded (limit 200.0 ms)`, or for a lower
+    /// bound `FAIL run (legacy): p99 > 160.0 ms, among arrivals legacy could not take (limit
+    /// 200.0 ms)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let outcome = if self.pass { "pass" } else { "FAIL" };
         write!(
@@ -70,6 +78,13 @@ impl fmt::Display for SloVerdict {
             return write!(f, "{reason} (limit {limit})");
         }
         let actual = Quantity(self.actual, self.unit);
+        if self.lower_bound {
+            return write!(
+                f,
+                "> {actual}, among arrivals {} could not take (limit {limit})",
+                self.target_name
+            );
+        }
         if self.pass {
             return write!(f, "{actual} ≤ {limit}");
         }
@@ -104,27 +119,26 @@ impl From<&SloVerdict> for SloRecord {
             unit: verdict.unit.to_owned(),
             pass: verdict.pass,
             reason: verdict.reason.map(str::to_owned),
+            lower_bound: verdict.lower_bound,
         }
     }
 }
 
-/// Holds one system's measurements in `scope` against `targets`, one verdict per target set.
+/// Holds one system's `arrivals` in `scope` against `targets`, one verdict per target set.
 ///
-/// `latency` is in microseconds, coordinated-omission corrected; `errors` of `requests` failed.
-/// Latency targets fail when `latency` is empty or `requests` is 0, and the error-rate target
-/// fails when `requests` is 0.
+/// Latency targets fail when nothing was sent and nothing dropped, or when every request failed;
+/// and when the percentile is only a lower bound. The error-rate target fails when nothing was
+/// sent or dropped.
 pub fn evaluate(
     scope: &str,
     target: &str,
     targets: &SloTargets,
-    latency: &Histogram<u64>,
-    requests: u64,
-    errors: u64,
+    arrivals: &Arrivals,
 ) -> Vec<SloVerdict> {
-    let verdict = |metric: &str, limit: f64, actual: Result<f64, &'static str>, unit| {
-        let (actual, reason) = match actual {
-            Ok(actual) => (actual, None),
-            Err(reason) => (0.0, Some(reason)),
+    let verdict = |metric: &str, limit: f64, actual: Result<(f64, bool), &'static str>, unit| {
+        let (actual, lower_bound, reason) = match actual {
+            Ok((actual, bound)) => (actual, bound, None),
+            Err(reason) => (0.0, false, Some(reason)),
         };
         SloVerdict {
             scope: scope.to_owned(),
@@ -133,18 +147,16 @@ pub fn evaluate(
             limit,
             actual,
             unit,
-            pass: reason.is_none() && actual <= limit,
+            pass: reason.is_none() && !lower_bound && actual <= limit,
             reason,
+            lower_bound,
         }
     };
-    let latency_us = |quantile: Option<f64>| {
-        if requests == 0 {
-            Err("no requests sent")
-        } else if latency.is_empty() {
-            Err("no latency recorded")
-        } else {
-            Ok(quantile.map_or(latency.max(), |q| latency.value_at_quantile(q)))
-        }
+    let nothing_due = arrivals.sent == 0 && arrivals.not_taken == 0;
+    let latency_us = |quantile: Option<f64>| match arrivals.latency(quantile) {
+        _ if nothing_due => Err("no requests sent"),
+        None => Err("no latency recorded"),
+        Some(latency) => Ok(latency),
     };
 
     let mut verdicts = Vec::new();
@@ -156,15 +168,16 @@ pub fn evaluate(
         ("max", targets.max, None),
     ] {
         if let Some(limit) = limit {
-            let actual = latency_us(quantile).map(|us| us as f64 / 1_000.0);
+            let actual = latency_us(quantile)
+                .map(|latency: Latency| (latency.us() as f64 / 1_000.0, latency.is_lower_bound()));
             verdicts.push(verdict(metric, millis(limit), actual, "ms"));
         }
     }
     if let Some(limit) = targets.error_rate {
-        let actual = match requests {
-            0 => Err("no requests sent"),
-            n => Ok(errors as f64 / n as f64 * 100.0),
-        };
+        let actual = arrivals
+            .error_rate()
+            .map(|rate| (rate * 100.0, false))
+            .ok_or("no requests sent");
         verdicts.push(verdict("error_rate", limit * 100.0, actual, "%"));
     }
     verdicts
@@ -177,6 +190,7 @@ fn millis(d: Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use hdrhistogram::Histogram;
     use twinpeak_reports::{new_latency_histogram, record_saturating};
 
     use super::*;
@@ -199,6 +213,17 @@ mod tests {
         h
     }
 
+    /// `sent` requests, `failed` of them failed, the rest succeeded as [`latencies`] says.
+    fn measured(sent: u64, failed: u64) -> Arrivals {
+        Arrivals {
+            succeeded: latencies(),
+            sent,
+            failed,
+            not_taken: 0,
+            late_limit_us: 100_000,
+        }
+    }
+
     fn find<'a>(verdicts: &'a [SloVerdict], metric: &str) -> &'a SloVerdict {
         verdicts.iter().find(|v| v.metric == metric).unwrap()
     }
@@ -209,18 +234,10 @@ mod tests {
             p99: ms(200),
             ..SloTargets::default()
         };
-        let verdicts = evaluate("run", "legacy", &targets, &latencies(), 1_000, 0);
+        let verdicts = evaluate("run", "legacy", &targets, &measured(1_000, 0));
         assert_eq!(verdicts.len(), 1);
         assert!(SloTargets::default().is_empty() && !targets.is_empty());
-        assert!(evaluate(
-            "run",
-            "legacy",
-            &SloTargets::default(),
-            &latencies(),
-            1_000,
-            0
-        )
-        .is_empty());
+        assert!(evaluate("run", "legacy", &SloTargets::default(), &measured(1_000, 0)).is_empty());
     }
 
     #[test]
@@ -233,7 +250,7 @@ mod tests {
             max: ms(1_000),
             error_rate: None,
         };
-        let verdicts = evaluate("phase peak", "rebuilt", &targets, &latencies(), 1_000, 0);
+        let verdicts = evaluate("phase peak", "rebuilt", &targets, &measured(1_000, 0));
         let outcomes: Vec<_> = verdicts
             .iter()
             .map(|v| (v.metric.as_str(), v.pass))
@@ -274,7 +291,7 @@ mod tests {
             error_rate: Some(0.01),
             ..SloTargets::default()
         };
-        let failing = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 25)[0];
+        let failing = &evaluate("run", "legacy", &targets, &measured(1_000, 25))[0];
         assert_eq!(
             (failing.limit, failing.actual, failing.pass),
             (1.0, 2.5, false)
@@ -283,7 +300,7 @@ mod tests {
             failing.to_string(),
             "FAIL run (legacy): error_rate 2.50% > 1.00% (+150%)"
         );
-        let passing = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 10)[0];
+        let passing = &evaluate("run", "legacy", &targets, &measured(1_000, 10))[0];
         assert!(passing.pass);
         assert_eq!(
             passing.to_string(),
@@ -298,8 +315,7 @@ mod tests {
             error_rate: Some(0.01),
             ..SloTargets::default()
         };
-        let empty = new_latency_histogram();
-        let verdicts = evaluate("run", "legacy", &targets, &empty, 0, 0);
+        let verdicts = evaluate("run", "legacy", &targets, &Arrivals::default());
         assert!(verdicts
             .iter()
             .all(|v| !v.pass && v.reason == Some("no requests sent")));
@@ -309,7 +325,12 @@ mod tests {
         );
 
         // Every request failed before a response: counted, but no latency.
-        let verdicts = evaluate("run", "legacy", &targets, &empty, 5, 5);
+        let all_failed = Arrivals {
+            sent: 5,
+            failed: 5,
+            ..Arrivals::default()
+        };
+        let verdicts = evaluate("run", "legacy", &targets, &all_failed);
         let p99 = find(&verdicts, "p99");
         assert_eq!((p99.pass, p99.reason), (false, Some("no latency recorded")));
         assert_eq!(find(&verdicts, "error_rate").actual, 100.0);
@@ -321,7 +342,7 @@ mod tests {
             error_rate: Some(0.0),
             ..SloTargets::default()
         };
-        let verdict = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 1)[0];
+        let verdict = &evaluate("run", "legacy", &targets, &measured(1_000, 1))[0];
         assert_eq!(
             verdict.to_string(),
             "FAIL run (legacy): error_rate 0.10% > 0.00%"
@@ -334,7 +355,7 @@ mod tests {
             p99: ms(200),
             ..SloTargets::default()
         };
-        let verdict = &evaluate("run", "legacy", &targets, &latencies(), 1_000, 0)[0];
+        let verdict = &evaluate("run", "legacy", &targets, &measured(1_000, 0))[0];
         let record = SloRecord::from(verdict);
         assert_eq!(
             (
@@ -352,5 +373,44 @@ mod tests {
             (record.unit.as_str(), record.pass, record.reason),
             ("ms", false, None)
         );
+    }
+
+    #[test]
+    fn a_saturated_system_fails_on_bounds_and_errors() {
+        // 1 000 answered, 250 arrivals it could not take: p50 is measured and passes, p99 lies
+        // among the arrivals not taken, and those count as errors.
+        let targets = SloTargets {
+            p50: ms(200),
+            p99: ms(2_000),
+            error_rate: Some(0.01),
+            ..SloTargets::default()
+        };
+        let saturated = Arrivals {
+            not_taken: 250,
+            ..measured(1_000, 0)
+        };
+        let verdicts = evaluate("run", "legacy", &targets, &saturated);
+        let p50 = find(&verdicts, "p50");
+        assert!(p50.pass && !p50.lower_bound, "{p50}");
+        let p99 = find(&verdicts, "p99");
+        assert!(
+            !p99.pass && p99.lower_bound,
+            "a bound fails even under the limit"
+        );
+        assert!(
+            (p99.actual - 900.0).abs() < 1.0,
+            "the highest latency measured"
+        );
+        assert_eq!(
+            p99.to_string(),
+            format!(
+                "FAIL run (legacy): p99 > {:.1} ms, among arrivals legacy could not take \
+                 (limit 2000.0 ms)",
+                p99.actual
+            )
+        );
+        assert!(SloRecord::from(p99).lower_bound);
+        let errors = find(&verdicts, "error_rate");
+        assert_eq!((errors.actual, errors.pass), (20.0, false));
     }
 }

@@ -1,0 +1,476 @@
+//! The open-model arrival schedule every load user shares, like wrk2's or k6's constant arrival
+//! rate: requests are due at fixed instants whatever the systems under test answer, so a slow
+//! system meets the same load as a fast one and its queueing shows in the latencies.
+//!
+//! A [`Schedule`] says when the k-th arrival is due, and how many are due before any instant;
+//! the [`Pacer`](crate::pacer::Pacer) hands them out to the load users.
+
+use std::ops::Range;
+use std::time::Duration;
+
+/// Most arrivals a schedule holds: beyond 2⁵³ an `f64` no longer counts every one exactly.
+pub const MAX_ARRIVALS: u64 = 1 << 53;
+
+/// One phase of a run: the arrival rate ramps linearly from `start_rps` to `end_rps` over
+/// `duration`; equal rates make it flat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhasePlan {
+    /// Name the phase is reported under (`warm-up`, `peak`, ...).
+    pub name: String,
+    /// How long the phase lasts.
+    pub duration: Duration,
+    /// Requests per second due at the start of the phase.
+    pub start_rps: f64,
+    /// Requests per second due at the end of the phase.
+    pub end_rps: f64,
+}
+
+/// Why phases do not make a schedule.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScheduleError {
+    /// A rate is negative, NaN or infinite.
+    #[error("phase `{phase}`: {which} rate {rate} is not a finite, non-negative number of requests per second")]
+    InvalidRate {
+        /// Name of the phase.
+        phase: String,
+        /// `start` or `end`.
+        which: &'static str,
+        /// The rate given.
+        rate: f64,
+    },
+    /// The phases together last longer than a [`Duration`] holds.
+    #[error("the phases last longer than a duration can hold")]
+    TooLong,
+    /// The phases expect more arrivals than [`MAX_ARRIVALS`].
+    #[error("the phases expect {expected:.0} arrivals, more than the {MAX_ARRIVALS} a schedule counts exactly")]
+    TooManyArrivals {
+        /// Arrivals the phases expect.
+        expected: f64,
+    },
+}
+
+/// When one request is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Position in the run, from 0.
+    pub index: u64,
+    /// Index of the phase it belongs to.
+    pub phase: usize,
+    /// When it is due, from the start of the run.
+    pub offset: Duration,
+}
+
+/// The deterministic arrival instants of a run made of phases.
+///
+/// With r(t) the rate at time t, N(t) = ∫₀ᵗ r is the number of requests expected by t; arrival k
+/// (from 0) is due at the instant N(t) = k, so the first is due at the start of the run. N is
+/// cumulative over the whole run: a phase that ends between two arrivals hands the fraction on to
+/// the next, and each phase holds its expected count rounded up or down, never further off.
+/// There is no jitter: the same schedule sends the same load to every system it is run against.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    phases: Vec<PhasePlan>,
+    /// Offset of the start of each phase; one more entry for the end of the run.
+    starts: Vec<Duration>,
+    /// Expected arrivals before each phase; one more entry for the whole run.
+    expected_before: Vec<f64>,
+    /// Index of the first arrival of each phase; one more entry for the number of arrivals.
+    first: Vec<u64>,
+}
+
+impl Schedule {
+    /// Builds the schedule of `phases`, run one after the other.
+    pub fn new(phases: Vec<PhasePlan>) -> Result<Self, ScheduleError> {
+        let mut starts = vec![Duration::ZERO];
+        let mut expected_before = vec![0.0];
+        let mut end = Duration::ZERO;
+        let mut expected = 0.0;
+        for phase in &phases {
+            for (which, rate) in [("start", phase.start_rps), ("end", phase.end_rps)] {
+                if !rate.is_finite() || rate < 0.0 {
+                    return Err(ScheduleError::InvalidRate {
+                        phase: phase.name.clone(),
+                        which,
+                        rate,
+                    });
+                }
+            }
+            end = end
+                .checked_add(phase.duration)
+                .ok_or(ScheduleError::TooLong)?;
+            expected += (phase.start_rps + phase.end_rps) / 2.0 * phase.duration.as_secs_f64();
+            if expected > MAX_ARRIVALS as f64 {
+                return Err(ScheduleError::TooManyArrivals { expected });
+            }
+            starts.push(end);
+            expected_before.push(expected);
+        }
+        // Checked above: every count is a whole number in 0..=MAX_ARRIVALS.
+        let first = expected_before
+            .iter()
+            .map(|&n| ceil_count(n) as u64)
+            .collect();
+        Ok(Self {
+            phases,
+            starts,
+            expected_before,
+            first,
+        })
+    }
+
+    /// The phases, in order.
+    pub fn phases(&self) -> &[PhasePlan] {
+        &self.phases
+    }
+
+    /// How long the whole run lasts.
+    pub fn total_duration(&self) -> Duration {
+        self.starts.last().copied().unwrap_or_default()
+    }
+
+    /// Number of arrivals in the whole run.
+    pub fn total_arrivals(&self) -> u64 {
+        self.first.last().copied().unwrap_or_default()
+    }
+
+    /// Offset of the start of `phase` from the start of the run; `None` past the last phase.
+    pub fn phase_start(&self, phase: usize) -> Option<Duration> {
+        self.phases.get(phase).map(|_| self.starts[phase])
+    }
+
+    /// Requests `phase` is expected to hold: its mean rate × its duration (0 past the last phase).
+    pub fn expected_count(&self, phase: usize) -> f64 {
+        self.phases.get(phase).map_or(0.0, |_| {
+            self.expected_before[phase + 1] - self.expected_before[phase]
+        })
+    }
+
+    /// Indices of the arrivals of `phase` (empty past the last phase).
+    pub fn arrival_range(&self, phase: usize) -> Range<u64> {
+        match self.phases.get(phase) {
+            Some(_) => self.first[phase]..self.first[phase + 1],
+            None => 0..0,
+        }
+    }
+
+    /// The `k`-th arrival of the run (from 0); `None` past the last one.
+    ///
+    /// Offsets never decrease with `k`, and each lies within its phase: at or after its start,
+    /// before its end.
+    pub fn arrival(&self, k: u64) -> Option<Arrival> {
+        if k >= self.total_arrivals() {
+            return None;
+        }
+        // The phase whose arrival range holds k: phases without arrivals are passed over.
+        let phase = self.first[1..].partition_point(|&first| first <= k);
+        let plan = &self.phases[phase];
+        let duration = plan.duration.as_secs_f64();
+        let count = (k as f64 - self.expected_before[phase]).max(0.0);
+        let t = time_for_count(plan.start_rps, plan.end_rps, duration, count);
+        let within = Duration::try_from_secs_f64(t)
+            .unwrap_or(plan.duration)
+            .min(plan.duration.saturating_sub(Duration::from_nanos(1)));
+        Some(Arrival {
+            index: k,
+            phase,
+            offset: self.starts[phase] + within,
+        })
+    }
+
+    /// Number of arrivals due strictly before `offset` from the start of the run, which is also
+    /// the index of the first arrival due at or after it.
+    ///
+    /// Constant time: the expected count by `offset` is computed from the rates, then set right
+    /// against the arrivals' own offsets, which it is within one of (a binary search is the
+    /// fallback should floating error ever put it further off).
+    pub fn arrivals_before(&self, offset: Duration) -> u64 {
+        const STEPS: u32 = 8;
+        let total = self.total_arrivals();
+        let is_before = |k: u64| self.arrival(k).is_some_and(|a| a.offset < offset);
+        let mut k = self.expected_by(offset).min(total);
+        for _ in 0..STEPS {
+            match () {
+                _ if k > 0 && !is_before(k - 1) => k -= 1,
+                _ if k < total && is_before(k) => k += 1,
+                _ => return k,
+            }
+        }
+        let (mut low, mut high) = (0, total);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if is_before(mid) {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
+
+    /// The arrivals expected by `offset`, N(offset), rounded up.
+    fn expected_by(&self, offset: Duration) -> u64 {
+        let phase = self.starts[1..].partition_point(|&end| end <= offset);
+        let Some(plan) = self.phases.get(phase) else {
+            return self.total_arrivals();
+        };
+        let t = offset.saturating_sub(self.starts[phase]).as_secs_f64();
+        let duration = plan.duration.as_secs_f64();
+        let slope = if duration > 0.0 {
+            (plan.end_rps - plan.start_rps) / duration
+        } else {
+            0.0
+        };
+        let expected = self.expected_before[phase] + plan.start_rps * t + slope * t * t / 2.0;
+        // Within 0..=MAX_ARRIVALS, checked when the schedule was made.
+        expected.ceil().max(0.0) as u64
+    }
+}
+
+/// `n` rounded up to a whole count, taking a value within floating error of a whole number as
+/// that number (three phases of ⅓ s at 3 rps expect 3 arrivals, not 4).
+fn ceil_count(n: f64) -> f64 {
+    let nearest = n.round();
+    if (n - nearest).abs() <= 1e-9 * nearest.abs().max(1.0) {
+        nearest
+    } else {
+        n.ceil()
+    }
+}
+
+/// Seconds into a phase at which `count` arrivals are expected, by inverting
+/// N(t) = r₀·t + a·t²/2 with a = (r₁ − r₀)/d, clamped to the phase.
+///
+/// The root is written 2n / (r₀ + √(r₀² + 2an)), which stays accurate when r₀ is 0, when the
+/// ramp is flat (a = 0 gives n/r₀) and when a is small, where the textbook form cancels.
+fn time_for_count(start_rps: f64, end_rps: f64, duration: f64, count: f64) -> f64 {
+    if count <= 0.0 || duration <= 0.0 {
+        return 0.0;
+    }
+    let slope = (end_rps - start_rps) / duration;
+    let discriminant = (start_rps * start_rps + 2.0 * slope * count).max(0.0);
+    let denominator = start_rps + discriminant.sqrt();
+    if denominator > 0.0 {
+        (2.0 * count / denominator).min(duration)
+    } else {
+        duration
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn phase(name: &str, secs: f64, start_rps: f64, end_rps: f64) -> PhasePlan {
+        PhasePlan {
+            name: name.to_owned(),
+            duration: Duration::from_secs_f64(secs),
+            start_rps,
+            end_rps,
+        }
+    }
+
+    fn schedule(phases: Vec<PhasePlan>) -> Schedule {
+        Schedule::new(phases).unwrap()
+    }
+
+    fn all_arrivals(s: &Schedule) -> Vec<Arrival> {
+        (0..s.total_arrivals())
+            .map(|k| s.arrival(k).unwrap())
+            .collect()
+    }
+
+    /// Checks each phase holds its expected count ±1, and every arrival lies in order within its
+    /// phase.
+    fn check_consistent(s: &Schedule) {
+        let arrivals = all_arrivals(s);
+        assert_eq!(s.arrival(s.total_arrivals()), None);
+        for (p, plan) in s.phases().iter().enumerate() {
+            let count = s.arrival_range(p).end - s.arrival_range(p).start;
+            assert!(
+                (count as f64 - s.expected_count(p)).abs() < 1.0 + 1e-9,
+                "phase {p}: {count} arrivals, expected {}",
+                s.expected_count(p)
+            );
+            let start = s.phase_start(p).unwrap();
+            for k in s.arrival_range(p) {
+                let a = arrivals[k as usize];
+                assert_eq!((a.index, a.phase), (k, p));
+                assert!(
+                    a.offset >= start && a.offset < start + plan.duration,
+                    "{a:?}"
+                );
+            }
+        }
+        assert!(arrivals.windows(2).all(|w| w[0].offset <= w[1].offset));
+    }
+
+    #[test]
+    fn flat_phases_hold_rate_times_duration() {
+        let s = schedule(vec![
+            phase("warm-up", 10.0, 50.0, 50.0),
+            phase("peak", 20.0, 200.0, 200.0),
+        ]);
+        check_consistent(&s);
+        assert_eq!(s.arrival_range(0), 0..500);
+        assert_eq!(s.arrival_range(1), 500..4_500);
+        assert_eq!(s.total_duration(), Duration::from_secs(30));
+        assert_eq!(s.arrival(1).unwrap().offset, Duration::from_millis(20));
+        assert_eq!(
+            s.arrival(501).unwrap().offset,
+            Duration::from_millis(10_005)
+        );
+        assert_eq!(
+            s.arrival(4_499).unwrap().offset,
+            Duration::from_millis(29_995)
+        );
+    }
+
+    #[test]
+    fn ramp_spacing_shrinks_as_the_rate_rises() {
+        let s = schedule(vec![phase("ramp", 10.0, 0.0, 100.0)]);
+        check_consistent(&s);
+        assert_eq!(s.expected_count(0), 500.0);
+        assert_eq!(s.total_arrivals(), 500);
+        let offsets: Vec<f64> = all_arrivals(&s)
+            .iter()
+            .map(|a| a.offset.as_secs_f64())
+            .collect();
+        for (k, t) in offsets.iter().enumerate() {
+            // N(t) = 5t², so arrival k is due at √(k/5).
+            assert!(
+                (t - (k as f64 / 5.0).sqrt()).abs() < 1e-6,
+                "arrival {k} at {t}"
+            );
+        }
+        let gaps: Vec<f64> = offsets.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.windows(2).all(|g| g[1] <= g[0] + 1e-9));
+        assert!(gaps[0] > 40.0 * gaps[gaps.len() - 1]);
+    }
+
+    #[test]
+    fn ramp_down_and_fractions_carry_over() {
+        let s = schedule(vec![
+            phase("a", 1.0, 2.5, 2.5),
+            phase("b", 1.0, 2.5, 2.5),
+            phase("c", 1.0, 2.5, 2.5),
+            phase("down", 10.0, 100.0, 0.0),
+        ]);
+        check_consistent(&s);
+        assert_eq!(s.arrival_range(0), 0..3);
+        assert_eq!(s.arrival_range(1), 3..5);
+        assert_eq!(s.arrival_range(2), 5..8);
+        assert_eq!(s.arrival_range(3), 8..508);
+        let last = s.arrival(507).unwrap().offset.as_secs_f64();
+        assert!(last > 12.5 && last < 13.0, "{last}");
+    }
+
+    #[test]
+    fn idle_phases_hold_no_arrivals() {
+        let s = schedule(vec![
+            phase("pause", 5.0, 0.0, 0.0),
+            phase("instant", 0.0, 100.0, 100.0),
+            phase("flat", 1.0, 4.0, 4.0),
+        ]);
+        check_consistent(&s);
+        assert_eq!(s.arrival_range(0), 0..0);
+        assert_eq!(s.arrival_range(1), 0..0);
+        assert_eq!(s.arrival(0).unwrap().offset, Duration::from_secs(5));
+        assert_eq!(s.arrival(0).unwrap().phase, 2);
+        assert_eq!(s.arrival_range(9), 0..0);
+        assert_eq!(s.expected_count(9), 0.0);
+        assert_eq!(s.phase_start(9), None);
+    }
+
+    #[test]
+    fn floating_error_does_not_add_an_arrival() {
+        let third = vec![phase("third", 1.0 / 3.0, 3.0, 3.0); 3];
+        assert_eq!(schedule(third).total_arrivals(), 3);
+        let tenth = vec![phase("tenth", 0.1, 10.0, 10.0); 10];
+        assert_eq!(schedule(tenth).total_arrivals(), 10);
+        let ramp = vec![phase("ramp", 0.7, 0.0, 20.0 / 7.0); 7];
+        assert_eq!(schedule(ramp).total_arrivals(), 7);
+    }
+
+    #[test]
+    fn empty_schedule_has_no_arrivals() {
+        let s = schedule(Vec::new());
+        assert_eq!(s.total_arrivals(), 0);
+        assert_eq!(s.total_duration(), Duration::ZERO);
+        assert_eq!(s.arrival(0), None);
+    }
+
+    #[test]
+    fn bad_rates_and_sizes_are_refused() {
+        for rate in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = Schedule::new(vec![phase("peak", 1.0, 1.0, rate)]).unwrap_err();
+            assert!(err.to_string().contains("phase `peak`: end rate"), "{err}");
+        }
+        let err = Schedule::new(vec![phase("huge", 1e6, 1e12, 1e12)]).unwrap_err();
+        assert!(
+            matches!(err, ScheduleError::TooManyArrivals { .. }),
+            "{err}"
+        );
+        let long = PhasePlan {
+            duration: Duration::MAX,
+            ..phase("long", 0.0, 0.0, 0.0)
+        };
+        let err = Schedule::new(vec![long.clone(), long]).unwrap_err();
+        assert_eq!(err, ScheduleError::TooLong);
+    }
+
+    #[test]
+    fn arrivals_before_matches_offsets() {
+        let s = schedule(vec![
+            phase("ramp", 4.0, 1.0, 9.0),
+            phase("flat", 2.0, 3.0, 3.0),
+        ]);
+        assert_eq!(s.arrivals_before(Duration::ZERO), 0);
+        assert_eq!(s.arrivals_before(Duration::from_nanos(1)), 1);
+        assert_eq!(
+            s.arrivals_before(Duration::from_secs(60)),
+            s.total_arrivals()
+        );
+        for a in all_arrivals(&s) {
+            assert_eq!(s.arrivals_before(a.offset), a.index);
+            assert_eq!(
+                s.arrivals_before(a.offset + Duration::from_nanos(1)),
+                a.index + 1
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_phases_make_a_consistent_schedule(
+            phases in prop::collection::vec((0u64..5_000, 0.0f64..300.0, 0.0f64..300.0), 0..6)
+        ) {
+            let phases = phases
+                .into_iter()
+                .map(|(ms, a, b)| phase("p", ms as f64 / 1_000.0, a, b))
+                .collect();
+            check_consistent(&schedule(phases));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arrivals_before_agrees_with_every_offset(
+            phases in prop::collection::vec((0u64..3_000, 0.0f64..2_000.0, 0.0f64..2_000.0), 1..5),
+            probes in prop::collection::vec(0u64..12_000_000, 1..40)
+        ) {
+            let phases = phases
+                .into_iter()
+                .map(|(ms, a, b)| phase("p", ms as f64 / 1_000.0, a, b))
+                .collect();
+            let s = schedule(phases);
+            for us in probes {
+                let offset = Duration::from_micros(us);
+                let k = s.arrivals_before(offset);
+                prop_assert!(k == 0 || s.arrival(k - 1).unwrap().offset < offset);
+                prop_assert!(s.arrival(k).is_none_or(|a| a.offset >= offset));
+            }
+        }
+    }
+}
