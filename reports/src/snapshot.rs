@@ -145,7 +145,11 @@ pub struct RouteSnapshot {
     /// Total-time deltas of paired requests, shadow − primary.
     #[serde(default, skip_serializing_if = "SignedHistogram::is_empty")]
     pub delta: SignedHistogram,
-    /// Comparison results (`identical`, `different`, `noise`, `dropped`) to counts.
+    /// The results a pair keeps for good, to counts: `identical`, and `dropped` (never
+    /// compared). Whether a differing pair is a real difference or noise depends on what is
+    /// known of the noise when it is read, so it is in `diff`, derived from the signatures.
+    /// Records from older proxies may also hold `different` and `noise`, as classified when
+    /// each pair was compared.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub compare: BTreeMap<String, u64>,
     /// Mirror outcomes (`sent`, `not_sampled`, `method`, ...) to counts.

@@ -29,7 +29,7 @@ use crate::stats::Stats;
 use crate::units::SampleKey;
 
 use config::DiffConfig;
-use corpus::{Corpus, CorpusEntry, CorpusLimits};
+use corpus::{Corpus, CorpusDrops, CorpusEntry, CorpusLimits};
 use redact::Redactor;
 use store::{DiffStore, Example, ExampleMessage};
 
@@ -167,6 +167,12 @@ impl Comparator {
             }
         }
         self.sync_corpus();
+    }
+
+    /// What the corpus dropped so far (rotated files deleted, lines too long or not taken by
+    /// the disk); `None` without a corpus.
+    pub fn corpus_drops(&self) -> Option<CorpusDrops> {
+        self.corpus.as_ref().map(|corpus| lock(corpus).drops())
     }
 
     /// The redactor examples, the corpus and log lines go through.

@@ -280,14 +280,17 @@ impl DiffStore {
             field.count += 1;
             field.last_seen = now;
         }
-        let noise = diffs.noise(&self.rule);
+        let totals = diffs.totals();
         let mut verdicts = Vec::with_capacity(findings.len());
         for (finding, id) in findings.into_iter().zip(ids) {
             let field = &mut diffs.fields[id];
             if field.examples.len() < self.examples_per_field {
                 field.examples.push(Arc::new(example(&finding)));
             }
-            verdicts.push((finding, !noise[id]));
+            let real = !self
+                .rule
+                .is_noise(field.count, field.reference_count, totals);
+            verdicts.push((finding, real));
         }
         let result = if verdicts.is_empty() {
             PairResult::Identical

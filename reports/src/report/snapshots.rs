@@ -274,8 +274,8 @@ fn pick<'a>(route: &'a RouteSnapshot, side: &str) -> &'a SideSnapshot {
     }
 }
 
-/// (different, compared) pairs of a route, from its diff summary or else its compare
-/// counters; `None` if nothing was compared.
+/// (different, compared) pairs of a route, from its diff summary or else (records without
+/// one) its compare counters; `None` if nothing was compared.
 fn compared(route: &RouteSnapshot) -> Option<(u64, u64)> {
     let (different, compared) = match &route.diff {
         Some(DiffSummary {
@@ -305,4 +305,87 @@ fn field_row(route: &str, f: &FieldSummary, rate: f64) -> FieldRow {
 
 fn count(n: u64, unit: &str, from: &Provenance) -> Figure {
     from.figure(n as f64, unit, format::thousands(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::diff::{NoiseRule, Signature};
+
+    /// A proxy's snapshot of 100 pairs, all differing on a nonce and 10 also on the price,
+    /// with too few reference comparisons (6) to call the nonce noise on its own.
+    fn learning_proxy() -> Snapshot {
+        let field = |path: &str, count, reference_count| FieldSummary {
+            path: path.into(),
+            kind: "value_changed".into(),
+            count,
+            rate: 0.0,
+            reference_count,
+            reference_rate: None,
+            first_seen: "2026-01-01T00:00:00Z".into(),
+            last_seen: "2026-01-01T00:00:00Z".into(),
+            suggested_ignore: None,
+        };
+        let signature = |paths: &[&str], pairs| Signature {
+            fields: paths
+                .iter()
+                .map(|p| (p.to_string(), "value_changed".to_string()))
+                .collect(),
+            pairs,
+        };
+        let mut diff = DiffSummary {
+            compared: 100,
+            reference_compared: 6,
+            fields: vec![field("$.nonce", 100, 6), field("$.price", 10, 0)],
+            noise_rule: Some(NoiseRule {
+                min_samples: 10,
+                absolute_threshold: 0.03,
+                relative_threshold: 0.2,
+            }),
+            signatures: vec![
+                signature(&["$.nonce"], 90),
+                signature(&["$.nonce", "$.price"], 10),
+            ],
+            ..DiffSummary::default()
+        };
+        diff.classify();
+        let mut snapshot = Snapshot::new("ab12", SystemTime::now(), BTreeMap::new());
+        let route = RouteSnapshot {
+            diff: Some(diff),
+            ..RouteSnapshot::default()
+        };
+        snapshot.routes.insert("/bookings/{id}".into(), route);
+        snapshot
+    }
+
+    #[test]
+    fn the_diff_view_of_merged_proxies_agrees_with_their_merged_fields() {
+        let alone = Snapshots::merge(vec![("a.json".into(), learning_proxy())])
+            .unwrap()
+            .unwrap();
+        assert_eq!(alone.diff_view().unwrap().rate.text, "100%");
+        // Together the two proxies hold enough reference comparisons to know the nonce is
+        // noise: the headline rate is the price's.
+        let both = Snapshots::merge(vec![
+            ("a.json".into(), learning_proxy()),
+            ("b.json".into(), learning_proxy()),
+        ])
+        .unwrap()
+        .unwrap();
+        let view = both.diff_view().unwrap();
+        assert_eq!((view.compared, view.different), (200, 20));
+        assert_eq!(view.rate.text, "10%");
+        assert_eq!(view.fields.len(), 1);
+        assert_eq!(
+            (view.fields[0].path.as_str(), view.fields[0].rate.as_str()),
+            ("$.price", "10%")
+        );
+        assert_eq!(view.noise[0].path, "$.nonce");
+        assert_eq!(view.routes[0].noise_only, "180");
+        let row = &both.route_rows()[0];
+        assert_eq!(row.diff_rate.as_ref().unwrap().text, "10%");
+    }
 }
