@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,35 @@ async fn load(args: Vec<String>) -> Output {
     })
     .await
     .unwrap()
+}
+
+/// Starts `twinpeak load` in the background, its output kept in memory.
+fn spawn_load(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_twinpeak"))
+        .arg("load")
+        .args(args)
+        .arg("--quiet")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` to exit, for at most `limit`, then kills it; its output either way.
+async fn finish(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The run record under `dir`'s `out`, if it is there and whole.
+fn record_if_any(dir: &tempfile::TempDir) -> Option<twinpeak_reports::RunRecord> {
+    twinpeak_reports::RunRecord::read(dir.path().join("out/run.json")).ok()
 }
 
 fn write_scenario(dir: &tempfile::TempDir, yaml: &str) -> String {
@@ -360,4 +389,288 @@ async fn a_corpus_replays_its_requests() {
     assert!(requests
         .iter()
         .any(|r| r.method == "POST" && r.body == br#"{"partner_id":3}"#));
+}
+
+#[tokio::test]
+async fn a_saturated_target_fails_its_slos_and_is_named() {
+    // 4 users and 50 ms answers take at most 80 arrivals a second; 400 a second are offered.
+    let backend = Backend::start(Duration::from_millis(50), Arc::new(|_| text(200, "ok"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        &dir,
+        "name: saturate\nbaseline_rps: 400\nmax_users: 4\nphases: [{name: flat, duration: 2s, rps: 1x}]\nrequests: [{name: get, path: /x}]\nslo: {p99: 200ms, error_rate: 1%}\n",
+    );
+    let out = load(args(&scenario, &dir, &[backend.url()])).await;
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("target/flat: SATURATED:"), "{text}");
+    assert!(
+        text.contains("all 4 users were busy waiting for target"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL run (target): p99 > ") && text.contains("could not take"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL run (target): error_rate"), "{text}");
+    let record: twinpeak_reports::RunRecord = serde_json::from_value(record(&dir)).unwrap();
+    let phase = &record.phases[0];
+    assert!(phase.dropped_by_target() > 400, "{} dropped", phase.dropped);
+    assert_eq!(phase.dropped_by_generator, 0, "every user was busy");
+    assert_eq!(phase.users, 4);
+    let sent = phase.totals().unwrap().sent;
+    assert_eq!(sent + phase.dropped, 800, "every arrival is accounted for");
+    assert_eq!(backend.count() as u64, sent);
+    let p99 = record.slo.iter().find(|v| v.metric == "p99").unwrap();
+    assert!(p99.lower_bound && !p99.pass, "{p99:?}");
+    let errors = record
+        .slo
+        .iter()
+        .find(|v| v.metric == "error_rate")
+        .unwrap();
+    assert!(
+        errors.actual > 40.0,
+        "arrivals not taken count as errors: {errors:?}"
+    );
+    // The table's p99 column shows the bound.
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("target     flat"))
+        .unwrap();
+    assert!(
+        row.split_whitespace().nth(7).unwrap().starts_with('>'),
+        "{row}"
+    );
+}
+
+#[tokio::test]
+async fn failed_latencies_are_kept_apart_and_do_not_flatter_percentiles() {
+    // About half the requests fail at once with a 503; the others succeed after 40 ms.
+    let backend = Backend::start_with_delays(
+        Arc::new(|r| {
+            if r.uri == "/fast-fail" {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(40)
+            }
+        }),
+        Arc::new(|r| {
+            if r.uri == "/fast-fail" {
+                text(503, "busy")
+            } else {
+                text(200, "ok")
+            }
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        &dir,
+        "name: failing\nbaseline_rps: 40\nmax_users: 16\nphases: [{name: flat, duration: 2s, rps: 1x}]\nrequests:\n  - {name: ok, path: /slow-ok}\n  - {name: fail, path: /fast-fail}\nslo: {p50: 20ms}\n",
+    );
+    let out = load(args(&scenario, &dir, &[backend.url()])).await;
+    let text = output_text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "p50 of the successes is 40 ms: {text}"
+    );
+    let record: twinpeak_reports::RunRecord = serde_json::from_value(record(&dir)).unwrap();
+    let requests = &record.phases[0].requests;
+    let (ok, fail) = (&requests["ok"], &requests["fail"]);
+    assert_eq!(ok.corrected_us.len(), ok.sent);
+    assert!(ok.failed_us.is_empty());
+    assert_eq!(fail.failed_us.len(), fail.sent);
+    assert_eq!(fail.failed_raw_us.len(), fail.sent);
+    assert!(
+        fail.corrected_us.is_empty(),
+        "failures stay out of the latency SLOs"
+    );
+    assert_eq!(fail.errors["status"], fail.sent);
+    assert!(
+        ok.sent > 10 && fail.sent > 10,
+        "{} and {}",
+        ok.sent,
+        fail.sent
+    );
+    let fast = twinpeak_reports::LatencySummary::from_histogram(&fail.failed_us);
+    let slow = twinpeak_reports::LatencySummary::from_histogram(&ok.corrected_us);
+    assert!(fast.p50_us < slow.p50_us, "{fast:?} vs {slow:?}");
+    assert!(slow.p50_us >= 40_000, "{slow:?}");
+}
+
+/// A backend whose answers depend on the request alone: a search answers an id made from its
+/// query, a booking the partner it was for.
+async fn booking_backend() -> Backend {
+    Backend::start(
+        Duration::ZERO,
+        Arc::new(|req| {
+            let json = |body: String| {
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap()
+            };
+            if let Some(query) = req.uri.strip_prefix("/partners?n=") {
+                return json(format!(r#"{{"id": "p{query}"}}"#));
+            }
+            if req.method == "POST" {
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let partner = body["partner"].as_str().unwrap_or("none");
+                return json(format!(r#"{{"booking": "b-{partner}"}}"#));
+            }
+            text(200, "ok")
+        }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_same_seed_sends_the_same_requests_to_each_target_even_with_chains() {
+    let legacy = booking_backend().await;
+    let rebuilt = booking_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        &dir,
+        r#"name: chains
+baseline_rps: 60
+max_users: 5
+phases: [{name: only, duration: 2s, rps: 1x}]
+requests:
+  - {name: search, weight: 2, path: "/partners?n={{int 1 1000000}}", headers: {x-name: search}, extract: {partner: "$.id"}}
+  - {name: book, weight: 1, method: POST, path: /bookings, headers: {x-name: book}, json: {partner: "{{partner}}", seats: "{{int 1 9}}"}, extract: {booking: "$.booking"}, after: search}
+  - {name: status, weight: 1, path: "/bookings/{{booking}}", headers: {x-name: status}, after: book}
+"#,
+    );
+    let out = load(args(
+        &scenario,
+        &dir,
+        &[
+            format!("legacy={}", legacy.url()),
+            format!("rebuilt={}", rebuilt.url()),
+        ],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let sent = |b: &Backend| {
+        let mut all: Vec<(String, String, Vec<u8>)> = b
+            .requests()
+            .into_iter()
+            .map(|r| (r.header("x-name").unwrap_or("").to_owned(), r.uri, r.body))
+            .collect();
+        all.sort();
+        all
+    };
+    let (a, b) = (sent(&legacy), sent(&rebuilt));
+    assert_eq!(a, b, "the same requests, names, paths and bodies, to both");
+    let count = |name: &str| a.iter().filter(|(n, _, _)| n == name).count();
+    // 120 arrivals: each sends a search; a book also sends its search, a status both before it.
+    assert_eq!(count("search"), 120);
+    assert_eq!(count("book"), a.len() - 120 - count("status"));
+    assert!(
+        count("status") > 10 && count("book") > count("status"),
+        "{a:?}"
+    );
+    for (name, uri, _) in &a {
+        if name == "status" {
+            let partner = uri.strip_prefix("/bookings/b-p").expect("a booked partner");
+            assert!(partner.parse::<u64>().is_ok(), "{uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_a_run_and_keeps_its_record() {
+    let backend = Backend::fixed("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        &dir,
+        "name: long\nbaseline_rps: 50\nmax_users: 4\nphases: [{name: flat, duration: 60s, rps: 1x}]\nrequests: [{name: get, path: /x}]\n",
+    );
+    let child = spawn_load(&args(&scenario, &dir, &[backend.url()]));
+    let pid = child.id().to_string();
+    assert!(
+        eventually(Duration::from_secs(20), || async { backend.count() >= 20 }).await,
+        "the run never got going"
+    );
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let out = finish(child, Duration::from_secs(20)).await;
+    assert_eq!(out.status.code(), Some(143), "{}", output_text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it stops promptly"
+    );
+    assert!(
+        output_text(&out).contains("SIGTERM"),
+        "{}",
+        output_text(&out)
+    );
+    let record = record_if_any(&dir).expect("the record is kept");
+    assert_eq!(record.interrupted.as_deref(), Some("SIGTERM"));
+    assert!(!record.partial, "the final record, not a checkpoint");
+    let sent = record.phases[0].totals().unwrap().sent;
+    assert!(sent >= 20 && sent as usize <= backend.count(), "{sent}");
+}
+
+#[tokio::test]
+async fn a_run_checkpoints_its_record_while_it_goes() {
+    let backend = Backend::fixed("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        &dir,
+        "name: long\nbaseline_rps: 50\nmax_users: 4\nphases: [{name: flat, duration: 60s, rps: 1x}]\nrequests: [{name: get, path: /x}]\n",
+    );
+    let mut a = args(&scenario, &dir, &[backend.url()]);
+    a.extend(["--checkpoint-every".into(), "300ms".into()]);
+    let child = spawn_load(&a);
+    let checkpointed = eventually(Duration::from_secs(20), || async {
+        record_if_any(&dir).is_some_and(|r| {
+            r.partial
+                && r.phases
+                    .first()
+                    .and_then(|p| p.totals().ok())
+                    .is_some_and(|t| t.sent >= 20)
+        })
+    })
+    .await;
+    // Killed outright: no chance to write a final record.
+    let out = finish(child, Duration::ZERO).await;
+    assert!(
+        checkpointed,
+        "no checkpoint with traffic: {}",
+        output_text(&out)
+    );
+    let record = record_if_any(&dir).expect("the last checkpoint is whole");
+    assert!(record.partial && record.slo.is_empty());
+    assert_eq!(record.phases[0].name, "flat");
+}
+
+#[tokio::test]
+async fn an_unwritable_out_is_refused_before_any_traffic() {
+    let backend = Backend::fixed("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        &dir,
+        "name: x\nbaseline_rps: 10\nmax_users: 1\nphases: [{name: a, duration: 1s, rps: 1x}]\nrequests: [{name: g, path: /x}]\n",
+    );
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let out = load(vec![
+        scenario,
+        "--target".into(),
+        backend.url(),
+        "--out".into(),
+        file.join("out").display().to_string(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--out") && err.contains("not writable"),
+        "{err}"
+    );
+    assert_eq!(backend.count(), 0, "no traffic");
 }
