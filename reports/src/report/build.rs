@@ -8,7 +8,7 @@ use super::canary;
 use super::charts::{self, AFTER, BEFORE};
 use super::format;
 use super::from_runs::{side_stats, timeline_data};
-use super::headline::{self, SideStats};
+use super::headline::{self, Side};
 use super::model::{
     ChartInfo, Column, Headline, InputInfo, Reproducibility, Summary, SUMMARY_SCHEMA,
 };
@@ -78,8 +78,8 @@ pub(super) fn build(inputs: Vec<(PathBuf, Input)>) -> Result<(Summary, Charts), 
 struct Page {
     summary: Summary,
     charts: Charts,
-    before: Option<(Column, SideStats)>,
-    after: Option<(Column, SideStats)>,
+    before: Option<(Column, Side)>,
+    after: Option<(Column, Side)>,
     basis: String,
     /// Whether the headline compares the proxy's primary with its mirrored shadow.
     mirrored: bool,
@@ -172,10 +172,10 @@ impl Page {
             .as_deref()
             .map(|a| side_stats(runs, &limits, a))
             .transpose()?;
-        let mut curves = vec![(before.as_str(), BEFORE, &before_stats.latency)];
+        let mut curves = vec![(before.as_str(), BEFORE, &before_stats.stats.latency)];
         let mut lines = vec![(before.as_str(), BEFORE)];
-        if let (Some(name), Some(stats)) = (&after, &after_stats) {
-            curves.push((name.as_str(), AFTER, &stats.latency));
+        if let (Some(name), Some(side)) = (&after, &after_stats) {
+            curves.push((name.as_str(), AFTER, &side.stats.latency));
             lines.push((name.as_str(), AFTER));
         }
         let chart_files: Vec<String> = lines.iter().flat_map(|(t, _)| runs.files_of(t)).collect();
@@ -246,14 +246,14 @@ impl Page {
             "Proxy traffic: primary"
         }
         .to_owned();
-        self.before = Some((column("primary", paired), primary));
+        self.before = Some((column("primary", paired), Side::measured(primary)));
         if paired {
             self.after = Some((
                 Column {
                     name: "shadow".to_owned(),
                     label: "after (shadow)".to_owned(),
                 },
-                shadow,
+                Side::measured(shadow),
             ));
         }
         Ok(())

@@ -2,6 +2,7 @@
 
 use super::format;
 use super::model::{Change, Figure, Outcome};
+use crate::run::Latency;
 
 /// Where a figure came from: the input files and what in them.
 #[derive(Debug, Clone)]
@@ -27,6 +28,7 @@ impl Provenance {
             text,
             sources: self.files.clone(),
             derivation: self.derivation.clone(),
+            lower_bound: false,
         }
     }
 }
@@ -35,6 +37,20 @@ impl Provenance {
 pub(super) fn latency_figure(us: u64, from: &Provenance) -> Figure {
     let ms = us as f64 / 1_000.0;
     from.figure(ms, "ms", format!("{} ms", format::ms(ms)))
+}
+
+/// A latency over intended arrivals as a figure in ms: `> 160 ms` when only a lower bound.
+pub(super) fn arrival_latency_figure(latency: Latency, from: &Provenance) -> Figure {
+    match latency {
+        Latency::Exact(us) => latency_figure(us, from),
+        Latency::Above(us) => {
+            let ms = us as f64 / 1_000.0;
+            Figure {
+                lower_bound: true,
+                ..from.figure(ms, "ms", format!("> {} ms", format::ms(ms)))
+            }
+        }
+    }
 }
 
 /// How an after latency compares with a before one: `−97% (3,840 → 117 ms)`.

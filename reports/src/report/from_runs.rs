@@ -3,18 +3,15 @@
 
 use super::charts::{PhaseBand, TimelineData, TimelineSeries};
 use super::figures::Provenance;
-use super::headline::SideStats;
+use super::headline::{Side, SideStats};
 use super::runs::Runs;
 use super::slo::{compliance, Limits};
 use super::ReportError;
 use crate::run::PhaseRecord;
 
-/// `target`'s headline measurements over every phase of the run.
-pub(super) fn side_stats(
-    runs: &Runs,
-    limits: &Limits,
-    target: &str,
-) -> Result<SideStats, ReportError> {
+/// `target`'s headline measurements over every phase of the run, with the arrivals it could not
+/// take.
+pub(super) fn side_stats(runs: &Runs, limits: &Limits, target: &str) -> Result<Side, ReportError> {
     let totals = runs.totals(target)?;
     let from = |what: String| Provenance::new(totals.files.clone(), what);
     let within = compliance(runs, limits, target);
@@ -26,12 +23,14 @@ pub(super) fn side_stats(
         ),
         None => String::new(),
     };
-    Ok(SideStats {
+    let stats = SideStats {
         latency_from: from(format!(
-            "corrected_us of every request of every phase against `{target}`, added"
+            "corrected_us of every request of every phase against `{target}`, added, with the \
+             arrivals it could not take (dropped − dropped_by_generator) ranked above them"
         )),
         errors_from: from(format!(
-            "errors over sent, of every request of every phase against `{target}`, summed"
+            "errors and arrivals it could not take, over sent and those arrivals, of every \
+             phase against `{target}`, summed"
         )),
         throughput_from: from(format!(
             "sent over duration_s, of every phase against `{target}`, summed"
@@ -42,7 +41,12 @@ pub(super) fn side_stats(
         requests: totals.sent,
         errors: totals.errors,
         latency: totals.corrected,
-    })
+    };
+    Ok(Side::with_drops(
+        stats,
+        totals.arrivals.not_taken,
+        totals.arrivals.late_limit_us,
+    ))
 }
 
 /// A phase placed on the scenario's clock: where it starts, and the time its timeline

@@ -88,12 +88,20 @@ pub struct Figure {
     pub value: f64,
     /// `ms`, `%`, `req/s`, `requests`, ...
     pub unit: String,
-    /// As the report shows it, unit included: `3,840 ms`.
+    /// As the report shows it, unit included: `3,840 ms`, or `> 160 ms` for a lower bound.
     pub text: String,
     /// Input files it was computed from.
     pub sources: Vec<String>,
     /// What in those files it was computed from.
     pub derivation: String,
+    /// Whether `value` is only a lower bound: a latency percentile that falls among arrivals the
+    /// system could not take, which rank above every latency measured.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lower_bound: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// How an after figure compares with the before one.
@@ -376,7 +384,8 @@ pub struct Reproducibility {
     pub snapshot_taken: Option<String>,
 }
 
-/// Whether the load generator kept up during one phase against one system.
+/// Whether the load generator kept up during one phase against one system, and whether the
+/// system took the load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthRow {
     /// Phase name.
@@ -389,15 +398,29 @@ pub struct HealthRow {
     pub achieved: Figure,
     /// `achieved` over `intended`, e.g. `99.8%`.
     pub achieved_share: String,
-    /// Arrivals dropped because no load user was free.
+    /// Arrivals dropped, of both kinds.
     pub dropped: Figure,
+    /// Arrivals dropped because every load user was busy waiting for the system: the ones it
+    /// could not take.
+    pub dropped_by_target: Figure,
+    /// Arrivals dropped because the generator was late while a user was free.
+    pub dropped_by_generator: Figure,
+    /// Arrivals sent late because every load user was busy when they fell due.
+    pub queued: Figure,
+    /// Median of the generator's own scheduling lag (actual − intended send, with a user free).
+    pub lag_p50: Option<Figure>,
+    /// 99th percentile of the generator's own scheduling lag.
+    pub lag_p99: Option<Figure>,
     /// 99th percentile of coordinated-omission-corrected latency.
     pub corrected_p99: Option<Figure>,
     /// 99th percentile of latency from the actual send.
     pub raw_p99: Option<Figure>,
     /// Corrected over raw p99, e.g. `1.02×`.
     pub gap: String,
-    /// What looks wrong, in words; empty when the generator kept up.
+    /// Whether the system was saturated, in words: every user busy waiting for it while
+    /// arrivals fell due, and how many it could not take; `None` when it took them all.
+    pub saturated: Option<String>,
+    /// What looks wrong with the generator, in words; empty when it kept up.
     pub warnings: Vec<String>,
 }
 

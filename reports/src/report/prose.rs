@@ -372,23 +372,44 @@ fn reason_clause(r: &CanaryReasonRow) -> String {
     }
 }
 
-/// A warning when the load generator fell behind anywhere.
-fn health_sentence(facts: &Facts) -> Option<String> {
+/// Which systems were saturated, and a warning when the load generator fell behind anywhere:
+/// told apart, since the first is a finding about the system and the second about the run.
+fn health_sentence(facts: &Facts) -> Vec<String> {
+    let mut sentences = Vec::new();
+    let saturated: Vec<String> = facts
+        .health
+        .iter()
+        .filter(|h| h.saturated.is_some())
+        .map(|h| {
+            format!(
+                "{} in {} ({} of its arrivals could not be sent)",
+                h.target, h.phase, h.dropped_by_target.text
+            )
+        })
+        .collect();
+    if !saturated.is_empty() {
+        sentences.push(format!(
+            "Saturated: every load user was busy waiting for {}; those arrivals count as failed \
+             requests and as slower than every answer",
+            join(&saturated)
+        ));
+    }
     let behind: Vec<String> = facts
         .health
         .iter()
         .filter(|h| !h.warnings.is_empty())
         .map(|h| format!("{} on {}", h.phase, h.target))
         .collect();
-    (!behind.is_empty()).then(|| {
-        format!(
+    if !behind.is_empty() {
+        sentences.push(format!(
             "Caution: the load generator fell behind in {} of {} phase runs ({}); see the \
              generator's health in the report",
             behind.len(),
             facts.health.len(),
             behind.join(", ")
-        )
-    })
+        ));
+    }
+    sentences
 }
 
 /// `a, b and c`.

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use super::ReportError;
 use crate::histogram::new_latency_histogram;
 use crate::merge::add_histogram;
-use crate::run::{PhaseRecord, RequestRecord, RunRecord, SloRecord};
+use crate::run::{Arrivals, PhaseRecord, RequestRecord, RunRecord, SloRecord};
 
 /// All run records of the report, merged.
 pub(super) struct Runs {
@@ -31,10 +31,12 @@ pub(super) struct TargetTotals {
     pub sent: u64,
     /// Failed requests.
     pub errors: u64,
-    /// Coordinated-omission-corrected latency, µs.
+    /// Coordinated-omission-corrected latency of the requests that succeeded, µs.
     pub corrected: Histogram<u64>,
     /// Latency from the actual send, µs.
     pub raw: Histogram<u64>,
+    /// The arrivals meant for the system: what it answered, failed and could not take.
+    pub arrivals: Arrivals,
     /// Seconds the phases lasted, added up.
     pub duration_s: f64,
     /// The files the figures came from.
@@ -125,13 +127,15 @@ impl Runs {
             errors: 0,
             corrected: new_latency_histogram(),
             raw: new_latency_histogram(),
+            arrivals: Arrivals::default(),
             duration_s: 0.0,
             files,
         };
         for phase in self.phases_of(target) {
             let request = phase_totals(phase, &totals.files)?;
             let added = add_histogram(&mut totals.corrected, &request.corrected_us)
-                .and_then(|()| add_histogram(&mut totals.raw, &request.raw_us));
+                .and_then(|()| add_histogram(&mut totals.raw, &request.raw_us))
+                .and_then(|()| totals.arrivals.add_phase(phase));
             added.map_err(|source| ReportError::Histogram {
                 what: format!("system `{target}`"),
                 files: totals.files.clone(),

@@ -7,13 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
-
 use super::format;
 use super::model::{SloCell, SloRow};
-use super::runs::{phase_totals, Runs};
+use super::runs::Runs;
 use super::ReportError;
-use crate::run::TimelinePoint;
+use crate::run::{Arrivals, Latency, TimelinePoint};
 
 /// Metrics in the order the report lists them.
 const METRICS: [&str; 6] = ["p50", "p95", "p99", "p999", "max", "error_rate"];
@@ -131,21 +129,26 @@ fn verdict(
             .iter()
             .find(|(s, _)| s.scope == scope && s.metric == metric && s.target == target);
         return Ok(recorded.map(|(slo, file)| {
+            let measured = Measured {
+                actual: slo.actual,
+                lower_bound: slo.lower_bound,
+            };
+            let outcome = match &slo.reason {
+                Some(reason) => Err(reason.clone()),
+                None => Ok(measured),
+            };
             cell(
                 slo.pass,
-                slo.actual,
-                slo.limit,
-                &slo.unit,
-                slo.reason.clone(),
+                outcome,
+                limit_of(slo.limit, &slo.unit),
                 vec![file.clone()],
                 "recorded",
             )
         }));
     }
     let files = runs.files_of(target);
-    let (latency, sent, errors) = if scope == "run" {
-        let totals = runs.totals(target)?;
-        (totals.corrected, totals.sent, totals.errors)
+    let arrivals = if scope == "run" {
+        runs.totals(target)?.arrivals
     } else {
         let Some(phase) = scope
             .strip_prefix("phase ")
@@ -153,41 +156,56 @@ fn verdict(
         else {
             return Ok(None);
         };
-        let totals = phase_totals(phase, &files)?;
-        let errors = totals.error_total();
-        (totals.corrected_us.0, totals.sent, errors)
+        Arrivals::of_phase(phase).map_err(|source| ReportError::Histogram {
+            what: format!("phase `{}` of `{}`", phase.name, phase.target),
+            files: files.clone(),
+            source,
+        })?
     };
-    let Some(measured) = measure(metric, &latency, sent, errors) else {
+    let Some(measured) = measure(metric, &arrivals) else {
         return Ok(None);
     };
-    let (pass, actual, reason) = match measured {
-        Ok(actual) => (actual <= limit.value, actual, None),
-        Err(reason) => (false, 0.0, Some(reason.to_owned())),
-    };
+    let pass = measured
+        .as_ref()
+        .is_ok_and(|m| !m.lower_bound && m.actual <= limit.value);
+    let outcome = measured.map_err(str::to_owned);
     Ok(Some(cell(
         pass,
-        actual,
-        limit.value,
-        &limit.unit,
-        reason,
+        outcome,
+        limit.clone(),
         files,
         "re-evaluated",
     )))
 }
 
-/// What `metric` measures, in its unit (ms or %), or why nothing was measured; `None` for a
-/// metric the report does not know.
-fn measure(
-    metric: &str,
-    latency: &Histogram<u64>,
-    sent: u64,
-    errors: u64,
-) -> Option<Result<f64, &'static str>> {
+/// A figure an SLO is judged on, in its unit (ms or %).
+struct Measured {
+    actual: f64,
+    /// Only a lower bound: a percentile among arrivals the system could not take.
+    lower_bound: bool,
+}
+
+fn limit_of(value: f64, unit: &str) -> Limit {
+    Limit {
+        value,
+        unit: unit.to_owned(),
+    }
+}
+
+/// What `metric` measures over `arrivals`, as the load harness judges it, or why nothing was
+/// measured; `None` for a metric the report does not know.
+fn measure(metric: &str, arrivals: &Arrivals) -> Option<Result<Measured, &'static str>> {
+    let nothing_due = arrivals.sent == 0 && arrivals.not_taken == 0;
     if metric == "error_rate" {
-        return Some(match sent {
-            0 => Err("no requests sent"),
-            n => Ok(errors as f64 / n as f64 * 100.0),
-        });
+        return Some(
+            arrivals
+                .error_rate()
+                .map(|rate| Measured {
+                    actual: rate * 100.0,
+                    lower_bound: false,
+                })
+                .ok_or("no requests sent"),
+        );
     }
     let quantile = match metric {
         "p50" => Some(0.5),
@@ -197,29 +215,37 @@ fn measure(
         "max" => None,
         _ => return None,
     };
-    Some(if sent == 0 {
-        Err("no requests sent")
-    } else if latency.is_empty() {
-        Err("no latency recorded")
-    } else {
-        let us = quantile.map_or(latency.max(), |q| latency.value_at_quantile(q));
-        Ok(us as f64 / 1_000.0)
+    Some(match arrivals.latency(quantile) {
+        _ if nothing_due => Err("no requests sent"),
+        None => Err("no latency recorded"),
+        Some(latency) => Ok(Measured {
+            actual: latency.us() as f64 / 1_000.0,
+            lower_bound: matches!(latency, Latency::Above(_)),
+        }),
     })
 }
 
 /// A verdict cell, with its figure and margin in words.
 fn cell(
     pass: bool,
-    actual: f64,
-    limit: f64,
-    unit: &str,
-    reason: Option<String>,
+    outcome: Result<Measured, String>,
+    limit: Limit,
     sources: Vec<String>,
     origin: &str,
 ) -> SloCell {
-    let (text, margin) = match reason {
-        Some(reason) => (reason, String::new()),
-        None => (quantity(actual, unit), margin(pass, actual, limit)),
+    let unit = limit.unit.as_str();
+    let (actual, text, margin) = match outcome {
+        Err(reason) => (0.0, reason, String::new()),
+        Ok(m) if m.lower_bound => (
+            m.actual,
+            format!("> {}", quantity(m.actual, unit)),
+            "among arrivals it could not take".to_owned(),
+        ),
+        Ok(m) => (
+            m.actual,
+            quantity(m.actual, unit),
+            margin(pass, m.actual, limit.value),
+        ),
     };
     SloCell {
         pass,
