@@ -221,6 +221,41 @@ impl PairResult {
     }
 }
 
+/// What became of a second legacy answer asked for to learn noise (a resample of the primary,
+/// or the secondary); every one asked for gets exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceOutcome {
+    /// A whole answer came back.
+    Answered,
+    /// The reference refused, reset or answered something unreadable.
+    Error,
+    /// No whole answer within `shadow.timeout`.
+    Timeout,
+}
+
+impl ReferenceOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [ReferenceOutcome; 3] = [
+        ReferenceOutcome::Answered,
+        ReferenceOutcome::Error,
+        ReferenceOutcome::Timeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceOutcome::Answered => "answered",
+            ReferenceOutcome::Error => "error",
+            ReferenceOutcome::Timeout => "timeout",
+        }
+    }
+
+    /// Position in [`ReferenceOutcome::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +276,9 @@ mod tests {
         }
         for (i, d) in CanaryDecision::ALL.iter().enumerate() {
             assert_eq!(d.index(), i);
+        }
+        for (i, o) in ReferenceOutcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i);
         }
     }
 

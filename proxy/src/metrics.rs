@@ -8,7 +8,9 @@ use prometheus::{
 };
 
 use crate::diff::DiffKind;
-use crate::labels::{CanaryDecision, MirrorOutcome, PairResult, Side, StatusClass};
+use crate::labels::{
+    CanaryDecision, MirrorOutcome, PairResult, ReferenceOutcome, Side, StatusClass,
+};
 use crate::routes::RouteTable;
 
 /// Bucket bounds (seconds) for upstream durations: 0.5 ms to 30 s.
@@ -32,6 +34,9 @@ pub struct RouteMetrics {
     pub mirror: Vec<IntCounter>,
     /// `twinpeak_compared_total{route, result}`, indexed by [`PairResult::index`].
     pub compared: Vec<IntCounter>,
+    /// `twinpeak_noise_reference_total{route, outcome}`, indexed by
+    /// [`ReferenceOutcome::index`].
+    pub reference: Vec<IntCounter>,
     /// `twinpeak_diff_total{route, kind}`, indexed by [`DiffKind::index`].
     pub diffs: Vec<IntCounter>,
     /// `twinpeak_upstream_errors_total{route, side, kind}`.
@@ -115,6 +120,14 @@ impl Metrics {
             &["route", "result"],
         )
         .expect("valid metric");
+        let reference = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_noise_reference_total",
+                "Second legacy answers asked for to learn noise, by outcome.",
+            ),
+            &["route", "outcome"],
+        )
+        .expect("valid metric");
         let diffs = IntCounterVec::new(
             Opts::new(
                 "twinpeak_diff_total",
@@ -158,6 +171,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(mirror.clone()),
             Box::new(compared.clone()),
+            Box::new(reference.clone()),
             Box::new(diffs.clone()),
             Box::new(errors.clone()),
             Box::new(mirror_in_flight.clone()),
@@ -191,6 +205,10 @@ impl Metrics {
                 compared: PairResult::ALL
                     .iter()
                     .map(|r| compared.with_label_values(&[route, r.as_str()]))
+                    .collect(),
+                reference: ReferenceOutcome::ALL
+                    .iter()
+                    .map(|o| reference.with_label_values(&[route, o.as_str()]))
                     .collect(),
                 diffs: DiffKind::ALL
                     .iter()

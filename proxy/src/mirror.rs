@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use serde::Serialize;
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::capture::{BodyCapture, CapturedResponse, Outcome};
 use crate::config::{Config, ShadowConfig};
 use crate::headers::SHADOW_MARKER;
-use crate::labels::{MirrorOutcome, Side, StatusClass};
+use crate::labels::{MirrorOutcome, ReferenceOutcome, Side, StatusClass};
 use crate::metrics::UpstreamErrorKind;
 use crate::pairing::{Pair, PairQueue, PAIRING_WINDOW};
 use crate::ratelimit::RateLimitedLog;
@@ -243,6 +244,8 @@ impl Mirror {
             body,
             primary,
         } = request;
+        // Whatever happens from here on, the copy ends in exactly one counted outcome.
+        let mut outcome = OutcomeOnce::new(&self.stats, route);
         let method = header.method.clone();
         let uri = header.uri.to_string();
         let request_headers = header.headers.clone();
@@ -257,23 +260,23 @@ impl Mirror {
         let shadow_exchange = tokio::time::timeout(shadow.timeout, exchange);
         let reference_exchange = async {
             let (reference, header) = reference?;
-            let mut no_body = BodyCapture::new(0);
-            let start = Instant::now();
-            let exchange =
+            Some(
                 reference
-                    .target
-                    .exchange(header, None, &mut no_body, self.capture_cap, start);
-            match tokio::time::timeout(shadow.timeout, exchange).await {
-                Ok(Ok(answer)) => Some(answer),
-                _ => None,
-            }
+                    .ask(header, self.capture_cap, shadow.timeout)
+                    .await,
+            )
         };
         let (result, reference) = tokio::join!(shadow_exchange, reference_exchange);
-        let (answer, outcome) = match result {
+        let reference = reference.and_then(|(answer, reference_outcome)| {
+            self.stats.reference_outcome(route, reference_outcome);
+            answer
+        });
+        let (answer, mirror_outcome) = match result {
             Ok(Ok(answer)) => (answer, MirrorOutcome::Sent),
             Ok(Err(ShadowFailure::Abandoned)) => {
                 // The request path gave the copy up (body too large or too fast); the
                 // reason was counted there.
+                outcome.counted_elsewhere();
                 return;
             }
             Ok(Err(ShadowFailure::Upstream(kind, text))) => {
@@ -314,7 +317,7 @@ impl Mirror {
                 total: (answer.outcome == Outcome::Answered).then_some(answer.total),
             },
         );
-        self.stats.mirror_outcome(route, outcome);
+        outcome.count(mirror_outcome);
         // Usually the primary has finished by now. If not, wait for it, but only while few
         // enough answers wait: each holds a captured body.
         let mut primary = primary;
@@ -385,11 +388,97 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// Asks the reference for its answer to the same request, within `timeout`.
+    async fn ask(
+        &self,
+        header: RequestHeader,
+        capture_cap: usize,
+        timeout: Duration,
+    ) -> (Option<CapturedResponse>, ReferenceOutcome) {
+        let mut no_body = BodyCapture::new(0);
+        let exchange =
+            self.target
+                .exchange(header, None, &mut no_body, capture_cap, Instant::now());
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(answer)) => (Some(answer), ReferenceOutcome::Answered),
+            Ok(Err(_)) => (None, ReferenceOutcome::Error),
+            Err(_) => (None, ReferenceOutcome::Timeout),
+        }
+    }
+}
+
+/// Counts a copy's mirror outcome exactly once: the outcome given to [`OutcomeOnce::count`],
+/// or `shadow_error` if the task ends (or unwinds) before one was given.
+struct OutcomeOnce<'a> {
+    stats: &'a Stats,
+    route: RouteId,
+    pending: bool,
+}
+
+impl<'a> OutcomeOnce<'a> {
+    fn new(stats: &'a Stats, route: RouteId) -> Self {
+        OutcomeOnce {
+            stats,
+            route,
+            pending: true,
+        }
+    }
+
+    fn count(&mut self, outcome: MirrorOutcome) {
+        if std::mem::take(&mut self.pending) {
+            self.stats.mirror_outcome(self.route, outcome);
+        }
+    }
+
+    /// The request path counted why the copy was given up.
+    fn counted_elsewhere(&mut self) {
+        self.pending = false;
+    }
+}
+
+impl Drop for OutcomeOnce<'_> {
+    fn drop(&mut self) {
+        self.count(MirrorOutcome::ShadowError);
+    }
+}
+
 fn is_safe(method: &http::Method) -> bool {
     matches!(
         *method,
         http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
     )
+}
+
+/// Most interim (1xx) answers read before the final one; more is a misbehaving upstream.
+const MAX_INTERIM_ANSWERS: usize = 16;
+
+/// Reads answer headers until the final one, passing over interim answers (`100 Continue`,
+/// `103 Early Hints`); returns its status and headers. A `101 Switching Protocols` is an
+/// error: copies never ask to upgrade.
+async fn read_final_header(
+    session: &mut HttpSession,
+) -> Result<(StatusCode, HeaderMap), ShadowFailure> {
+    let failure = |text: String| ShadowFailure::Upstream(UpstreamErrorKind::Read, text);
+    for _ in 0..=MAX_INTERIM_ANSWERS {
+        session
+            .read_response_header()
+            .await
+            .map_err(|e| failure(e.to_string()))?;
+        let header = session
+            .response_header()
+            .ok_or_else(|| failure("no response header".into()))?;
+        match header.status {
+            StatusCode::SWITCHING_PROTOCOLS => {
+                return Err(failure("switched protocols without being asked to".into()))
+            }
+            status if status.is_informational() => continue,
+            status => return Ok((status, header.headers.clone())),
+        }
+    }
+    Err(failure(format!(
+        "more than {MAX_INTERIM_ANSWERS} interim answers before the final one"
+    )))
 }
 
 /// Why a shadow exchange did not produce an answer.
@@ -456,20 +545,8 @@ impl ShadowTarget {
             .finish_request_body()
             .await
             .map_err(upstream(UpstreamErrorKind::Other))?;
-        session
-            .read_response_header()
-            .await
-            .map_err(upstream(UpstreamErrorKind::Read))?;
+        let (status, headers) = read_final_header(&mut session).await?;
         let ttfb = start.elapsed();
-        let (status, headers) = match session.response_header() {
-            Some(h) => (h.status, h.headers.clone()),
-            None => {
-                return Err(ShadowFailure::Upstream(
-                    UpstreamErrorKind::Read,
-                    "no response header".into(),
-                ))
-            }
-        };
         let mut capture = BodyCapture::new(capture_cap);
         while let Some(chunk) = session
             .read_response_body()

@@ -16,7 +16,7 @@ use twinpeak_reports::{
 
 use crate::comparison::store::DiffStore;
 use crate::diff::DiffKind;
-use crate::labels::{MirrorOutcome, PairResult, Side, StatusClass};
+use crate::labels::{MirrorOutcome, PairResult, ReferenceOutcome, Side, StatusClass};
 use crate::metrics::{Metrics, RouteMetrics, SideMetrics, DURATION_BUCKETS};
 use crate::routes::{RouteId, RouteTable};
 use crate::shards::Sharded;
@@ -181,6 +181,11 @@ impl Stats {
     /// Counts a request's mirror outcome.
     pub fn mirror_outcome(&self, route: RouteId, outcome: MirrorOutcome) {
         self.metrics.route(route).mirror[outcome.index()].inc();
+    }
+
+    /// Counts what became of a reference answer asked for to learn noise.
+    pub fn reference_outcome(&self, route: RouteId, outcome: ReferenceOutcome) {
+        self.metrics.route(route).reference[outcome.index()].inc();
     }
 
     /// Counts a pair's comparison result.
