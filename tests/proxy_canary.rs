@@ -168,7 +168,7 @@ async fn the_force_header_picks_a_side_and_the_side_header_can_be_turned_off() {
     let proxy = Proxy::start(&canary_config(
         &primary,
         &candidate.url(),
-        "  weight: 0\n  judge: { interval: 1h }\n",
+        "  weight: 0\n  force: { from: [127.0.0.1], while_off: true }\n  judge: { interval: 1h }\n",
     ))
     .await;
     let c = client();
@@ -187,12 +187,14 @@ async fn the_force_header_picks_a_side_and_the_side_header_can_be_turned_off() {
         assert_eq!(side_of(&res), "primary");
         assert_eq!(res.text().await.unwrap(), "primary");
     }
-    let res = c
-        .put(proxy.admin_url("/api/v1/canary"))
-        .body(r#"{"weight": 100}"#)
-        .send()
-        .await
-        .unwrap();
+    let res = admin_change(
+        "PUT",
+        &proxy.admin_url("/api/v1/canary"),
+        r#"{"weight": 100}"#,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(res.status(), 200);
     for _ in 0..5 {
         assert_eq!(side_of(&get(Some("never")).await.unwrap()), "primary");
@@ -466,7 +468,8 @@ async fn an_unreachable_candidate_never_fails_idempotent_requests() {
     let proxy = Proxy::start(&canary_config(
         &primary,
         &format!("http://{}", refused_addr()),
-        "  weight: 100\n  judge: { interval: 500ms, min_requests: 5, failures_to_rollback: 1 }\n",
+        "  weight: 100\n  force: { from: [127.0.0.1], methods: [GET, HEAD, PUT, DELETE, OPTIONS, POST] }\n  \
+         judge: { interval: 500ms, min_requests: 5, failures_to_rollback: 1 }\n",
     ))
     .await;
     let c = client();
@@ -550,7 +553,8 @@ async fn the_admin_api_changes_the_canary_and_audits_every_change() {
     assert_eq!(state["upstream"], candidate.url());
     assert_eq!(decisions(&state), ["start"]);
 
-    let put = |body: &'static str| c.put(proxy.admin_url("/api/v1/canary")).body(body).send();
+    let put =
+        |body: &'static str| admin_change("PUT", &proxy.admin_url("/api/v1/canary"), body).send();
     let res = put(r#"{"weight": 12.5}"#).await.unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
@@ -560,8 +564,12 @@ async fn the_admin_api_changes_the_canary_and_audits_every_change() {
     assert_eq!(put(r#"{"percent": 5}"#).await.unwrap().status(), 400);
 
     let post = |action: &str| {
-        c.post(proxy.admin_url(&format!("/api/v1/canary/{action}")))
-            .send()
+        admin_change(
+            "POST",
+            &proxy.admin_url(&format!("/api/v1/canary/{action}")),
+            "{}",
+        )
+        .send()
     };
     let res = post("resume").await.unwrap();
     assert_eq!(res.status(), 200);
@@ -594,7 +602,7 @@ async fn the_admin_api_changes_the_canary_and_audits_every_change() {
         weight["by"]
             .as_str()
             .unwrap()
-            .starts_with("admin (127.0.0.1:"),
+            .starts_with("admin (local, 127.0.0.1:"),
         "{weight}"
     );
     assert!(
@@ -651,4 +659,128 @@ fn a_canary_without_a_candidate_is_refused_naming_the_key() {
         stderr.contains("proxy.yaml:3:1: canary.upstream:"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_forced_request_reaches_the_candidate_only_where_the_operator_allows() {
+    let primary = Backend::fixed("primary").await;
+    let candidate = Backend::fixed("candidate").await;
+    let proxy = Proxy::start(&canary_config(
+        &primary,
+        &candidate.url(),
+        "  weight: 10\n  force: { from: [127.0.0.1] }\n  judge: { interval: 1h }\n",
+    ))
+    .await;
+    let c = client();
+    let forced = |method: &str| {
+        c.request(method.parse().unwrap(), proxy.url("/bookings"))
+            .header("x-twinpeak-canary", "always")
+    };
+    for _ in 0..5 {
+        let res = forced("GET").send().await.unwrap();
+        assert_eq!(side_of(&res), "candidate");
+    }
+    // A forced write stays where the weight puts it: with no sticky key, mostly the primary,
+    // and never the candidate because of the header.
+    let before = candidate.count();
+    for _ in 0..20 {
+        forced("POST").body("{}").send().await.unwrap();
+    }
+    let posts_on_candidate = candidate.count() - before;
+    assert!(
+        posts_on_candidate < 10,
+        "{posts_on_candidate} of 20 forced POSTs"
+    );
+    // After a rollback nothing reaches the candidate, forced or not.
+    let res = admin_change(
+        "POST",
+        &proxy.admin_url("/api/v1/canary/rollback"),
+        r#"{"by": "sre", "reason": "5xx on checkout"}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let before = candidate.count();
+    for _ in 0..10 {
+        let res = forced("GET").send().await.unwrap();
+        assert_eq!(side_of(&res), "primary");
+        assert_eq!(res.text().await.unwrap(), "primary");
+    }
+    assert_eq!(candidate.count(), before);
+    // The audit trail names who rolled back, and why.
+    let state = canary_state(&proxy).await;
+    let rollback = state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["decision"] == "rollback")
+        .unwrap();
+    let by = rollback["by"].as_str().unwrap();
+    assert!(
+        by.starts_with("sre (local, 127.0.0.1:") && by.ends_with("because 5xx on checkout"),
+        "{by}"
+    );
+
+    // From a network the operator did not name, the header does nothing.
+    let elsewhere = Proxy::start(&canary_config(
+        &primary,
+        &candidate.url(),
+        "  weight: 0\n  force: { from: [10.0.0.0/8], while_off: true }\n  judge: { interval: 1h }\n",
+    ))
+    .await;
+    let before = candidate.count();
+    for _ in 0..10 {
+        let res = c
+            .get(elsewhere.url("/x"))
+            .header("x-twinpeak-canary", "always")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(side_of(&res), "primary");
+    }
+    assert_eq!(candidate.count(), before);
+}
+
+#[tokio::test]
+async fn client_sent_twinpeak_headers_reach_no_upstream() {
+    let primary = Backend::fixed("primary").await;
+    let candidate = Backend::fixed("candidate").await;
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 100 }}\n\
+         canary:\n  upstream: {}\n  weight: 50\n  force: {{ header: x-pick-side, from: [127.0.0.1] }}\n  \
+         judge: {{ interval: 1h }}\n",
+        primary.url(),
+        candidate.url(),
+        candidate.url()
+    ))
+    .await;
+    let c = client();
+    for i in 0..20 {
+        let res = c
+            .get(proxy.url(&format!("/items/{i}")))
+            .header("x-twinpeak-canary-secret", "guess")
+            .header("x-twinpeak-debug", "1")
+            .header("x-pick-side", if i % 2 == 0 { "never" } else { "always" })
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            primary.count() >= 10 && candidate.count() >= 10
+        })
+        .await
+    );
+    for received in primary.requests().iter().chain(candidate.requests().iter()) {
+        let steering: Vec<&(String, String)> = received
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                (k.starts_with("x-twinpeak-") && k != "x-twinpeak-shadow") || k == "x-pick-side"
+            })
+            .collect();
+        assert!(steering.is_empty(), "{} got {steering:?}", received.uri);
+    }
 }

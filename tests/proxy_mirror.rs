@@ -302,12 +302,14 @@ async fn put_mirror_changes_the_share_live() {
     let (_primary, shadow, proxy) = mirrored("mirror: { percent: 0 }\n").await;
     let c = client();
     c.get(proxy.url("/a")).send().await.unwrap();
-    let res = c
-        .put(proxy.admin_url("/api/v1/mirror"))
-        .body(r#"{"percent": 100, "methods": ["GET", "POST"]}"#)
-        .send()
-        .await
-        .unwrap();
+    let res = admin_change(
+        "PUT",
+        &proxy.admin_url("/api/v1/mirror"),
+        r#"{"percent": 100, "methods": ["GET", "POST"], "by": "sre-on-call"}"#,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     c.get(proxy.url("/a")).send().await.unwrap();
     c.post(proxy.url("/a")).body("b").send().await.unwrap();
@@ -322,6 +324,7 @@ async fn put_mirror_changes_the_share_live() {
         .metrics()
         .await
         .contains("twinpeak_mirror_percent 100"));
+    assert!(proxy.log_text().contains("sre-on-call (local, 127.0.0.1:"));
     assert!(proxy
         .log_text()
         .contains("mirror settings changed: percent 0 -> 100"));
@@ -333,9 +336,7 @@ async fn put_mirror_changes_the_share_live() {
         r#"{"pct": 1}"#,
         "not json",
     ] {
-        let res = c
-            .put(proxy.admin_url("/api/v1/mirror"))
-            .body(bad)
+        let res = admin_change("PUT", &proxy.admin_url("/api/v1/mirror"), bad)
             .send()
             .await
             .unwrap();
@@ -409,4 +410,136 @@ fn chunked(data: Vec<u8>) -> reqwest::Body {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         data.chunks(512).map(|c| Ok(c.to_vec())).collect();
     reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
+/// Sends `n` requests through a proxy mirroring all of them to a shadow answering `answer`
+/// (raw bytes), and checks that the clients got the primary's answers, that every copy ended
+/// in exactly one outcome — `expected` for all of them — and that nothing panicked.
+async fn every_copy_is_counted(answer: &'static [u8], close: bool, expected: &str) {
+    let primary = Backend::fixed("the primary's answer").await;
+    let (shadow, answered) = raw_backend(answer, close).await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &format!("http://{shadow}"),
+        "mirror: { percent: 100 }\nroutes: [\"/bookings/{id}\"]\n",
+    ))
+    .await;
+    let c = client();
+    let n = 20;
+    for i in 0..n {
+        let res = c.get(proxy.url(&format!("/bookings/{i}"))).send().await;
+        let res = res.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "the primary's answer");
+    }
+    let outcomes = [
+        "sent",
+        "shadow_error",
+        "shadow_timeout",
+        "dropped_in_flight",
+    ];
+    let counted = eventually(Duration::from_secs(5), || async {
+        let status = proxy.admin_json("/api/v1/status").await;
+        let mirror = &status["counters"]["mirror"];
+        let total: u64 = outcomes.iter().map(|o| mirror[o].as_u64().unwrap()).sum();
+        total == n
+    })
+    .await;
+    let status = proxy.admin_json("/api/v1/status").await;
+    assert!(counted, "copies not all counted: {}", status["counters"]);
+    assert_eq!(
+        status["counters"]["mirror"][expected].as_u64(),
+        Some(n),
+        "{}",
+        status["counters"]
+    );
+    assert!(*answered.lock().unwrap() > 0);
+    let log = proxy.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test]
+async fn a_shadow_sending_early_hints_before_every_answer_is_read_past_them() {
+    every_copy_is_counted(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+        false,
+        "sent",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_shadow_sending_100_continue_unasked_is_read_past_it() {
+    every_copy_is_counted(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        false,
+        "sent",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_shadow_sending_only_interim_answers_is_an_error() {
+    every_copy_is_counted(
+        b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n\
+          HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n",
+        true,
+        "shadow_error",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_shadow_switching_protocols_unasked_is_an_error() {
+    every_copy_is_counted(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        true,
+        "shadow_error",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_shadow_answering_with_a_close_delimited_body_is_read_to_the_end() {
+    every_copy_is_counted(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nok, then closed",
+        true,
+        "sent",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_shadow_answering_with_trailers_is_read_to_the_end() {
+    every_copy_is_counted(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n\
+          2\r\nok\r\n0\r\nx-checksum: abc\r\n\r\n",
+        false,
+        "sent",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_shadow_answering_a_bad_chunk_or_a_short_body_is_an_error() {
+    every_copy_is_counted(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+        true,
+        "shadow_error",
+    )
+    .await;
+    every_copy_is_counted(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+        true,
+        "shadow_error",
+    )
+    .await;
 }

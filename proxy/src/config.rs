@@ -10,6 +10,7 @@ use twinpeak_reports::yaml_error;
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
 use crate::routes::RouteTemplate;
+use crate::secret::SecretSource;
 use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
 
 /// The whole proxy configuration, as read from YAML with every default filled in.
@@ -55,14 +56,29 @@ pub struct AdminConfig {
     /// Where `/metrics` and `/api/v1/...` are served.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// A bearer token (`{file: PATH}` or `{env: NAME}`) every endpoint but `/health` then
+    /// requires; required when `listen` is not a loopback address.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub token: SecretSource,
+    /// `Host` values (`name` or `name:port`) accepted on changes besides loopback names and
+    /// the listen address itself: what a browser cannot forge is a request to a name it did not
+    /// resolve itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: default_admin_listen(),
+            token: SecretSource::default(),
+            hosts: Vec::new(),
         }
     }
+}
+
+fn is_unset(secret: &SecretSource) -> bool {
+    !secret.is_set()
 }
 
 /// The primary (legacy) upstream.
@@ -274,19 +290,40 @@ impl Config {
     /// Parses and validates configuration text; `file` is used in error messages.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = yaml_error::deserialize(file, text)?;
+        let located = |(key, message): (String, String)| {
+            ConfigError::at_key(file, text, Some(key), None, message)
+        };
         if let Some(canary) = config.canary.as_mut() {
             canary.resolve(config.shadow.as_ref().map(|s| &s.url));
         }
-        config
-            .validate()
-            .map_err(|(key, message)| ConfigError::at_key(file, text, Some(key), None, message))?;
+        config.validate().map_err(located)?;
+        config.read_secrets().map_err(located)?;
         Ok(config)
+    }
+
+    /// Reads the secrets the configuration names (from their files or the environment).
+    fn read_secrets(&mut self) -> Result<(), (String, String)> {
+        self.admin.token.resolve("admin.token")?;
+        if let Some(canary) = self.canary.as_mut() {
+            canary.force.secret.resolve("canary.force.secret")?;
+        }
+        Ok(())
     }
 
     /// Checks that hold across keys; returns the key at fault and why.
     fn validate(&self) -> Result<(), (String, String)> {
         if self.threads == 0 {
             return Err(("threads".into(), "must be at least 1".into()));
+        }
+        if !self.admin.listen.ip().is_loopback() && !self.admin.token.is_set() {
+            return Err((
+                "admin.listen".into(),
+                format!(
+                    "{} is not a loopback address, so the admin API needs a token: add \
+                     admin.token: {{file: PATH}} or {{env: NAME}}",
+                    self.admin.listen
+                ),
+            ));
         }
         if self.listen.contains(&self.admin.listen) {
             return Err((
@@ -434,6 +471,34 @@ routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
         let e = parse("listen: localhost\nprimary: { url: http://127.0.0.1:9001 }\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("listen"));
         assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn a_non_loopback_admin_needs_a_token() {
+        let open = "listen: 127.0.0.1:8080\nadmin: { listen: 0.0.0.0:9901 }\nprimary: { url: http://127.0.0.1:9001 }\n";
+        let e = parse(open).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.listen"));
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("needs a token"), "{e}");
+        std::env::set_var("TWINPEAK_TEST_ADMIN_TOKEN", "0123456789abcdef-token");
+        let with_token = open.replace(
+            "0.0.0.0:9901 }",
+            "0.0.0.0:9901, token: {env: TWINPEAK_TEST_ADMIN_TOKEN} }",
+        );
+        let c = parse(&with_token).unwrap();
+        assert!(c
+            .admin
+            .token
+            .secret()
+            .unwrap()
+            .matches(b"0123456789abcdef-token"));
+        // The token itself is never printed, only where it comes from.
+        assert!(!c.to_yaml().contains("0123456789abcdef"), "{}", c.to_yaml());
+        assert!(c.to_yaml().contains("env: TWINPEAK_TEST_ADMIN_TOKEN"));
+        let unset = with_token.replace("TWINPEAK_TEST_ADMIN_TOKEN", "TWINPEAK_TEST_UNSET_TOKEN");
+        let e = parse(&unset).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.token.env"));
+        assert_eq!(e.line, Some(2));
     }
 
     #[test]

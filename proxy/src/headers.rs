@@ -57,6 +57,32 @@ pub fn strip_hop_by_hop(request: &mut RequestHeader) {
     }
 }
 
+/// Headers of twinpeak's own start with this; a client's are never passed upstream (but for
+/// the loop marker, [`SHADOW_MARKER`]).
+const OWN_PREFIX: &[u8] = b"x-twinpeak-";
+
+/// Removes from a request about to be forwarded the headers that steer twinpeak itself: every
+/// `x-twinpeak-*` header but the loop marker, and `also` (a force header under another name).
+/// Allocates only when there is something to remove.
+pub fn strip_controls(request: &mut RequestHeader, also: &[HeaderName]) {
+    let controls = |name: &HeaderName| {
+        let bytes = name.as_str().as_bytes();
+        (bytes.starts_with(OWN_PREFIX) && *name != SHADOW_MARKER) || also.contains(name)
+    };
+    if !request.headers.keys().any(controls) {
+        return;
+    }
+    let names: Vec<HeaderName> = request
+        .headers
+        .keys()
+        .filter(|n| controls(n))
+        .cloned()
+        .collect();
+    for name in names {
+        request.remove_header(&name);
+    }
+}
+
 /// The request's id: its own `x-request-id` when it has a usable one, otherwise a new UUID.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
@@ -173,6 +199,25 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-user-id", "transfer-encoding"]);
+    }
+
+    #[test]
+    fn client_sent_controls_go_but_the_loop_marker_stays() {
+        let mut h = RequestHeader::build("GET", b"/", None).unwrap();
+        h.insert_header("x-twinpeak-canary", "always").unwrap();
+        h.insert_header("x-twinpeak-canary-secret", "guess")
+            .unwrap();
+        h.insert_header("x-twinpeak-shadow", "1").unwrap();
+        h.insert_header("x-tester-pick", "always").unwrap();
+        h.insert_header("x-user-id", "7").unwrap();
+        strip_controls(&mut h, &[HeaderName::from_static("x-tester-pick")]);
+        let mut names: Vec<&str> = h.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["x-twinpeak-shadow", "x-user-id"]);
+        let mut plain = RequestHeader::build("GET", b"/", None).unwrap();
+        plain.insert_header("x-user-id", "7").unwrap();
+        strip_controls(&mut plain, &[]);
+        assert_eq!(plain.headers.len(), 1);
     }
 
     #[test]

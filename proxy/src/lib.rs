@@ -19,6 +19,7 @@ pub mod pairing;
 pub mod ratelimit;
 pub mod routes;
 pub mod sampling;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod shards;

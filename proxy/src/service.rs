@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
@@ -34,6 +34,9 @@ pub struct TwinpeakProxy {
     mirror: Arc<Mirror>,
     primary: HttpPeer,
     canary: Option<CanaryRoute>,
+    /// Headers that steer twinpeak under names of the operator's choosing (the force headers);
+    /// like every `x-twinpeak-*` header a client sends, they are never passed upstream.
+    controls: Vec<HeaderName>,
 }
 
 /// The canary's side of the proxy: the routing decision and the candidate upstream.
@@ -75,12 +78,18 @@ impl TwinpeakProxy {
             primary.connect_timeout.0,
             read_timeout,
         )?;
+        let controls = canary
+            .iter()
+            .flat_map(|c| c.canary.force_headers())
+            .cloned()
+            .collect();
         Ok(TwinpeakProxy {
             routes,
             stats,
             mirror,
             primary,
             canary,
+            controls,
         })
     }
 }
@@ -227,11 +236,12 @@ impl TwinpeakProxy {
     /// The header the shadow gets: the client's (with the request id the primary gets),
     /// hop-by-hop headers removed, the same forwarding headers as the primary, and the shadow
     /// marker.
-    fn shadow_header(session: &Session, has_body: bool) -> Option<RequestHeader> {
+    fn shadow_header(&self, session: &Session, has_body: bool) -> Option<RequestHeader> {
         let original = session.req_header();
         let mut header = original.clone();
         header.set_version(http::Version::HTTP_11);
         headers::strip_hop_by_hop(&mut header);
+        headers::strip_controls(&mut header, &self.controls);
         headers::set_forwarding(&mut header, client_ip(session)).ok()?;
         header.insert_header(SHADOW_MARKER, "1").ok()?;
         if !header.headers.contains_key(http::header::HOST) {
@@ -282,7 +292,7 @@ impl TwinpeakProxy {
             .insert_header(REQUEST_ID, request_id.as_str());
         let header = with_id
             .ok()
-            .and_then(|()| Self::shadow_header(session, has_body));
+            .and_then(|()| self.shadow_header(session, has_body));
         let Some(header) = header else {
             self.mirror.abandoned(ctx.route, MirrorOutcome::ShadowError);
             return;
@@ -348,7 +358,12 @@ impl ProxyHttp for TwinpeakProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         ctx.route = self.routes.route_for(session.req_header().uri.path());
         if let Some(canary) = &self.canary {
-            if canary.canary.choose(&session.req_header().headers) == Side::Candidate {
+            let req = session.req_header();
+            if canary
+                .canary
+                .choose(&req.method, &req.headers, client_ip(session))
+                == Side::Candidate
+            {
                 // The candidate serves it: there is no primary answer to compare with.
                 ctx.side = Side::Candidate;
                 self.stats
@@ -442,6 +457,7 @@ impl ProxyHttp for TwinpeakProxy {
         // owns the framing of the upstream request. The client's request is left as it came
         // (but for the request id of a mirrored one), so this copy is the only one that grows.
         headers::set_forwarding(upstream_request, client_ip(session))?;
+        headers::strip_controls(upstream_request, &self.controls);
         if let Some(m) = ctx.mirrored.as_mut() {
             m.attempt_offset = 0;
         }

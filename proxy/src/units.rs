@@ -322,6 +322,46 @@ impl Serialize for UpstreamUrl {
     }
 }
 
+/// A network clients may come from: `10.0.0.0/8`, `::1/128`, or one address (`127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceNet(pub ipnet::IpNet);
+
+impl FromStr for SourceNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(SourceNet(net.trunc()));
+        }
+        text.parse::<std::net::IpAddr>()
+            .map(|ip| SourceNet(ipnet::IpNet::from(ip)))
+            .map_err(|_| {
+                format!("expected an address or a network such as 10.0.0.0/8, got {text:?}")
+            })
+    }
+}
+
+impl fmt::Display for SourceNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceNet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for SourceNet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,5 +423,20 @@ mod tests {
         assert!(m.is_safe());
         assert!(!"POST".parse::<Method>().unwrap().is_safe());
         assert!("GE T".parse::<Method>().is_err());
+    }
+
+    #[test]
+    fn source_networks_take_addresses_and_prefixes() {
+        let net: SourceNet = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(net.to_string(), "10.0.0.0/8");
+        let one: SourceNet = "127.0.0.1".parse().unwrap();
+        assert_eq!(one.to_string(), "127.0.0.1/32");
+        assert!(one
+            .0
+            .contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        let v6: SourceNet = "::1".parse().unwrap();
+        assert_eq!(v6.to_string(), "::1/128");
+        let err = "localhost".parse::<SourceNet>().unwrap_err();
+        assert!(err.contains("10.0.0.0/8"), "{err}");
     }
 }

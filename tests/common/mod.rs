@@ -186,6 +186,47 @@ pub async fn misbehaving(kind: Misbehaviour) -> (SocketAddr, Arc<Mutex<usize>>) 
     (addr, accepted)
 }
 
+/// A raw TCP backend that answers every request it reads on a connection (requests without
+/// a body) with exactly `answer`, keeping the connection open unless `close`; for answers no
+/// HTTP library would write (interim 1xx, trailers, close-delimited bodies). Returns its
+/// address and a counter of requests answered.
+pub async fn raw_backend(answer: &'static [u8], close: bool) -> (SocketAddr, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(Mutex::new(0usize));
+    let counter = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        *counter.lock().unwrap() += 1;
+                        if close {
+                            return;
+                        }
+                    }
+                    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf));
+                    match read.await {
+                        Ok(Ok(n)) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    (addr, answered)
+}
+
 /// A loopback address nothing listens on.
 pub fn refused_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -218,13 +259,25 @@ fn free_port() -> SocketAddr {
 impl Proxy {
     /// Starts the proxy with `body` (YAML without listen/admin, which are filled in).
     pub async fn start(body: &str) -> Proxy {
+        Proxy::start_with_admin("", body).await
+    }
+
+    /// Starts the proxy with `body`, and `admin` (more keys of the admin section, such as
+    /// `token: {file: ...}`) beside the admin address filled in.
+    pub async fn start_with_admin(admin_keys: &str, body: &str) -> Proxy {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let addr = free_port();
             let admin = free_port();
-            let config =
-                format!("listen: {addr}\nadmin: {{ listen: {admin} }}\nthreads: 2\n{body}");
+            let admin_keys = if admin_keys.is_empty() {
+                String::new()
+            } else {
+                format!(", {admin_keys}")
+            };
+            let config = format!(
+                "listen: {addr}\nadmin: {{ listen: {admin}{admin_keys} }}\nthreads: 2\n{body}"
+            );
             let path = dir.path().join("proxy.yaml");
             std::fs::write(&path, config).unwrap();
             let log = dir.path().join("proxy.log");
@@ -306,6 +359,14 @@ impl Proxy {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// An admin change: `method` to `url` with a JSON body, as operators send it.
+pub fn admin_change(method: &str, url: &str, body: &'static str) -> reqwest::RequestBuilder {
+    client()
+        .request(method.parse().unwrap(), url)
+        .header("content-type", "application/json")
+        .body(body)
 }
 
 /// A client with keepalive and a generous timeout that shows bodies as they were sent (no

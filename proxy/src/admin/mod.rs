@@ -24,8 +24,8 @@ use crate::routes::RouteTable;
 use crate::stats::Stats;
 use crate::units::{Method as ConfigMethod, Percent, SampleKey};
 
-/// Largest request body the admin API reads.
-const MAX_ADMIN_BODY: usize = 64 << 10;
+mod guard;
+use guard::{Change, Guard};
 
 /// The admin API's view of the running proxy.
 pub struct Admin {
@@ -35,9 +35,15 @@ pub struct Admin {
     mirror: Arc<Mirror>,
     comparator: Arc<Comparator>,
     canary: Option<Arc<Canary>>,
+    guard: Guard,
     started_at: SystemTime,
     started: Instant,
 }
+
+/// The body of a change that takes no settings (`POST /api/v1/canary/pause`, ...).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoSettings {}
 
 /// A `PUT /api/v1/canary` body.
 #[derive(Debug, Deserialize)]
@@ -82,6 +88,7 @@ impl Admin {
         canary: Option<Arc<Canary>>,
     ) -> Self {
         Admin {
+            guard: Guard::new(&config.config.admin),
             config,
             routes,
             stats,
@@ -132,7 +139,22 @@ impl Admin {
         })
     }
 
-    fn canary_change(&self, action: Result<AdminAction, String>, who: &str) -> Response<Vec<u8>> {
+    /// A canary change that takes no settings: its body may only name who and why.
+    fn canary_action(&self, action: AdminAction, change: Change) -> Response<Vec<u8>> {
+        let action = change
+            .settings::<NoSettings>()
+            .map(|NoSettings {}| action)
+            .map_err(|e| {
+                format!("bad body (expected {{}} or {{\"by\": ..., \"reason\": ...}}): {e}")
+            });
+        self.canary_change(action, &change)
+    }
+
+    fn canary_change(
+        &self,
+        action: Result<AdminAction, String>,
+        change: &Change,
+    ) -> Response<Vec<u8>> {
         let Some(canary) = &self.canary else {
             return error_response(StatusCode::NOT_FOUND, "no canary is configured");
         };
@@ -140,7 +162,7 @@ impl Admin {
             Ok(action) => action,
             Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
         };
-        match canary.admin(action, who) {
+        match canary.admin(action, &change.who()) {
             Ok(change) => json_response(
                 StatusCode::OK,
                 &json!({ "change": change, "canary": Self::canary_view(canary) }),
@@ -263,8 +285,9 @@ impl Admin {
         Ok(json!({ "route": route, "path": path, "examples": examples }))
     }
 
-    fn update_mirror(&self, body: &[u8]) -> Result<serde_json::Value, (StatusCode, String)> {
-        let update: MirrorUpdate = serde_json::from_slice(body)
+    fn update_mirror(&self, change: &Change) -> Result<serde_json::Value, (StatusCode, String)> {
+        let update: MirrorUpdate = change
+            .settings()
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad mirror settings: {e}")))?;
         let current = self.mirror.settings();
         let settings = MirrorSettings::new(
@@ -276,7 +299,8 @@ impl Admin {
             .set_settings(settings.clone())
             .map_err(|e| (StatusCode::CONFLICT, e))?;
         log::info!(
-            "mirror settings changed: percent {} -> {}, key {} -> {}, methods [{}] -> [{}]",
+            "{}: mirror settings changed: percent {} -> {}, key {} -> {}, methods [{}] -> [{}]",
+            change.who(),
             current.percent.value(),
             settings.percent.value(),
             current.key,
@@ -290,6 +314,22 @@ impl Admin {
     async fn route(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
+        if (method.clone(), path.as_str()) == (Method::GET, "/health") {
+            return respond(StatusCode::OK, "text/plain", b"ok\n".to_vec());
+        }
+        let caller = match self.guard.admit(session) {
+            Ok(caller) => caller,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let is_change = matches!(method, Method::PUT | Method::POST | Method::DELETE);
+        let change = if is_change {
+            match self.guard.change(session, caller).await {
+                Ok(change) => Some(change),
+                Err(refusal) => return refusal.into_response(),
+            }
+        } else {
+            None
+        };
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
                 let body = self.stats.render_metrics(&self.routes);
@@ -305,44 +345,44 @@ impl Admin {
             (Method::GET, "/api/v1/mirror") => {
                 json_response(StatusCode::OK, &*self.mirror.settings())
             }
-            (Method::PUT, "/api/v1/mirror") => match read_body(session).await {
-                Ok(body) => match self.update_mirror(&body) {
+            (Method::PUT, "/api/v1/mirror") => {
+                let change = change.expect("PUT is a change");
+                match self.update_mirror(&change) {
                     Ok(v) => json_response(StatusCode::OK, &v),
                     Err((status, message)) => error_response(status, &message),
-                },
-                Err(message) => error_response(StatusCode::BAD_REQUEST, &message),
-            },
+                }
+            }
             (Method::GET, "/api/v1/canary") => match &self.canary {
                 Some(canary) => json_response(StatusCode::OK, &Self::canary_view(canary)),
                 None => error_response(StatusCode::NOT_FOUND, "no canary is configured"),
             },
             (Method::PUT, "/api/v1/canary") => {
-                let who = admin_client(session);
-                let action = read_body(session).await.and_then(|body| {
-                    serde_json::from_slice::<CanaryUpdate>(&body)
-                        .map(|u| AdminAction::Weight(u.weight.value()))
-                        .map_err(|e| {
-                            format!("bad canary settings (expected {{\"weight\": 12.5}}): {e}")
-                        })
-                });
-                self.canary_change(action, &who)
+                let change = change.expect("PUT is a change");
+                let action = change
+                    .settings::<CanaryUpdate>()
+                    .map(|u| AdminAction::Weight(u.weight.value()))
+                    .map_err(|e| {
+                        format!("bad canary settings (expected {{\"weight\": 12.5}}): {e}")
+                    });
+                self.canary_change(action, &change)
             }
             (Method::POST, "/api/v1/canary/pause") => {
-                self.canary_change(Ok(AdminAction::Pause), &admin_client(session))
+                self.canary_action(AdminAction::Pause, change.expect("POST is a change"))
             }
             (Method::POST, "/api/v1/canary/resume") => {
-                self.canary_change(Ok(AdminAction::Resume), &admin_client(session))
+                self.canary_action(AdminAction::Resume, change.expect("POST is a change"))
             }
             (Method::POST, "/api/v1/canary/promote") => {
-                self.canary_change(Ok(AdminAction::Promote), &admin_client(session))
+                self.canary_action(AdminAction::Promote, change.expect("POST is a change"))
             }
             (Method::POST, "/api/v1/canary/rollback") => {
-                self.canary_change(Ok(AdminAction::Rollback), &admin_client(session))
+                self.canary_action(AdminAction::Rollback, change.expect("POST is a change"))
             }
             (Method::GET, "/api/v1/diffs") => json_response(StatusCode::OK, &self.diffs()),
             (Method::DELETE, "/api/v1/diffs") => {
+                let change = change.expect("DELETE is a change");
                 self.comparator.store().reset();
-                log::info!("comparison results reset through the admin API");
+                log::info!("{}: comparison results reset", change.who());
                 json_response(StatusCode::OK, &json!({ "reset": true }))
             }
             (Method::GET, "/api/v1/diffs/examples") => {
@@ -352,7 +392,6 @@ impl Admin {
                     Err((status, message)) => error_response(status, &message),
                 }
             }
-            (Method::GET, "/health") => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             (
                 _,
                 "/metrics"
@@ -372,14 +411,6 @@ impl Admin {
     }
 }
 
-/// Who made an admin change, for the audit trail: `admin (ADDRESS)`.
-fn admin_client(session: &ServerSession) -> String {
-    match session.client_addr() {
-        Some(addr) => format!("admin ({addr})"),
-        None => "admin".to_string(),
-    }
-}
-
 /// Decodes a query parameter (`+` and `%XX` escapes).
 fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(&text.replace('+', " "))
@@ -393,22 +424,6 @@ fn join(methods: &[ConfigMethod]) -> String {
         .map(|m| m.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_ADMIN_BODY {
-                    return Err(format!("body larger than {MAX_ADMIN_BODY} bytes"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(format!("could not read the body: {e}")),
-        }
-    }
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

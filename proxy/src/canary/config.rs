@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{HumanDuration, Percent, SampleKey, UpstreamUrl};
+use crate::secret::SecretSource;
+use crate::units::{HumanDuration, Method, Percent, SampleKey, SourceNet, UpstreamUrl};
 
 /// The header that forces a request to one side, unless configured otherwise.
 pub const DEFAULT_FORCE_HEADER: &str = "x-twinpeak-canary";
@@ -48,21 +49,51 @@ pub struct CanaryConfig {
 }
 
 /// The header that lets a tester pick a side: `always` (the candidate) or `never` (the
-/// primary). Other values are ignored.
+/// primary). It is honoured only where the operator allows it (`from`, `secret`) and ignored
+/// otherwise; by default nobody may force.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForceConfig {
     /// Its name.
     #[serde(default = "default_force_header", deserialize_with = "header_name")]
     pub header: String,
+    /// Client networks whose requests may force (`10.0.0.0/8`, `127.0.0.1`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<SourceNet>,
+    /// A secret (`{file: PATH}` or `{env: NAME}`) that lets a request from anywhere force,
+    /// sent in `secret_header`.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub secret: SecretSource,
+    /// The header that carries the secret.
+    #[serde(
+        default = "default_force_secret_header",
+        deserialize_with = "header_name"
+    )]
+    pub secret_header: String,
+    /// Methods that may be forced; by default the safe ones, so a forced write cannot reach a
+    /// build that is not trusted yet.
+    #[serde(default = "default_force_methods")]
+    pub methods: Vec<Method>,
+    /// Whether `always` still reaches the candidate at weight 0 or after a rollback.
+    #[serde(default)]
+    pub while_off: bool,
 }
 
 impl Default for ForceConfig {
     fn default() -> Self {
         ForceConfig {
             header: default_force_header(),
+            from: Vec::new(),
+            secret: SecretSource::default(),
+            secret_header: default_force_secret_header(),
+            methods: default_force_methods(),
+            while_off: false,
         }
     }
+}
+
+fn is_unset(secret: &SecretSource) -> bool {
+    !secret.is_set()
 }
 
 /// One step of the ramp.
@@ -235,6 +266,15 @@ fn yes() -> bool {
 }
 fn default_force_header() -> String {
     DEFAULT_FORCE_HEADER.to_string()
+}
+fn default_force_secret_header() -> String {
+    format!("{DEFAULT_FORCE_HEADER}-secret")
+}
+fn default_force_methods() -> Vec<Method> {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .map(|m| m.parse().expect("static method names parse"))
+        .collect()
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))

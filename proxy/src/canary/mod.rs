@@ -6,11 +6,13 @@
 //! operators' changes.
 
 pub mod config;
+pub mod force;
 pub mod judge;
 pub mod ramp;
 pub mod window;
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +32,7 @@ use crate::stats::Stats;
 use crate::units::{SampleKey, UpstreamUrl};
 
 use config::CanaryConfig;
+use force::ForcePolicy;
 use judge::{Decision, DiffWindow, Verdict};
 pub use ramp::{Change, Machine, State};
 use window::{PairWindow, Windows};
@@ -103,7 +106,7 @@ impl AdminAction {
 pub struct Canary {
     config: CanaryConfig,
     upstream: UpstreamUrl,
-    force_header: HeaderName,
+    force: ForcePolicy,
     /// The weight in force (percent, as `f64` bits): read by every request without a lock.
     weight: AtomicU64,
     windows: Windows,
@@ -130,18 +133,12 @@ impl Canary {
             .clone()
             .or_else(|| shadow.cloned())
             .ok_or("canary.upstream: no candidate (and no shadow to default to)")?;
-        let force_header =
-            HeaderName::from_bytes(config.force.header.as_bytes()).map_err(|_| {
-                format!(
-                    "canary.force.header: {:?} is not valid",
-                    config.force.header
-                )
-            })?;
+        let force = ForcePolicy::new(&config.force)?;
         let machine = Machine::new(config, Instant::now());
         let canary = Canary {
             judge_diffs: shadow == Some(&upstream),
             upstream,
-            force_header,
+            force,
             weight: AtomicU64::new(machine.weight().to_bits()),
             windows: Windows::new(shards),
             history: Mutex::new(History::default()),
@@ -192,19 +189,26 @@ impl Canary {
         self.stats.metrics().canary_weight.set(weight);
     }
 
-    /// Which side serves a request: the force header first (`always`, `never`), then the
-    /// sticky key's hash against the weight, or a random draw when the request has no key.
-    pub fn choose(&self, headers: &HeaderMap) -> Side {
-        if let Some(value) = headers.get(&self.force_header) {
-            let value = value.as_bytes().trim_ascii();
-            if value.eq_ignore_ascii_case(b"always") {
-                return Side::Candidate;
-            }
-            if value.eq_ignore_ascii_case(b"never") {
-                return Side::Primary;
-            }
-        }
+    /// The headers a client may send to force a side; they are never passed upstream.
+    pub fn force_headers(&self) -> [&HeaderName; 2] {
+        self.force.headers()
+    }
+
+    /// Which side serves a request: the force header first (`always`, `never`) where the
+    /// operator allows it to `client`, then the sticky key's hash against the weight, or a
+    /// random draw when the request has no key. A rolled-back canary is at weight 0, so
+    /// `always` does not reach it either (unless `force.while_off`).
+    pub fn choose(
+        &self,
+        method: &http::Method,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Side {
         let fraction = self.weight() / 100.0;
+        let off = fraction <= 0.0;
+        if let Some(side) = self.force.forced_side(method, headers, client, off) {
+            return side;
+        }
         if fraction <= 0.0 {
             return Side::Primary;
         }
@@ -455,28 +459,56 @@ mod tests {
         Canary::new(&config(text), None, stats, 2).unwrap()
     }
 
+    /// Which side a GET with `h` from a tester on loopback goes to.
+    fn side(c: &Canary, h: &HeaderMap) -> Side {
+        c.choose(&http::Method::GET, h, Some(IpAddr::from([127, 0, 0, 1])))
+    }
+
     #[test]
-    fn routing_follows_weight_stickiness_and_the_force_header() {
-        let c = canary("{weight: 20, sticky: header:x-user-id}");
+    fn routing_follows_weight_stickiness_and_the_allowed_force_header() {
+        let c = canary("{weight: 20, sticky: header:x-user-id, force: {from: [127.0.0.1]}}");
         let mut candidates = 0;
         for user in 0..10_000 {
             let h = headers(&[("x-user-id", &format!("u{user}"))]);
-            let side = c.choose(&h);
-            assert!((0..3).all(|_| c.choose(&h) == side));
+            let side = side(&c, &h);
+            assert!((0..3).all(|_| super::tests::side(&c, &h) == side));
             candidates += usize::from(side == Side::Candidate);
         }
         // 20% of 10,000 is 2,000; the standard deviation is 40.
         assert!((1_850..2_150).contains(&candidates), "{candidates}");
         let always = headers(&[("x-twinpeak-canary", "Always")]);
         let never = headers(&[("x-twinpeak-canary", "never"), ("x-user-id", "u1")]);
-        assert_eq!(c.choose(&always), Side::Candidate);
-        assert_eq!(c.choose(&never), Side::Primary);
+        assert_eq!(side(&c, &always), Side::Candidate);
+        assert_eq!(side(&c, &never), Side::Primary);
+        // Not from an allowed source, or not a safe method: the header is ignored.
+        let elsewhere = Some(IpAddr::from([192, 0, 2, 1]));
+        let from_elsewhere: Vec<Side> = (0..200)
+            .map(|_| c.choose(&http::Method::GET, &always, elsewhere))
+            .collect();
+        assert!(from_elsewhere.contains(&Side::Primary));
         c.admin(AdminAction::Weight(0.0), "test").unwrap();
-        assert_eq!(c.choose(&always), Side::Candidate);
-        assert_eq!(c.choose(&headers(&[])), Side::Primary);
+        // At weight 0 nobody reaches the candidate, forced or not.
+        assert_eq!(side(&c, &always), Side::Primary);
+        assert_eq!(side(&c, &headers(&[])), Side::Primary);
         c.admin(AdminAction::Promote, "test").unwrap();
-        assert_eq!(c.choose(&never), Side::Primary);
-        assert_eq!(c.choose(&headers(&[])), Side::Candidate);
+        assert_eq!(side(&c, &never), Side::Primary);
+        assert_eq!(side(&c, &headers(&[])), Side::Candidate);
+        c.admin(AdminAction::Weight(50.0), "test").unwrap();
+        let post = (0..200).map(|_| c.choose(&http::Method::POST, &always, None));
+        assert!(post.collect::<Vec<_>>().contains(&Side::Primary));
+    }
+
+    #[test]
+    fn a_rolled_back_canary_is_not_forced_unless_configured() {
+        let c = canary("{weight: 10, force: {from: [127.0.0.1]}}");
+        let always = headers(&[("x-twinpeak-canary", "always")]);
+        assert_eq!(side(&c, &always), Side::Candidate);
+        c.admin(AdminAction::Rollback, "test").unwrap();
+        assert_eq!(c.history().state, "rolled_back");
+        assert_eq!(side(&c, &always), Side::Primary);
+        let c = canary("{weight: 10, force: {from: [127.0.0.1], while_off: true}}");
+        c.admin(AdminAction::Rollback, "test").unwrap();
+        assert_eq!(side(&c, &always), Side::Candidate);
     }
 
     #[test]
@@ -485,11 +517,11 @@ mod tests {
         let users: Vec<HeaderMap> = (0..2_000)
             .map(|u| headers(&[("cookie", &format!("a=1; session=s{u}"))]))
             .collect();
-        let before: Vec<Side> = users.iter().map(|h| c.choose(h)).collect();
+        let before: Vec<Side> = users.iter().map(|h| side(&c, h)).collect();
         c.admin(AdminAction::Weight(25.0), "test").unwrap();
-        for (h, side) in users.iter().zip(before) {
-            if side == Side::Candidate {
-                assert_eq!(c.choose(h), Side::Candidate);
+        for (h, was) in users.iter().zip(before) {
+            if was == Side::Candidate {
+                assert_eq!(side(&c, h), Side::Candidate);
             }
         }
     }
