@@ -145,6 +145,38 @@ async fn a_route_can_be_kept_off_the_mirror() {
 }
 
 #[tokio::test]
+async fn no_spelling_of_a_path_slips_past_a_route_kept_off_the_mirror() {
+    let (primary, shadow, proxy) =
+        mirrored("mirror: { percent: 100 }\nroutes: [{path: \"/bookings/{id}\", mirror: false}]\n")
+            .await;
+    let spellings = [
+        "//bookings/7",
+        "/bookings//7",
+        "/bookings/7/",
+        "/%62ookings/7",
+        "/bookings/./7",
+        "/x/../bookings/7",
+    ];
+    for path in spellings {
+        // Sent as written: an HTTP client library would tidy the path first.
+        let answer = raw_get(proxy.addr, path).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+    }
+    assert!(eventually(Duration::from_secs(5), || async { primary.count() == 6 }).await);
+    // The primary got each path as the client wrote it; the shadow got none of them.
+    let got: Vec<String> = primary.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(got, spellings);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(shadow.count(), 0);
+    let metrics = proxy.metrics().await;
+    assert!(
+        metrics
+            .contains(r#"twinpeak_mirror_total{outcome="not_sampled",route="/bookings/{id}"} 6"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn sampling_matches_the_share_and_is_consistent_per_key() {
     let (_primary, shadow, proxy) =
         mirrored("mirror: { percent: 30, key: header:x-user-id }\n").await;

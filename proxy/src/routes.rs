@@ -1,6 +1,7 @@
 //! Route templates (`/bookings/{id}`): they name every metric, so label cardinality stays
 //! bounded by the configuration, never by the traffic.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
@@ -167,12 +168,15 @@ impl RouteTable {
         }
     }
 
-    /// The route a path belongs to (query ignored); `other` when none matches.
+    /// The route a path belongs to (query ignored); `other` when none matches. The path is
+    /// matched as [`normalize_path`] spells it, so `//bookings/7/` and `/%62ookings/7` are
+    /// `/bookings/{id}`, and no spelling slips past a route's settings.
     pub fn route_for(&self, path: &str) -> RouteId {
         let path = path.split(['?', '#']).next().unwrap_or(path);
+        let path = normalize_path(path);
         self.order
             .iter()
-            .find(|(t, _)| t.matches(path))
+            .find(|(t, _)| t.matches(&path))
             .map(|(_, id)| *id)
             .unwrap_or(self.names.len() - 1)
     }
@@ -206,6 +210,72 @@ impl RouteTable {
     pub fn extra_mirror_methods(&self, id: RouteId) -> &[Method] {
         &self.extra_methods[id]
     }
+}
+
+/// A request path as the routes see it (RFC 3986 §6.2.2): percent-encoded unreserved
+/// characters decoded (`%7E` is `~`), empty segments dropped (`//a///b` is `/a/b`), `.` and
+/// `..` segments resolved, and no trailing slash (`/a/` is `/a`; `/` stays). Other escapes
+/// (`%2F`) stay as they are: they are part of a segment. Borrows when there is nothing to do,
+/// which is the common case.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    let clean = bytes.first() == Some(&b'/')
+        && !bytes.contains(&b'%')
+        && !path.contains("//")
+        && !path.contains("/.")
+        && (bytes.len() == 1 || bytes.last() != Some(&b'/'));
+    if clean {
+        return Cow::Borrowed(path);
+    }
+    let mut segments: Vec<String> = Vec::new();
+    for raw in path.split('/') {
+        let segment = decode_unreserved(raw);
+        match segment.as_str() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut normal = String::with_capacity(path.len());
+    for segment in &segments {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if normal.is_empty() {
+        normal.push('/');
+    }
+    Cow::Owned(normal)
+}
+
+/// A segment with its percent-encoded unreserved characters decoded, other escapes kept.
+fn decode_unreserved(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = String::with_capacity(segment.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        match decoded {
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                let ch = segment[i..]
+                    .chars()
+                    .next()
+                    .expect("i is on a char boundary");
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -245,6 +315,38 @@ mod tests {
         assert_eq!(t.name(t.route_for("/bookings/9")), "/bookings/{id}");
         assert_eq!(t.name(t.route_for("/api/a/b")), "/api/*");
         assert_eq!(t.name(t.route_for("/api/")), "/api/*");
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_finds_its_route() {
+        let t = table(&["/bookings/{id}", "/bookings/new", "/static/*"]);
+        let bookings = t.route_for("/bookings/7");
+        for spelling in [
+            "//bookings/7",
+            "/bookings//7",
+            "/bookings/7/",
+            "/bookings/7//?x=1",
+            "/%62ookings/7",
+            "/%62%6F%6fkings/7",
+            "/bookings/./7",
+            "/static/../bookings/7",
+            "/./bookings/7/.",
+        ] {
+            assert_eq!(t.route_for(spelling), bookings, "{spelling}");
+        }
+        assert_eq!(t.name(t.route_for("/bookings/%6Eew")), "/bookings/new");
+        // An escaped slash is part of a segment, not a separator.
+        assert_eq!(
+            t.name(t.route_for("/bookings/7%2Fcancel")),
+            "/bookings/{id}"
+        );
+        assert_eq!(t.name(t.route_for("/bookings/../../etc")), OTHER_ROUTE);
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path("//"), "/");
+        assert_eq!(normalize_path("/a/..//"), "/");
+        assert_eq!(normalize_path("/caf%C3%A9/%7e"), "/caf%C3%A9/~");
+        assert_eq!(normalize_path("/a%2"), "/a%2");
+        assert!(matches!(normalize_path("/bookings/7"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -227,6 +227,17 @@ pub async fn raw_backend(answer: &'static [u8], close: bool) -> (SocketAddr, Arc
     (addr, answered)
 }
 
+/// Sends `GET path` exactly as written (no client tidies it) and returns the whole answer.
+pub async fn raw_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+    read.await.unwrap().unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A loopback address nothing listens on.
 pub fn refused_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
