@@ -575,3 +575,97 @@ async fn a_shadow_answering_a_bad_chunk_or_a_short_body_is_an_error() {
     )
     .await;
 }
+
+/// A text body of `lines` lines, each naming `side` and its number, 64 bytes a line.
+fn big_text(side: &str, lines: usize) -> &'static str {
+    let text: String = (0..lines)
+        .map(|i| format!("{side} line {i:056}\n"))
+        .collect();
+    Box::leak(text.into_boxed_str())
+}
+
+#[tokio::test]
+async fn big_answers_behind_a_stalled_comparison_stay_within_the_byte_budget() {
+    // 1 MiB answers that differ on every line: each comparison runs to its time limit, so
+    // pairs arrive far faster than they are compared.
+    let (primary_body, shadow_body) = (big_text("p", 16_384), big_text("s", 16_384));
+    assert_eq!(primary_body.len(), 1 << 20);
+    let primary = Backend::start(Duration::ZERO, Arc::new(move |_| text(200, primary_body))).await;
+    let shadow = Backend::start(Duration::ZERO, Arc::new(move |_| text(200, shadow_body))).await;
+    let budget: u64 = 16 << 20;
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: {}, timeout: 10s, max_in_flight: 256 }}\n\
+         mirror: {{ percent: 100, max_buffered_bytes: {budget} }}\ncapture: {{ max_body_bytes: 1MiB }}\n\
+         diff: {{ queue: 4096 }}\n",
+        primary.url(),
+        shadow.url()
+    ))
+    .await;
+    let c = client();
+    for _ in 0..4 {
+        let body = c
+            .get(proxy.url("/warm"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await;
+        assert_eq!(body.unwrap().len(), 1 << 20);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let baseline = proxy.rss_bytes();
+    let tasks: Vec<_> = (0..24)
+        .map(|t| {
+            let (c, url) = (c.clone(), proxy.url(&format!("/big/{t}")));
+            tokio::spawn(async move {
+                for _ in 0..16 {
+                    let res = c.get(&url).send().await.unwrap();
+                    assert_eq!(res.status(), 200);
+                    assert_eq!(res.bytes().await.unwrap().len(), 1 << 20);
+                }
+            })
+        })
+        .collect();
+    let mut peak = 0;
+    let sampling = Instant::now();
+    while tasks.iter().any(|t| !t.is_finished()) && sampling.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(proxy.rss_bytes());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Pairs keep arriving at the shadow side for a moment after the clients are done.
+    for _ in 0..25 {
+        peak = peak.max(proxy.rss_bytes());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = proxy.admin_json("/api/v1/status").await;
+    let growth = peak.saturating_sub(baseline);
+    // Without the budget the queue alone would hold hundreds of 2 MiB pairs.
+    let margin: u64 = 64 << 20;
+    assert!(
+        growth < budget + margin,
+        "RSS grew {} MiB over {} MiB (budget {} MiB); {}",
+        growth >> 20,
+        baseline >> 20,
+        budget >> 20,
+        status["counters"]
+    );
+    assert!(status["mirror"]["buffered_bytes"].as_u64().unwrap() <= budget);
+    assert_eq!(
+        status["mirror"]["max_buffered_bytes"].as_u64(),
+        Some(budget)
+    );
+    // What did not fit was dropped and counted, not queued.
+    assert!(
+        status["counters"]["compared"]["dropped"].as_u64().unwrap() > 100,
+        "{}",
+        status["counters"]
+    );
+    let metrics = proxy.metrics().await;
+    assert!(
+        metrics.contains("twinpeak_mirror_buffered_bytes"),
+        "{metrics}"
+    );
+}

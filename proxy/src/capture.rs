@@ -1,26 +1,43 @@
 //! A capped copy of an answer (status, headers, body, timings), kept for pairing and diffing.
 //! Past the cap the copy stops growing and is marked truncated; the answer itself is untouched.
+//! The kept bytes are taken from the mirror's [`ByteBudget`]; when it is spent, the copy is let
+//! go and marked so, and its pair is dropped.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
-/// A body copy that never holds more than its cap.
+use crate::budget::{ByteBudget, Reservation};
+
+/// A body copy that never holds more than its cap, nor more than its budget can spare.
 #[derive(Debug)]
 pub struct BodyCapture {
     buf: BytesMut,
     cap: usize,
     total: u64,
+    reservation: Reservation,
+    over_budget: bool,
 }
 
 impl BodyCapture {
-    /// An empty capture that keeps at most `cap` bytes.
-    pub fn new(cap: usize) -> Self {
+    /// An empty capture that keeps at most `cap` bytes, taken from `budget`.
+    pub fn new(cap: usize, budget: &Arc<ByteBudget>) -> Self {
+        BodyCapture {
+            reservation: budget.reservation(),
+            ..BodyCapture::unbudgeted(cap)
+        }
+    }
+
+    /// An empty capture that keeps at most `cap` bytes, outside any budget.
+    pub fn unbudgeted(cap: usize) -> Self {
         BodyCapture {
             buf: BytesMut::new(),
             cap,
             total: 0,
+            reservation: Reservation::default(),
+            over_budget: false,
         }
     }
 
@@ -29,8 +46,21 @@ impl BodyCapture {
         self.total += chunk.len() as u64;
         let room = self.cap.saturating_sub(self.buf.len());
         if room > 0 {
-            self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let kept = &chunk[..chunk.len().min(room)];
+            if self.reservation.grow(kept.len()) {
+                self.buf.extend_from_slice(kept);
+            } else {
+                self.over_budget = true;
+                self.stop();
+            }
         }
+    }
+
+    /// Lets go of what was kept and keeps nothing more (the copy is no longer wanted).
+    pub fn stop(&mut self) {
+        self.cap = 0;
+        self.buf = BytesMut::new();
+        self.reservation = Reservation::default();
     }
 
     /// Whether bytes were left out.
@@ -43,7 +73,9 @@ impl BodyCapture {
         CapturedBody {
             truncated: self.truncated(),
             total_bytes: self.total,
+            over_budget: self.over_budget,
             bytes: self.buf.freeze(),
+            _reservation: (self.reservation.bytes() > 0).then(|| Arc::new(self.reservation)),
         }
     }
 }
@@ -57,6 +89,22 @@ pub struct CapturedBody {
     pub truncated: bool,
     /// The body's full length as seen.
     pub total_bytes: u64,
+    /// Whether the capture was let go because the mirror's byte budget was spent.
+    pub over_budget: bool,
+    /// The budget the kept bytes hold, given back when the last copy of this body goes (held
+    /// for its `Drop`).
+    _reservation: Option<Arc<Reservation>>,
+}
+
+impl CapturedBody {
+    /// A body kept whole, outside any budget.
+    pub fn whole(bytes: Bytes) -> Self {
+        CapturedBody {
+            total_bytes: bytes.len() as u64,
+            bytes,
+            ..CapturedBody::default()
+        }
+    }
 }
 
 /// How an exchange with an upstream ended.
@@ -107,7 +155,7 @@ mod tests {
 
     #[test]
     fn capture_stops_at_the_cap_and_counts_the_rest() {
-        let mut c = BodyCapture::new(5);
+        let mut c = BodyCapture::unbudgeted(5);
         c.push(b"abc");
         assert!(!c.truncated());
         c.push(b"defgh");
@@ -120,10 +168,38 @@ mod tests {
 
     #[test]
     fn zero_cap_keeps_nothing() {
-        let mut c = BodyCapture::new(0);
+        let mut c = BodyCapture::unbudgeted(0);
         c.push(b"x");
         let body = c.finish();
         assert!(body.bytes.is_empty());
         assert!(body.truncated);
+    }
+
+    #[test]
+    fn captures_hold_their_bytes_in_the_budget_until_dropped() {
+        let budget = ByteBudget::new(10);
+        let mut a = BodyCapture::new(8, &budget);
+        a.push(b"abcdef");
+        let mut b = BodyCapture::new(8, &budget);
+        b.push(b"ghij");
+        assert_eq!(budget.used(), 10);
+        // One byte more than the budget holds: the capture lets go of everything it kept.
+        b.push(b"k");
+        assert_eq!(budget.used(), 6);
+        let b = b.finish();
+        assert!(b.over_budget && b.bytes.is_empty());
+        let a = a.finish();
+        assert!(!a.over_budget);
+        let copy = a.clone();
+        drop(a);
+        assert_eq!(budget.used(), 6);
+        drop(copy);
+        assert_eq!(budget.used(), 0);
+        let mut stopped = BodyCapture::new(8, &budget);
+        stopped.push(b"abc");
+        stopped.stop();
+        stopped.push(b"def");
+        assert_eq!(budget.used(), 0);
+        assert!(stopped.finish().bytes.is_empty());
     }
 }

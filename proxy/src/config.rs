@@ -127,6 +127,11 @@ pub struct MirrorConfig {
     /// Request bodies larger than this are not mirrored.
     #[serde(default = "default_max_request_body")]
     pub max_body_bytes: Bytes,
+    /// Most bytes the mirror holds at once: captured answers and request bodies waiting for
+    /// their pair, pairs waiting to be compared, and kept examples. Past it, pairs are dropped
+    /// (`twinpeak_compared_total{result="dropped"}`) and examples are not kept.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: Bytes,
 }
 
 impl Default for MirrorConfig {
@@ -136,6 +141,7 @@ impl Default for MirrorConfig {
             key: SampleKey::default(),
             methods: default_mirror_methods(),
             max_body_bytes: default_max_request_body(),
+            max_buffered_bytes: default_max_buffered(),
         }
     }
 }
@@ -237,6 +243,9 @@ fn default_mirror_methods() -> Vec<Method> {
 }
 fn default_max_request_body() -> Bytes {
     Bytes(1 << 20)
+}
+fn default_max_buffered() -> Bytes {
+    Bytes(64 << 20)
 }
 fn default_capture_body() -> Bytes {
     Bytes(256 << 10)
@@ -347,6 +356,15 @@ impl Config {
             return Err((
                 "mirror.percent".into(),
                 "is above 0 but no shadow is configured (add shadow: { url: ... })".into(),
+            ));
+        }
+        if self.mirror.max_buffered_bytes.0 < self.capture.max_body_bytes.0 {
+            return Err((
+                "mirror.max_buffered_bytes".into(),
+                format!(
+                    "must hold at least one captured answer (capture.max_body_bytes, {} bytes)",
+                    self.capture.max_body_bytes.0
+                ),
             ));
         }
         self.diff.validate()?;

@@ -6,6 +6,7 @@
 //! entry point.
 
 pub mod admin;
+pub mod budget;
 pub mod canary;
 pub mod capture;
 pub mod comparison;

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub mirror_in_flight: IntGauge,
     /// `twinpeak_mirror_percent`: the mirrored share in force.
     pub mirror_percent: Gauge,
+    /// `twinpeak_mirror_buffered_bytes`: bytes the mirror holds (set when scraped).
+    pub mirror_buffered_bytes: IntGauge,
     /// `twinpeak_canary_weight`: the share of live traffic the candidate serves, in percent.
     pub canary_weight: Gauge,
     /// `twinpeak_canary_decisions_total{decision}`, indexed by [`CanaryDecision::index`].
@@ -154,6 +156,11 @@ impl Metrics {
             "Share of eligible requests mirrored, in percent, as currently set.",
         )
         .expect("valid metric");
+        let mirror_buffered_bytes = IntGauge::new(
+            "twinpeak_mirror_buffered_bytes",
+            "Bytes the mirror holds: captures waiting for their pair, queued pairs, kept examples.",
+        )
+        .expect("valid metric");
         let canary_weight = Gauge::new(
             "twinpeak_canary_weight",
             "Share of live traffic served by the canary candidate, in percent, as currently set.",
@@ -176,6 +183,7 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(mirror_in_flight.clone()),
             Box::new(mirror_percent.clone()),
+            Box::new(mirror_buffered_bytes.clone()),
             Box::new(canary_weight.clone()),
             Box::new(canary_decisions.clone()),
         ] {
@@ -223,6 +231,7 @@ impl Metrics {
             routes,
             mirror_in_flight,
             mirror_percent,
+            mirror_buffered_bytes,
             canary_weight,
             canary_decisions: CanaryDecision::ALL
                 .iter()

@@ -16,7 +16,8 @@ use pingora_http::RequestHeader;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::capture::{BodyCapture, CapturedResponse, Outcome};
+use crate::budget::ByteBudget;
+use crate::capture::{BodyCapture, CapturedBody, CapturedResponse, Outcome};
 use crate::config::{Config, ShadowConfig};
 use crate::headers::SHADOW_MARKER;
 use crate::labels::{MirrorOutcome, ReferenceOutcome, Side, StatusClass};
@@ -101,6 +102,8 @@ pub struct Mirror {
     stats: Arc<Stats>,
     pairs: PairQueue,
     capture_cap: usize,
+    /// Bytes every capture and waiting pair takes from.
+    budget: Arc<ByteBudget>,
     max_body_bytes: u64,
     errors_log: RateLimitedLog,
     /// Shadow answers waiting for their primary answer (bounded: each holds a body).
@@ -127,7 +130,12 @@ struct ShadowTarget {
 impl Mirror {
     /// The mirror for a configuration; without a shadow it mirrors nothing. Fails when an
     /// upstream's host name does not resolve, naming its key.
-    pub fn new(config: &Config, stats: Arc<Stats>, pairs: PairQueue) -> Result<Self, String> {
+    pub fn new(
+        config: &Config,
+        stats: Arc<Stats>,
+        pairs: PairQueue,
+        budget: Arc<ByteBudget>,
+    ) -> Result<Self, String> {
         let settings = MirrorSettings::new(
             config.mirror.percent,
             config.mirror.key.clone(),
@@ -145,6 +153,7 @@ impl Mirror {
             stats,
             pairs,
             capture_cap: config.capture.max_body_bytes.0 as usize,
+            budget,
             max_body_bytes: config.mirror.max_body_bytes.0,
             errors_log: RateLimitedLog::new(Duration::from_secs(5)),
             awaiting_primary: Arc::new(tokio::sync::Semaphore::new(
@@ -172,6 +181,11 @@ impl Mirror {
         Ok(())
     }
 
+    /// The byte budget every capture takes from.
+    pub fn budget(&self) -> &Arc<ByteBudget> {
+        &self.budget
+    }
+
     /// Copies outstanding now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
@@ -182,9 +196,10 @@ impl Mirror {
         self.max_body_bytes
     }
 
-    /// Bytes of each answer kept for comparison.
-    pub fn capture_cap(&self) -> usize {
-        self.capture_cap
+    /// A capture for one answer (or request body) kept for comparison: capped, and taken from
+    /// the mirror's byte budget.
+    pub fn capture(&self) -> BodyCapture {
+        BodyCapture::new(self.capture_cap, &self.budget)
     }
 
     /// Decides whether a request is copied. `Ok(permit)` means it is, and holds one of the
@@ -254,17 +269,13 @@ impl Mirror {
             .as_ref()
             .filter(|r| body.is_none() && is_safe(&method) && r.share.includes(&request_headers))
             .map(|r| (r, header.clone()));
-        let mut request_body = BodyCapture::new(self.capture_cap);
+        let mut request_body = self.capture();
         let start = Instant::now();
-        let exchange = shadow.exchange(header, body, &mut request_body, self.capture_cap, start);
+        let exchange = shadow.exchange(header, body, &mut request_body, self.capture(), start);
         let shadow_exchange = tokio::time::timeout(shadow.timeout, exchange);
         let reference_exchange = async {
             let (reference, header) = reference?;
-            Some(
-                reference
-                    .ask(header, self.capture_cap, shadow.timeout)
-                    .await,
-            )
+            Some(reference.ask(header, self.capture(), shadow.timeout).await)
         };
         let (result, reference) = tokio::join!(shadow_exchange, reference_exchange);
         let reference = reference.and_then(|(answer, reference_outcome)| {
@@ -333,18 +344,21 @@ impl Mirror {
                 }
             }
         };
+        let request_body = request_body.finish();
         match primary {
-            Ok(Ok(primary)) => self.pairs.submit(Pair {
-                route,
-                request_id,
-                method,
-                uri,
-                request_headers,
-                request_body: request_body.finish(),
-                primary,
-                shadow: answer,
-                reference,
-            }),
+            Ok(Ok(primary)) if !over_budget(&[&primary, &answer], &request_body) => {
+                self.pairs.submit(Pair {
+                    route,
+                    request_id,
+                    method,
+                    uri,
+                    request_headers,
+                    request_body,
+                    primary,
+                    shadow: answer,
+                    reference,
+                })
+            }
             _ => self.pairs.dropped(route),
         }
     }
@@ -393,13 +407,13 @@ impl Reference {
     async fn ask(
         &self,
         header: RequestHeader,
-        capture_cap: usize,
+        capture: BodyCapture,
         timeout: Duration,
     ) -> (Option<CapturedResponse>, ReferenceOutcome) {
-        let mut no_body = BodyCapture::new(0);
-        let exchange =
-            self.target
-                .exchange(header, None, &mut no_body, capture_cap, Instant::now());
+        let mut no_body = BodyCapture::unbudgeted(0);
+        let exchange = self
+            .target
+            .exchange(header, None, &mut no_body, capture, Instant::now());
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(answer)) => (Some(answer), ReferenceOutcome::Answered),
             Ok(Err(_)) => (None, ReferenceOutcome::Error),
@@ -441,6 +455,12 @@ impl Drop for OutcomeOnce<'_> {
     fn drop(&mut self) {
         self.count(MirrorOutcome::ShadowError);
     }
+}
+
+/// Whether a capture of the pair was let go because the byte budget was spent: the pair cannot
+/// be compared.
+fn over_budget(answers: &[&CapturedResponse], request_body: &CapturedBody) -> bool {
+    request_body.over_budget || answers.iter().any(|a| a.body.over_budget)
 }
 
 fn is_safe(method: &http::Method) -> bool {
@@ -511,7 +531,7 @@ impl ShadowTarget {
         header: RequestHeader,
         body: Option<mpsc::Receiver<BodyMessage>>,
         request_body: &mut BodyCapture,
-        capture_cap: usize,
+        mut capture: BodyCapture,
         start: Instant,
     ) -> Result<CapturedResponse, ShadowFailure> {
         let upstream = |kind: UpstreamErrorKind| {
@@ -547,7 +567,6 @@ impl ShadowTarget {
             .map_err(upstream(UpstreamErrorKind::Other))?;
         let (status, headers) = read_final_header(&mut session).await?;
         let ttfb = start.elapsed();
-        let mut capture = BodyCapture::new(capture_cap);
         while let Some(chunk) = session
             .read_response_body()
             .await

@@ -134,11 +134,7 @@ mod tests {
             outcome: Outcome::Answered,
             status: Some(StatusCode::from_u16(status).unwrap()),
             headers: HeaderMap::new(),
-            body: CapturedBody {
-                bytes: bytes::Bytes::from_static(body),
-                truncated: false,
-                total_bytes: body.len() as u64,
-            },
+            body: CapturedBody::whole(bytes::Bytes::from_static(body)),
             ttfb: Some(Duration::from_millis(1)),
             total: Duration::from_millis(2),
         }

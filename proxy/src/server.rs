@@ -9,6 +9,7 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::budget::ByteBudget;
 use crate::canary::{Canary, JudgeService};
 use crate::comparison::Comparator;
 use crate::config::{Config, LoadedConfig};
@@ -48,7 +49,8 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     })?;
     let comparator = Arc::new(comparator);
     let (pairs, worker) = pair_queue(config.diff.queue, stats.clone(), comparator.clone());
-    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs).map_err(in_file)?);
+    let budget = ByteBudget::new(config.mirror.max_buffered_bytes.0 as usize);
+    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget).map_err(in_file)?);
     let proxy = TwinpeakProxy::new(
         &config.primary,
         routes.clone(),

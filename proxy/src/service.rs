@@ -326,7 +326,7 @@ impl TwinpeakProxy {
             primary_tx: Some(primary_tx),
             status: None,
             headers: HeaderMap::new(),
-            capture: BodyCapture::new(self.mirror.capture_cap()),
+            capture: self.mirror.capture(),
             attempt_offset: 0,
         }));
     }
@@ -510,7 +510,12 @@ impl ProxyHttp for TwinpeakProxy {
         ctx: &mut Self::CTX,
     ) -> Result<Option<Duration>> {
         if let (Some(m), Some(chunk)) = (ctx.mirrored.as_mut(), body.as_ref()) {
-            m.capture.push(chunk);
+            if m.primary_tx.as_ref().is_some_and(|tx| tx.is_closed()) {
+                // The shadow side has given up: nothing will be paired, so keep nothing.
+                m.capture.stop();
+            } else {
+                m.capture.push(chunk);
+            }
         }
         if end_of_stream {
             ctx.total = ctx.upstream_start.map(|s| s.elapsed());

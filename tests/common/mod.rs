@@ -324,6 +324,17 @@ impl Proxy {
         panic!("the proxy did not start; its log:\n{last_log}");
     }
 
+    /// The proxy's resident memory now, in bytes (from /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
+    }
+
     /// `http://addr` + path
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

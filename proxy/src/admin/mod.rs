@@ -185,6 +185,8 @@ impl Admin {
             "mirror": {
                 "settings": *settings,
                 "in_flight": self.mirror.in_flight(),
+                "buffered_bytes": self.mirror.budget().used(),
+                "max_buffered_bytes": self.mirror.budget().limit(),
             },
             "canary": self.canary.as_ref().map(|c| {
                 let history = c.history();
@@ -332,6 +334,9 @@ impl Admin {
         };
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
+                let buffered = self.mirror.budget().used();
+                let metrics = self.stats.metrics();
+                metrics.mirror_buffered_bytes.set(buffered as i64);
                 let body = self.stats.render_metrics(&self.routes);
                 respond(
                     StatusCode::OK,
