@@ -669,3 +669,34 @@ async fn big_answers_behind_a_stalled_comparison_stay_within_the_byte_budget() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_primary_sending_early_hints_is_paired_on_its_final_answer() {
+    let (primary, _) = raw_backend(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+        false,
+    )
+    .await;
+    let shadow = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &format!("http://{primary}"),
+        &shadow.url(),
+        "mirror: { percent: 100 }\n",
+    ))
+    .await;
+    let c = client();
+    for _ in 0..10 {
+        let res = c.get(proxy.url("/x")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "ok");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.admin_json("/api/v1/status").await["counters"]["compared"]["identical"] == 10
+        })
+        .await,
+        "{}",
+        proxy.admin_json("/api/v1/status").await["counters"]
+    );
+}
