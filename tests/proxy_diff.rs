@@ -161,8 +161,7 @@ diff:
         snapshot["routes"]["/bookings/{id}"]["diff"]["compared"],
         bookings
     );
-    let res = c
-        .delete(proxy.admin_url("/api/v1/diffs"))
+    let res = admin_change("DELETE", &proxy.admin_url("/api/v1/diffs"), "{}")
         .send()
         .await
         .unwrap();
