@@ -700,3 +700,32 @@ async fn a_primary_sending_early_hints_is_paired_on_its_final_answer() {
         proxy.admin_json("/api/v1/status").await["counters"]
     );
 }
+
+#[tokio::test]
+async fn a_failing_shadow_is_logged_without_secret_query_values() {
+    let primary = Backend::fixed("ok").await;
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &format!("http://{}", refused_addr()),
+        "mirror: { percent: 100 }\n",
+    ))
+    .await;
+    let res = client()
+        .get(proxy.url("/partners?city=pune&access_token=s3cr3t-v4lue&api_key=k3y-v4lue"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.log_text().contains("shadow request")
+        })
+        .await
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("city=pune"), "{log}");
+    assert!(
+        !log.contains("s3cr3t-v4lue") && !log.contains("k3y-v4lue"),
+        "{log}"
+    );
+}

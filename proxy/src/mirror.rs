@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::budget::ByteBudget;
 use crate::capture::{BodyCapture, CapturedBody, CapturedResponse, Outcome};
+use crate::comparison::redact::Redactor;
 use crate::config::{Config, ShadowConfig};
 use crate::headers::SHADOW_MARKER;
 use crate::labels::{MirrorOutcome, ReferenceOutcome, Side, StatusClass};
@@ -106,6 +107,8 @@ pub struct Mirror {
     budget: Arc<ByteBudget>,
     max_body_bytes: u64,
     errors_log: RateLimitedLog,
+    /// Takes secret query values out of the request targets the log lines show.
+    redactor: Redactor,
     /// Shadow answers waiting for their primary answer (bounded: each holds a body).
     awaiting_primary: Arc<tokio::sync::Semaphore>,
     /// Where a second legacy answer is asked for, to learn noise.
@@ -156,6 +159,7 @@ impl Mirror {
             budget,
             max_body_bytes: config.mirror.max_body_bytes.0,
             errors_log: RateLimitedLog::new(Duration::from_secs(5)),
+            redactor: Redactor::new(&config.diff),
             awaiting_primary: Arc::new(tokio::sync::Semaphore::new(
                 4 * config.shadow.as_ref().map_or(1, |s| s.max_in_flight),
             )),
@@ -295,6 +299,7 @@ impl Mirror {
                     .route_metrics(route)
                     .upstream_error(Side::Shadow, kind);
                 self.errors_log.warn(|| {
+                    let uri = self.redactor.uri(&uri);
                     format!("shadow request {request_id} ({method} {uri}) failed: {text}")
                 });
                 let failed = CapturedResponse::failed(Outcome::Error(text), start.elapsed());
@@ -305,6 +310,7 @@ impl Mirror {
                     .route_metrics(route)
                     .upstream_error(Side::Shadow, UpstreamErrorKind::Timeout);
                 self.errors_log.warn(|| {
+                    let uri = self.redactor.uri(&uri);
                     format!(
                         "shadow request {request_id} ({method} {uri}) timed out after {:?}",
                         shadow.timeout

@@ -157,8 +157,10 @@ mod tests {
     fn worker(capacity: usize) -> (Arc<Stats>, PairQueue, PairWorker) {
         let routes = Arc::new(crate::routes::RouteTable::new(&[]));
         let stats = Arc::new(Stats::new(&routes, 1, false));
-        let comparator =
-            Arc::new(Comparator::new(&DiffConfig::default(), routes, stats.clone()).unwrap());
+        let budget = crate::budget::ByteBudget::new(1 << 20);
+        let comparator = Arc::new(
+            Comparator::new(&DiffConfig::default(), routes, stats.clone(), budget).unwrap(),
+        );
         let (queue, worker) = pair_queue(capacity, stats.clone(), comparator);
         (stats, queue, worker)
     }

@@ -27,16 +27,9 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
     check_listen_addresses(config).map_err(in_file)?;
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
-    let canary = match &config.canary {
-        Some(canary) => Some(Arc::new(Canary::new(
-            canary,
-            config.shadow.as_ref().map(|s| &s.url),
-            stats.clone(),
-            config.threads,
-        )?)),
-        None => None,
-    };
-    let comparator = Comparator::new(&config.diff, routes.clone(), stats.clone()).map_err(|e| {
+    let budget = ByteBudget::new(config.mirror.max_buffered_bytes.0 as usize);
+    let comparator = Comparator::new(&config.diff, routes.clone(), stats.clone(), budget.clone())
+        .map_err(|e| {
         in_file(format!(
             "diff.corpus: cannot open {}: {e}",
             config
@@ -48,8 +41,17 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
         ))
     })?;
     let comparator = Arc::new(comparator);
+    let canary = match &config.canary {
+        Some(canary) => Some(Arc::new(Canary::new(
+            canary,
+            config.shadow.as_ref().map(|s| &s.url),
+            comparator.store().clone(),
+            stats.clone(),
+            config.threads,
+        )?)),
+        None => None,
+    };
     let (pairs, worker) = pair_queue(config.diff.queue, stats.clone(), comparator.clone());
-    let budget = ByteBudget::new(config.mirror.max_buffered_bytes.0 as usize);
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget).map_err(in_file)?);
     let proxy = TwinpeakProxy::new(
         &config.primary,

@@ -3,7 +3,6 @@
 //! handles together, so the two never disagree.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -14,7 +13,6 @@ use twinpeak_reports::{
     SignedHistogram,
 };
 
-use crate::comparison::store::DiffStore;
 use crate::diff::DiffKind;
 use crate::labels::{MirrorOutcome, PairResult, ReferenceOutcome, Side, StatusClass};
 use crate::metrics::{Metrics, RouteMetrics, SideMetrics, DURATION_BUCKETS};
@@ -104,7 +102,6 @@ pub struct Exchange {
 pub struct Stats {
     routes: Vec<RouteStats>,
     metrics: Metrics,
-    comparisons: OnceLock<Arc<DiffStore>>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -129,19 +126,7 @@ impl Stats {
                 })
                 .collect(),
             metrics: Metrics::new(routes),
-            comparisons: OnceLock::new(),
         }
-    }
-
-    /// Shares the comparison results, so that the canary judge reads its diff rate from the
-    /// same derivation as the admin API and snapshots. The first store shared stays.
-    pub fn share_comparisons(&self, store: Arc<DiffStore>) {
-        let _ = self.comparisons.set(store);
-    }
-
-    /// The comparison results, once a comparator has shared them.
-    pub fn comparisons(&self) -> Option<&Arc<DiffStore>> {
-        self.comparisons.get()
     }
 
     /// The Prometheus side of these statistics.

@@ -187,7 +187,9 @@ impl Admin {
                 "in_flight": self.mirror.in_flight(),
                 "buffered_bytes": self.mirror.budget().used(),
                 "max_buffered_bytes": self.mirror.budget().limit(),
+                "examples_over_budget": self.comparator.store().examples_over_budget(),
             },
+            "corpus_drops": self.comparator.corpus_drops(),
             "canary": self.canary.as_ref().map(|c| {
                 let history = c.history();
                 json!({ "state": history.state, "weight": history.weight, "step": history.step })

@@ -24,6 +24,7 @@ use pingora_core::services::background::BackgroundService;
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
 
+use crate::comparison::store::DiffStore;
 use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
 use crate::sampling::{key_value, salted_hash, unit_interval};
@@ -113,18 +114,20 @@ pub struct Canary {
     machine: Mutex<Machine>,
     history: Mutex<History>,
     stats: Arc<Stats>,
-    /// Whether mirrored pairs are compared against the candidate itself (the shadow is the
-    /// candidate), so their diff rate says something about it.
-    judge_diffs: bool,
+    /// The comparison results, when mirrored pairs are compared against the candidate itself
+    /// (the shadow is the candidate), so their diff rate says something about it.
+    comparisons: Option<Arc<DiffStore>>,
     unreachable_log: RateLimitedLog,
 }
 
 impl Canary {
-    /// The canary of a (validated) configuration; `shadow` is the mirror's upstream, if any.
-    /// Statistics windows are split in `shards` (one per worker thread is best).
+    /// The canary of a (validated) configuration; `shadow` is the mirror's upstream, if any,
+    /// and `comparisons` the results of comparing its answers, judged when the shadow is the
+    /// candidate. Statistics windows are split in `shards` (one per worker thread is best).
     pub fn new(
         config: &CanaryConfig,
         shadow: Option<&UpstreamUrl>,
+        comparisons: Arc<DiffStore>,
         stats: Arc<Stats>,
         shards: usize,
     ) -> Result<Self, String> {
@@ -136,7 +139,7 @@ impl Canary {
         let force = ForcePolicy::new(&config.force)?;
         let machine = Machine::new(config, Instant::now());
         let canary = Canary {
-            judge_diffs: shadow == Some(&upstream),
+            comparisons: (shadow == Some(&upstream)).then_some(comparisons),
             upstream,
             force,
             weight: AtomicU64::new(machine.weight().to_bits()),
@@ -251,8 +254,8 @@ impl Canary {
     /// Compared pairs since the last call, when they are about the candidate, classified with
     /// the noise known now (the comparison store's derivation, as the admin API's).
     fn diff_window(&self) -> Option<DiffWindow> {
-        let window = self.stats.comparisons()?.take_window();
-        (self.judge_diffs && window.compared > 0).then_some(window)
+        let window = self.comparisons.as_ref()?.take_window();
+        (window.compared > 0).then_some(window)
     }
 
     /// Judges one interval's figures at `now`, records the verdict, and applies what it
@@ -456,7 +459,12 @@ mod tests {
     fn canary(text: &str) -> Canary {
         let routes = RouteTable::new(&[]);
         let stats = Arc::new(Stats::new(&routes, 1, true));
-        Canary::new(&config(text), None, stats, 2).unwrap()
+        let comparisons = Arc::new(DiffStore::new(
+            routes.len(),
+            &crate::comparison::config::DiffConfig::default(),
+            crate::budget::ByteBudget::new(1 << 20),
+        ));
+        Canary::new(&config(text), None, comparisons, stats, 2).unwrap()
     }
 
     /// Which side a GET with `h` from a tester on loopback goes to.

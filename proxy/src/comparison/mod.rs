@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, HeaderName};
 use twinpeak_reports::timestamp::rfc3339;
 
+use crate::budget::ByteBudget;
 use crate::capture::{CapturedResponse, Outcome};
 use crate::diff::{diff_bodies, BodyRules, DiffKind, Finding};
 use crate::pairing::Pair;
@@ -47,12 +48,13 @@ pub struct Comparator {
 }
 
 impl Comparator {
-    /// A comparator for a configuration; it shares its store through `stats` (for the canary
-    /// judge). Fails only when the corpus cannot be opened.
+    /// A comparator for a configuration, keeping examples within the mirror's byte `budget`.
+    /// Fails only when the corpus cannot be opened.
     pub fn new(
         config: &DiffConfig,
         routes: Arc<RouteTable>,
         stats: Arc<Stats>,
+        budget: Arc<ByteBudget>,
     ) -> std::io::Result<Self> {
         let corpus = match &config.corpus {
             Some(dir) => Some(Mutex::new(Corpus::open(
@@ -65,8 +67,7 @@ impl Comparator {
             )?)),
             None => None,
         };
-        let store = Arc::new(DiffStore::new(routes.len(), config));
-        stats.share_comparisons(store.clone());
+        let store = Arc::new(DiffStore::new(routes.len(), config, budget));
         Ok(Comparator {
             rules: config.body_rules(),
             headers: config.compared_headers(),

@@ -6,9 +6,11 @@
 //! snapshot, the canary judge's interval), `different` and `noise_only` are derived from the
 //! signatures with each field's noise status at that moment. So pairs compared before a nonce
 //! was known to be noise stop counting as different once it is, and the route's figures always
-//! agree with its fields. Everything is bounded: fields, signatures and examples per route.
+//! agree with its fields. Everything is bounded: fields, signatures and examples per route, and
+//! the examples' bytes by the mirror's byte budget.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -17,6 +19,7 @@ use twinpeak_reports::diff::{NoiseRule, Overflow, Signature, Totals};
 use twinpeak_reports::timestamp::rfc3339;
 use twinpeak_reports::{DiffSummary, FieldSummary};
 
+use crate::budget::{ByteBudget, Reservation};
 use crate::canary::judge::DiffWindow;
 use crate::diff::{DiffKind, Finding};
 use crate::labels::PairResult;
@@ -60,6 +63,33 @@ pub struct ExampleMessage {
     pub truncated: bool,
 }
 
+/// An example and the bytes it holds in the mirror's budget.
+#[derive(Debug)]
+struct KeptExample {
+    example: Arc<Example>,
+    _held: Reservation,
+}
+
+impl Example {
+    /// Roughly the bytes it holds: its texts.
+    fn size(&self) -> usize {
+        let message = |m: &ExampleMessage| {
+            m.start_line.len()
+                + m.body.len()
+                + m.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        };
+        self.request_id.len()
+            + self.finding.path.len()
+            + self.finding.detail.len()
+            + message(&self.request)
+            + message(&self.primary)
+            + message(&self.shadow)
+    }
+}
+
 /// Index of a field in its route's list.
 type FieldId = usize;
 
@@ -71,7 +101,7 @@ struct FieldStats {
     reference_count: u64,
     first_seen: SystemTime,
     last_seen: SystemTime,
-    examples: Vec<Arc<Example>>,
+    examples: Vec<KeptExample>,
 }
 
 #[derive(Debug)]
@@ -231,11 +261,16 @@ pub struct DiffStore {
     max_fields: usize,
     max_signatures: usize,
     examples_per_field: usize,
+    /// The mirror's byte budget, which kept examples take from.
+    budget: Arc<ByteBudget>,
+    /// Examples not kept because the budget was spent.
+    examples_over_budget: AtomicU64,
 }
 
 impl DiffStore {
-    /// An empty store for `routes` routes, bounded as `config` says.
-    pub fn new(routes: usize, config: &DiffConfig) -> Self {
+    /// An empty store for `routes` routes, bounded as `config` says, keeping examples only as
+    /// far as `budget` allows.
+    pub fn new(routes: usize, config: &DiffConfig, budget: Arc<ByteBudget>) -> Self {
         DiffStore {
             routes: (0..routes)
                 .map(|_| Mutex::new(RouteDiffs::default()))
@@ -244,7 +279,14 @@ impl DiffStore {
             max_fields: config.max_fields_per_route,
             max_signatures: config.max_signatures_per_route,
             examples_per_field: config.examples_per_field,
+            budget,
+            examples_over_budget: AtomicU64::new(0),
         }
+    }
+
+    /// Examples not kept because the mirror's byte budget was spent.
+    pub fn examples_over_budget(&self) -> u64 {
+        self.examples_over_budget.load(Ordering::Relaxed)
     }
 
     /// Records a reference comparison (primary against a second legacy answer): whatever
@@ -285,7 +327,16 @@ impl DiffStore {
         for (finding, id) in findings.into_iter().zip(ids) {
             let field = &mut diffs.fields[id];
             if field.examples.len() < self.examples_per_field {
-                field.examples.push(Arc::new(example(&finding)));
+                let example = example(&finding);
+                let mut held = self.budget.reservation();
+                if held.grow(example.size()) {
+                    field.examples.push(KeptExample {
+                        example: Arc::new(example),
+                        _held: held,
+                    });
+                } else {
+                    self.examples_over_budget.fetch_add(1, Ordering::Relaxed);
+                }
             }
             let real = !self
                 .rule
@@ -373,7 +424,7 @@ impl DiffStore {
             .fields
             .iter()
             .filter(|f| f.path == path)
-            .flat_map(|f| f.examples.iter().cloned())
+            .flat_map(|f| f.examples.iter().map(|kept| kept.example.clone()))
             .collect()
     }
 
@@ -430,7 +481,7 @@ mod tests {
             examples_per_field: 2,
             ..DiffConfig::default()
         };
-        DiffStore::new(1, &config)
+        DiffStore::new(1, &config, ByteBudget::new(1 << 20))
     }
 
     /// Pair `i` of a stream where every answer carries a nonce and every tenth also differs
