@@ -17,6 +17,8 @@
 # Writes the Markdown tables to stdout and to bench/results/YYYY-MM-DD-load-floor.md.
 #
 # Environment:
+#   BEFORE       another twinpeak binary (an earlier build) to measure the same way, beside this
+#                one: its floor and over-offer figures get columns of their own
 #   DURATION     length of every measured run, whole seconds with an s (default 8s)
 #   ROUNDS       floor rounds per rate and tool (default 3)
 #   FLOOR_RATES  space-separated floor rates in requests/s (default "200 2000")
@@ -79,10 +81,11 @@ EOF
     echo "$file"
 }
 
-# Runs `twinpeak load` on scenario NAME at RPS with USERS; its record goes to $TMP/raw/NAME/.
+# Runs `twinpeak load` (or BINARY) on scenario NAME at RPS with USERS; its record goes to
+# $TMP/raw/NAME/ and is read by this build's `twinpeak report`.
 harness() {
-    local name=$1 rps=$2 users=$3
-    timeout $((SECS + 120)) "$TWINPEAK" load "$(scenario "$name" "$rps" "$users")" --target "$URL" \
+    local name=$1 rps=$2 users=$3 binary=${4:-$TWINPEAK}
+    timeout $((SECS + 120)) "$binary" load "$(scenario "$name" "$rps" "$users")" --target "$URL" \
         --out "$TMP/raw/$name" --seed 1 --quiet >"$TMP/raw/$name.txt" 2>&1 \
         || die "$name: twinpeak load failed (status $?), see $TMP/raw/$name.txt"
     "$TWINPEAK" report "$TMP/raw/$name/run.json" --out "$TMP/raw/$name/report" >/dev/null \
@@ -130,6 +133,7 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
         || die "cargo build of bench_backend failed"
 fi
 [[ -x $TWINPEAK && -x $BACKEND ]] || die "$TWINPEAK or $BACKEND is missing"
+[[ -z ${BEFORE:-} || -x $BEFORE ]] || die "BEFORE=$BEFORE is not an executable"
 
 LOADAVG=$(awk '{ print $1 ", " $2 ", " $3 }' /proc/loadavg)
 BACKEND_LISTEN=127.0.0.1:$(free_port)
@@ -145,9 +149,9 @@ done
 
 # ---- floor -----------------------------------------------------------------------------------
 
-declare -A OURS=() THEIRS=() RAW=() LAG50=() LAG99=() ROUNDS_OF=()
+declare -A OURS=() THEIRS=() RAW=() LAG50=() LAG99=() ROUNDS_OF=() EARLIER=()
 for rate in $FLOOR_RATES; do
-    ours=() theirs=() raw=() lag50=() lag99=()
+    ours=() theirs=() raw=() lag50=() lag99=() earlier=()
     for round in $(seq "$ROUNDS"); do
         log "floor at $rate/s, round $round: twinpeak load"
         harness "floor-$rate-$round" "$rate" "$FLOOR_USERS"
@@ -156,19 +160,27 @@ for rate in $FLOOR_RATES; do
         log "floor at $rate/s, round $round: oha"
         theirs+=("$(oha_p99 "$rate" "$round")")
         log "floor at $rate/s, round $round: twinpeak ${p99} ms (lag p99 ${l99} ms), oha ${theirs[-1]} ms"
+        if [[ -n ${BEFORE:-} ]]; then
+            harness "before-$rate-$round" "$rate" "$FLOOR_USERS" "$BEFORE"
+            read -r p99 _ < <(figures "before-$rate-$round")
+            earlier+=("$p99")
+            log "floor at $rate/s, round $round: before ${p99} ms"
+        fi
     done
     OURS[$rate]=$(median "${ours[@]}") THEIRS[$rate]=$(median "${theirs[@]}")
     RAW[$rate]=$(median "${raw[@]}") LAG50[$rate]=$(median "${lag50[@]}") LAG99[$rate]=$(median "${lag99[@]}")
     ROUNDS_OF[$rate]="${ours[*]} / ${theirs[*]}"
+    [[ -z ${BEFORE:-} ]] || EARLIER[$rate]=$(median "${earlier[@]}")
 done
 
 # ---- over-offer ------------------------------------------------------------------------------
 
-# Sent/s of run NAME offered RPS with 32 users: what the backend answered, over DURATION.
+# Sent/s of run NAME offered RPS with 32 users (by BINARY): what the backend answered, over
+# DURATION.
 offer() {
-    local name=$1 rps=$2 before after
+    local name=$1 rps=$2 binary=${3:-$TWINPEAK} before after
     before=$(served "$BACKEND_LISTEN")
-    harness "$name" "$rps" "$OVER_USERS"
+    harness "$name" "$rps" "$OVER_USERS" "$binary"
     after=$(served "$BACKEND_LISTEN")
     python3 -c 'import sys; print("%.0f" % ((int(sys.argv[2]) - int(sys.argv[1]) - 1) / float(sys.argv[3])))' \
         "$before" "$after" "$SECS"
@@ -184,6 +196,14 @@ for factor in 2.5 10; do
 done
 log "over-offer: $PROBE_RPS/s offered"
 SENT[million]=$(offer over-million "$PROBE_RPS")
+declare -A SENT_BEFORE=()
+if [[ -n ${BEFORE:-} ]]; then
+    for factor in 2.5 10; do
+        log "over-offer, before: ${OFFERED[$factor]}/s offered"
+        SENT_BEFORE[$factor]=$(offer "before-over-$factor" "${OFFERED[$factor]}" "$BEFORE")
+    done
+    SENT_BEFORE[million]=$(offer before-over-million "$PROBE_RPS" "$BEFORE")
+fi
 
 # ---- report ----------------------------------------------------------------------------------
 
@@ -212,6 +232,13 @@ report() {
         printf '| %s/s | %s | %s | %s | %s | %s | %s | %s |\n' "$rate" "${OURS[$rate]}" "${THEIRS[$rate]}" \
             "$(ratio "${OURS[$rate]}" "${THEIRS[$rate]}")" "${RAW[$rate]}" "${LAG50[$rate]}" "${LAG99[$rate]}" "${ROUNDS_OF[$rate]}"
     done
+    if [[ -n ${BEFORE:-} ]]; then
+        echo
+        echo "The same floor runs with BEFORE (\`$BEFORE\`), interleaved with the others, medians:"
+        for rate in $FLOOR_RATES; do
+            printf -- '- %s/s: corrected p99 %s ms before, %s ms now\n' "$rate" "${EARLIER[$rate]}" "${OURS[$rate]}"
+        done
+    fi
     echo
     echo "## Over-offer: sent/s when far more is offered than can be sent"
     echo
@@ -223,6 +250,11 @@ report() {
     printf '| %s/s (2.5×) | %s | 1.00 |\n' "${OFFERED[2.5]}" "${SENT[2.5]}"
     printf '| %s/s (10×) | %s | %s (goal ≥ 0.8) |\n' "${OFFERED[10]}" "${SENT[10]}" "$(ratio "${SENT[10]}" "${SENT[2.5]}")"
     printf '| %s/s | %s | %s |\n' "$PROBE_RPS" "${SENT[million]}" "$(ratio "${SENT[million]}" "${SENT[2.5]}")"
+    if [[ -n ${BEFORE:-} ]]; then
+        echo
+        echo "BEFORE at the same offered rates: ${SENT_BEFORE[2.5]}/s at 2.5×, ${SENT_BEFORE[10]}/s at 10× ($(ratio "${SENT_BEFORE[10]}" "${SENT_BEFORE[2.5]}")),"
+        echo "${SENT_BEFORE[million]}/s at $PROBE_RPS/s."
+    fi
     echo
     read -r _ _ _ _ sent busy late < <(figures over-10)
     echo "At 10×, the record counts $sent sent, $busy arrivals not taken with every user busy (the"
