@@ -418,6 +418,12 @@ async fn a_saturated_target_fails_its_slos_and_is_named() {
     assert!(phase.dropped_by_target() > 400, "{} dropped", phase.dropped);
     assert_eq!(phase.dropped_by_generator, 0, "every user was busy");
     assert_eq!(phase.users, 4);
+    let by_second: u64 = phase.timeline.iter().map(|p| p.dropped).sum();
+    assert_eq!(
+        by_second,
+        phase.dropped_by_target(),
+        "drops by the second they were due"
+    );
     let sent = phase.totals().unwrap().sent;
     assert_eq!(sent + phase.dropped, 800, "every arrival is accounted for");
     assert_eq!(backend.count() as u64, sent);

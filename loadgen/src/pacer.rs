@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::recorder::timeline_shape;
 use crate::schedule::{Arrival, Schedule};
 
 /// Longest the clock sleeps while every user is busy before it drops what fell stale meanwhile.
@@ -94,19 +95,27 @@ impl PhaseCounts {
 }
 
 /// Which arrivals are disposed of, and how: arrivals are taken or dropped in order, so one
-/// index says which are left, and counters per phase say what became of the others.
+/// index says which are left, and counters per phase say what became of the others; arrivals
+/// not taken (every user busy) are also counted by the timeline point they were due in.
 #[derive(Debug, Clone, PartialEq)]
 struct Ledger {
     /// Index of the first arrival neither taken nor dropped.
     next: u64,
     counts: Vec<PhaseCounts>,
+    /// Width of a timeline point.
+    point_width: Duration,
+    /// Per timeline point, arrivals due in it and dropped with every user busy.
+    not_taken: Vec<u64>,
 }
 
 impl Ledger {
-    fn new(phases: usize) -> Self {
+    /// A ledger for `phases` phases and a timeline of `points` points of `point_width`.
+    fn new(phases: usize, (point_width, points): (Duration, usize)) -> Self {
         Self {
             next: 0,
             counts: vec![PhaseCounts::default(); phases],
+            point_width: point_width.max(Duration::from_secs(1)),
+            not_taken: vec![0; points],
         }
     }
 
@@ -155,7 +164,32 @@ impl Ledger {
                 counts.dropped_busy += overlap;
             }
         }
+        if !user_free {
+            self.count_by_point(schedule, stale.clone());
+        }
         self.next = stale.end;
+    }
+
+    /// Adds the arrivals of `range` to the timeline points they were due in: one step per
+    /// point the range spans, however many arrivals it holds.
+    fn count_by_point(&mut self, schedule: &Schedule, range: std::ops::Range<u64>) {
+        let Some(first) = schedule.arrival(range.start) else {
+            return;
+        };
+        let width = self.point_width.as_secs();
+        let mut point = (first.offset.as_secs() / width) as usize;
+        let mut from = range.start;
+        while from < range.end && point < self.not_taken.len() {
+            let point_end = Duration::from_secs(width.saturating_mul(point as u64 + 1));
+            let until = if point + 1 == self.not_taken.len() {
+                range.end
+            } else {
+                schedule.arrivals_before(point_end).clamp(from, range.end)
+            };
+            self.not_taken[point] += until - from;
+            from = until;
+            point += 1;
+        }
     }
 }
 
@@ -233,12 +267,13 @@ impl Pacer {
     /// thread that ends with the schedule or at [`Pacer::stop`].
     pub fn start(schedule: Schedule, start: Instant, late_limit: Duration) -> Arc<Self> {
         let phases = schedule.phases().len();
+        let duration = schedule.total_duration();
         let pacer = Arc::new(Self {
             schedule,
             start,
             late_limit,
             state: Mutex::new(State {
-                ledger: Ledger::new(phases),
+                ledger: Ledger::new(phases, timeline_shape(duration)),
                 idle: Vec::new(),
                 stopped: false,
                 clock_waits_for_user: false,
@@ -353,6 +388,16 @@ impl Pacer {
                 .drop_stale(&self.schedule, elapsed, self.late_limit, user_free);
         }
         state.ledger.counts.get(phase).copied().unwrap_or_default()
+    }
+
+    /// Arrivals due in timeline point `point` that were dropped with every user busy.
+    pub fn not_taken_in_point(&self, point: usize) -> u64 {
+        self.lock()
+            .ledger
+            .not_taken
+            .get(point)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -525,7 +570,7 @@ mod tests {
     fn the_ledger_takes_in_order_and_drops_whose_it_is() {
         // 100/s: arrival k is due at 10k ms. Phase `a` holds 0..50, phase `b` 50..150.
         let s = schedule(vec![phase("a", 0.5, 100.0), phase("b", 1.0, 100.0)]);
-        let mut ledger = Ledger::new(2);
+        let mut ledger = Ledger::new(2, (Duration::from_secs(1), 3));
         let first = ledger.peek(&s).unwrap();
         ledger.take(first, Handoff::OnTime);
         let second = ledger.peek(&s).unwrap();
@@ -557,6 +602,11 @@ mod tests {
         );
         let a = s.arrival_range(0);
         assert_eq!(ledger.counts[0].taken() + ledger.counts[0].dropped(), a.end);
+        assert_eq!(
+            ledger.not_taken,
+            [41, 0, 0],
+            "by the second they were due in"
+        );
     }
 
     #[test]
@@ -589,7 +639,7 @@ mod tests {
         // A hundred million arrivals a second for an hour: dropping an hour's worth takes no
         // longer than dropping one.
         let s = schedule(vec![phase("flood", 3_600.0, 1e8)]);
-        let mut ledger = Ledger::new(1);
+        let mut ledger = Ledger::new(1, timeline_shape(s.total_duration()));
         let started = Instant::now();
         ledger.drop_stale(&s, Duration::from_secs(3_600), ms(100), false);
         assert_eq!(
@@ -601,6 +651,9 @@ mod tests {
         ledger.drop_stale(&s, Duration::from_secs(7_200), ms(100), false);
         assert_eq!(ledger.peek(&s), None, "the whole schedule is disposed of");
         assert_eq!(ledger.counts[0].dropped(), s.total_arrivals());
+        assert_eq!(ledger.not_taken.iter().sum::<u64>(), s.total_arrivals());
+        // Five-second points at 100 million a second.
+        assert_eq!(ledger.not_taken[1], 500_000_000);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

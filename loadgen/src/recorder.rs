@@ -178,6 +178,15 @@ pub struct Progress {
     pub recent_rps: f64,
 }
 
+/// The width and number of the timeline's points for a run lasting `duration`: a second each,
+/// widened to keep at most [`MAX_TIMELINE_POINTS`], and one more for what ends after the schedule.
+pub fn timeline_shape(duration: Duration) -> (Duration, usize) {
+    let seconds = duration.as_secs().max(1);
+    let width = seconds.div_ceil(MAX_TIMELINE_POINTS).max(1);
+    let points = seconds.div_ceil(width) + 1;
+    (Duration::from_secs(width), points as usize)
+}
+
 impl Recorder {
     /// A recorder for `phases` phases of a run lasting `duration` from `start`.
     pub fn new(
@@ -186,9 +195,7 @@ impl Recorder {
         start: Instant,
         duration: Duration,
     ) -> Self {
-        let seconds = duration.as_secs().max(1);
-        let width = seconds.div_ceil(MAX_TIMELINE_POINTS).max(1);
-        let points = seconds.div_ceil(width) + 1;
+        let (width, points) = timeline_shape(duration);
         Recorder {
             phases: (0..phases)
                 .map(|_| {
@@ -208,7 +215,7 @@ impl Recorder {
                     })
                 })
                 .collect(),
-            bucket: Duration::from_secs(width),
+            bucket: width,
             start,
             wall_start: SystemTime::now(),
             request_names,
@@ -353,6 +360,7 @@ impl Recorder {
                     },
                     errors: bucket.errors,
                     requests: bucket.requests,
+                    dropped: pacer.not_taken_in_point(i),
                 }
             })
             .collect()

@@ -183,6 +183,9 @@ pub struct TimelinePoint {
     /// Requests sent.
     #[serde(default)]
     pub requests: u64,
+    /// Arrivals due in this second that the system could not take (every load user busy).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
 }
 
 /// An SLO verdict, as recorded.
@@ -552,6 +555,7 @@ fn merge_timelines(ours: &[TimelinePoint], theirs: &[TimelinePoint]) -> Vec<Time
         merged.p99_us = merged.p99_us.max(point.p99_us);
         merged.errors = merged.errors.saturating_add(point.errors);
         merged.requests = merged.requests.saturating_add(point.requests);
+        merged.dropped = merged.dropped.saturating_add(point.dropped);
     }
     seconds.into_values().collect()
 }
@@ -674,6 +678,7 @@ mod tests {
                     p99_us: 1_000 * (s + started),
                     errors: 1,
                     requests: 49,
+                    dropped: 2,
                 })
                 .collect();
             r.phases.push(phase);
@@ -799,7 +804,7 @@ mod tests {
             ]
         );
         assert_eq!(timeline[1].intended_rps, 100.0);
-        assert_eq!(timeline[1].errors, 2);
+        assert_eq!((timeline[1].errors, timeline[1].dropped), (2, 4));
         assert!(timeline.iter().all(|p| p.target == "legacy"));
     }
 

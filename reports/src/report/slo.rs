@@ -353,14 +353,16 @@ pub(super) fn compliance(runs: &Runs, limits: &Limits, target: &str) -> Option<C
     judged.then_some(result)
 }
 
-/// Whether one window's p99 and error rate are within the limits given.
+/// Whether one window's p99 and error rate are within the limits given; arrivals the system
+/// could not take count as errors.
 fn window_within(point: &TimelinePoint, p99_ms: Option<f64>, error_pct: Option<f64>) -> bool {
     if point.requests == 0 {
         return false;
     }
     let p99_ok = p99_ms.is_none_or(|limit| point.p99_us as f64 / 1_000.0 <= limit);
-    let errors_ok =
-        error_pct.is_none_or(|limit| point.errors as f64 / point.requests as f64 * 100.0 <= limit);
+    let failed = point.errors.saturating_add(point.dropped) as f64;
+    let due = point.requests.saturating_add(point.dropped) as f64;
+    let errors_ok = error_pct.is_none_or(|limit| failed / due * 100.0 <= limit);
     p99_ok && errors_ok
 }
 
@@ -402,6 +404,15 @@ mod tests {
             Some(1.0)
         ));
         assert!(window_within(&point(250_000, 1, 100), None, Some(1.0)));
+        let saturated = TimelinePoint {
+            dropped: 5,
+            ..point(150_000, 0, 100)
+        };
+        assert!(
+            !window_within(&saturated, Some(200.0), Some(1.0)),
+            "drops are errors"
+        );
+        assert!(window_within(&saturated, Some(200.0), None));
         assert!(!window_within(&point(0, 0, 0), Some(200.0), None));
     }
 }

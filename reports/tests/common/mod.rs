@@ -160,6 +160,7 @@ fn phase(
                 p99_us: (p99_ms * 1_000.0) as u64,
                 errors,
                 requests: (RPS as f64 * share).round() as u64,
+                dropped: 0,
             }
         })
         .collect();
