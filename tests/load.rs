@@ -52,8 +52,8 @@ async fn finish(mut child: Child, limit: Duration) -> Output {
 }
 
 /// The run record under `dir`'s `out`, if it is there and whole.
-fn record_if_any(dir: &tempfile::TempDir) -> Option<twinpeak_reports::RunRecord> {
-    twinpeak_reports::RunRecord::read(dir.path().join("out/run.json")).ok()
+fn record_if_any(dir: &tempfile::TempDir) -> Option<twinpeak_core::RunRecord> {
+    twinpeak_core::RunRecord::read(dir.path().join("out/run.json")).ok()
 }
 
 fn write_scenario(dir: &tempfile::TempDir, yaml: &str) -> String {
@@ -148,10 +148,10 @@ async fn a_stalled_backend_shows_in_corrected_latency_not_only_raw() {
     a.extend(["--late-limit".into(), "5s".into()]);
     let out = load(a).await;
     assert!(out.status.success(), "{}", output_text(&out));
-    let record: twinpeak_reports::RunRecord = serde_json::from_value(record(&dir)).unwrap();
+    let record: twinpeak_core::RunRecord = serde_json::from_value(record(&dir)).unwrap();
     let totals = record.phases[0].totals().unwrap();
-    let corrected = twinpeak_reports::LatencySummary::from_histogram(&totals.corrected_us.0);
-    let raw = twinpeak_reports::LatencySummary::from_histogram(&totals.raw_us.0);
+    let corrected = twinpeak_core::LatencySummary::from_histogram(&totals.corrected_us.0);
+    let raw = twinpeak_core::LatencySummary::from_histogram(&totals.raw_us.0);
     assert!(
         corrected.max_us >= 950_000,
         "corrected max {}",
@@ -413,7 +413,7 @@ async fn a_saturated_target_fails_its_slos_and_is_named() {
         "{text}"
     );
     assert!(text.contains("FAIL run (target): error_rate"), "{text}");
-    let record: twinpeak_reports::RunRecord = serde_json::from_value(record(&dir)).unwrap();
+    let record: twinpeak_core::RunRecord = serde_json::from_value(record(&dir)).unwrap();
     let phase = &record.phases[0];
     assert!(phase.dropped_by_target() > 400, "{} dropped", phase.dropped);
     assert_eq!(phase.dropped_by_generator, 0, "every user was busy");
@@ -481,7 +481,7 @@ async fn failed_latencies_are_kept_apart_and_do_not_flatter_percentiles() {
         Some(1),
         "p50 of the successes is 40 ms: {text}"
     );
-    let record: twinpeak_reports::RunRecord = serde_json::from_value(record(&dir)).unwrap();
+    let record: twinpeak_core::RunRecord = serde_json::from_value(record(&dir)).unwrap();
     let requests = &record.phases[0].requests;
     let (ok, fail) = (&requests["ok"], &requests["fail"]);
     assert_eq!(ok.corrected_us.len(), ok.sent);
@@ -499,8 +499,8 @@ async fn failed_latencies_are_kept_apart_and_do_not_flatter_percentiles() {
         ok.sent,
         fail.sent
     );
-    let fast = twinpeak_reports::LatencySummary::from_histogram(&fail.failed_us);
-    let slow = twinpeak_reports::LatencySummary::from_histogram(&ok.corrected_us);
+    let fast = twinpeak_core::LatencySummary::from_histogram(&fail.failed_us);
+    let slow = twinpeak_core::LatencySummary::from_histogram(&ok.corrected_us);
     assert!(fast.p50_us < slow.p50_us, "{fast:?} vs {slow:?}");
     assert!(slow.p50_us >= 40_000, "{slow:?}");
 }

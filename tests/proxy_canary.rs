@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
-use twinpeak_reports::timestamp::parse_rfc3339;
+use twinpeak_core::timestamp::parse_rfc3339;
 
 /// A backend that answers 200 `body` after `delay`.
 async fn healthy(body: &'static str, delay: Duration) -> Backend {

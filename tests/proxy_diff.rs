@@ -18,7 +18,7 @@ use common::*;
 use http_body_util::Full;
 use hyper::Response;
 use serde_json::Value;
-use twinpeak_reports::timestamp::parse_rfc3339;
+use twinpeak_core::timestamp::parse_rfc3339;
 
 /// A booking API answer: a random id on every answer; on the shadow, every tenth booking's
 /// price is off by one.
@@ -353,7 +353,7 @@ async fn figures_agree_with_the_fields_at_every_read_while_the_noise_is_learned(
     let diffs = proxy.admin_json("/api/v1/diffs").await;
     let route = &diffs["routes"]["/bookings/{id}"];
     assert_eq!(route["different"], bookings / 10);
-    let snapshot: twinpeak_reports::Snapshot =
+    let snapshot: twinpeak_core::Snapshot =
         serde_json::from_value(proxy.admin_json("/api/v1/snapshot").await).unwrap();
     let summary = snapshot.routes["/bookings/{id}"].diff.clone().unwrap();
     assert_eq!(summary.different, bookings / 10);

@@ -242,7 +242,7 @@ async fn latency_and_snapshot_carry_mergeable_histograms() {
     let snapshot = proxy.admin_json("/api/v1/snapshot").await;
     assert_eq!(snapshot["schema"], "twinpeak.snapshot/v1");
     assert_eq!(snapshot["proxy_config_sha256"].as_str().unwrap().len(), 64);
-    let parsed: twinpeak_reports::Snapshot = serde_json::from_value(snapshot).unwrap();
+    let parsed: twinpeak_core::Snapshot = serde_json::from_value(snapshot).unwrap();
     let route = &parsed.routes["/bookings/{id}"];
     assert_eq!(route.primary.latency_us.len(), 20);
     assert_eq!(route.shadow.requests, 20);

@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use twinpeak_reports::timestamp::rfc3339;
-use twinpeak_reports::{
+use twinpeak_core::histogram::micros;
+use twinpeak_core::sync::lock;
+use twinpeak_core::timestamp::rfc3339;
+use twinpeak_core::{
     new_latency_histogram, record_saturating, EncodedHistogram, PhaseRecord, RequestRecord,
     TimelinePoint,
 };
@@ -140,14 +142,6 @@ struct Bucket {
     requests: u64,
     errors: u64,
     latency: Histogram<u64>,
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Collects observations from every user of one run against one system.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use twinpeak_core::digest::hex_sha256;
 
 use crate::data::Data;
 use crate::scenario::{LoadedScenario, Phase, RateSpec, RequestSpec, Scenario, Slo};
@@ -196,10 +196,7 @@ pub fn scenario(
         slo: Slo::default(),
     };
     let bytes = std::fs::read(file).unwrap_or_default();
-    let sha256 = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hex_sha256(&bytes);
     Ok(LoadedScenario {
         scenario,
         data: Data::default(),

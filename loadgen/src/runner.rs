@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use twinpeak_reports::run::Arrivals;
-use twinpeak_reports::{PhaseRecord, RunRecord, RunTarget, SloRecord};
+use twinpeak_core::run::Arrivals;
+use twinpeak_core::sync::lock;
+use twinpeak_core::{PhaseRecord, RunRecord, RunTarget, SloRecord};
 
 use crate::checkpoint::{Checkpoint, Checkpointer};
 use crate::data::Data;
@@ -171,17 +172,13 @@ impl LiveRun {
     /// The record as measured so far.
     fn record(&self) -> RunRecord {
         let mut record = self.base.clone();
-        record.ended_at = twinpeak_reports::timestamp::rfc3339(SystemTime::now());
+        record.ended_at = twinpeak_core::timestamp::rfc3339(SystemTime::now());
         record.phases = lock(&self.done).clone();
         if let Some(leg) = lock(&self.current).as_ref() {
             record.phases.extend(leg.records());
         }
         record
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Checks that every target accepts connections, before any traffic.

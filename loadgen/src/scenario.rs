@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
-use sha2::{Digest, Sha256};
-use twinpeak_reports::yaml_error;
+use twinpeak_core::digest::hex_sha256;
+use twinpeak_core::yaml_error;
 
 use crate::data::{Data, DataSource};
 use crate::template::{is_variable_name, ExtractPath, JsonTemplate, Template};
@@ -174,7 +174,7 @@ pub struct LoadedScenario {
 }
 
 /// A scenario that could not be used, with where and why; shown as `file:line:col: key: message`.
-pub type ScenarioError = twinpeak_reports::YamlFileError;
+pub type ScenarioError = twinpeak_core::YamlFileError;
 
 impl Scenario {
     /// Reads, parses and validates a scenario file, then reads its data files (relative to the
@@ -190,10 +190,7 @@ impl Scenario {
             scenario,
             data,
             path: path.to_path_buf(),
-            sha256: Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256: hex_sha256(text.as_bytes()),
         })
     }
 

@@ -10,8 +10,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use twinpeak_reports::run::{Arrivals, Latency};
-use twinpeak_reports::SloRecord;
+use twinpeak_core::run::{Arrivals, Latency};
+use twinpeak_core::SloRecord;
 
 /// What a system must achieve; each `None` is not checked.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -191,7 +191,7 @@ fn millis(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use hdrhistogram::Histogram;
-    use twinpeak_reports::{new_latency_histogram, record_saturating};
+    use twinpeak_core::{new_latency_histogram, record_saturating};
 
     use super::*;
 

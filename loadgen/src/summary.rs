@@ -6,8 +6,8 @@
 
 use std::fmt::Write;
 
-use twinpeak_reports::run::{Arrivals, Latency};
-use twinpeak_reports::{LatencySummary, PhaseRecord, RunRecord};
+use twinpeak_core::run::{Arrivals, Latency};
+use twinpeak_core::{LatencySummary, PhaseRecord, RunRecord};
 
 use crate::slo::SloVerdict;
 
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::time::SystemTime;
-    use twinpeak_reports::{new_latency_histogram, EncodedHistogram, RequestRecord};
+    use twinpeak_core::{new_latency_histogram, EncodedHistogram, RequestRecord};
 
     fn record(phase: PhaseRecord) -> RunRecord {
         let mut record = RunRecord::new("smoke", "ab", 1, 1.0, SystemTime::now(), BTreeMap::new());

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use twinpeak_reports::yaml_error;
+use twinpeak_core::digest::hex_sha256;
+use twinpeak_core::yaml_error;
 
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
@@ -270,7 +270,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>
 
 /// A configuration that could not be used, with where and why; shown as
 /// `file:line:col: key: message`.
-pub type ConfigError = twinpeak_reports::YamlFileError;
+pub type ConfigError = twinpeak_core::YamlFileError;
 
 /// A configuration together with where it came from.
 #[derive(Debug, Clone)]
@@ -392,14 +392,6 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).expect("a configuration always serializes")
     }
-}
-
-/// Hex SHA-256 of some bytes.
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

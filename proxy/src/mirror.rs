@@ -28,7 +28,7 @@ use crate::ratelimit::RateLimitedLog;
 use crate::routes::RouteId;
 use crate::sampling::Sampler;
 use crate::stats::{Exchange, Stats};
-use crate::units::{Method, Percent, SampleKey};
+use crate::units::{is_safe, Method, Percent, SampleKey};
 
 /// Body chunks buffered between the request path and a shadow task; when the shadow reads
 /// slower than the client sends, the copy is abandoned rather than buffered further.
@@ -469,13 +469,6 @@ fn over_budget(answers: &[&CapturedResponse], request_body: &CapturedBody) -> bo
     request_body.over_budget || answers.iter().any(|a| a.body.over_budget)
 }
 
-fn is_safe(method: &http::Method) -> bool {
-    matches!(
-        *method,
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-    )
-}
-
 /// Most interim (1xx) answers read before the final one; more is a misbehaving upstream.
 const MAX_INTERIM_ANSWERS: usize = 16;
 
@@ -518,7 +511,7 @@ enum ShadowFailure {
 impl ShadowTarget {
     /// The target at `config.url`; `key` names it in the error when it does not resolve.
     fn new(config: &ShadowConfig, key: &str) -> Result<Self, String> {
-        let mut peer = config.url.peer(key)?;
+        let mut peer = crate::units::peer(&config.url, key)?;
         peer.options.connection_timeout = Some(config.timeout.0);
         peer.options.read_timeout = Some(config.timeout.0);
         peer.options.write_timeout = Some(config.timeout.0);

@@ -199,7 +199,7 @@ fn upstream_peer(
     connect_timeout: Duration,
     read_timeout: Option<Duration>,
 ) -> Result<HttpPeer, String> {
-    let mut peer = url.peer(key)?;
+    let mut peer = crate::units::peer(url, key)?;
     peer.options.connection_timeout = Some(connect_timeout);
     peer.options.read_timeout = read_timeout;
     Ok(peer)

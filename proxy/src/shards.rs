@@ -3,7 +3,9 @@
 //! never contended and never sleeps on the request path.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+
+use twinpeak_core::sync::lock;
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
@@ -19,11 +21,6 @@ struct Padded<T>(Mutex<T>);
 /// `T` in a few shards, one per worker thread.
 pub struct Sharded<T> {
     shards: Box<[Padded<T>]>,
-}
-
-/// Locks a mutex; a value left by a panicking holder is still a set of counts, so it is used.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T> Sharded<T> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::IntCounter;
-use twinpeak_reports::{
+use twinpeak_core::histogram::micros;
+use twinpeak_core::{
     new_latency_histogram, record_saturating, EncodedHistogram, RouteSnapshot, SideSnapshot,
     SignedHistogram,
 };
@@ -102,10 +103,6 @@ pub struct Exchange {
 pub struct Stats {
     routes: Vec<RouteStats>,
     metrics: Metrics,
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl Stats {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::{holiday_run, run_of, verdicts};
 use twinpeak_reports::report::{Input, Report, Summary};
-use twinpeak_reports::RunRecord;
+use twinpeak_core::RunRecord;
 
 fn report_of(files: Vec<(&str, RunRecord)>) -> Report {
     let inputs = files

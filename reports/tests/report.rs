@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use common::{canary_snapshot, holiday_run, proxy_snapshot, run_of, PHASES, RPS};
 use twinpeak_reports::report::{read_input, Input, Outcome, Report, ReportError, Summary};
-use twinpeak_reports::{RunRecord, Snapshot};
+use twinpeak_core::{RunRecord, Snapshot};
 
 fn run_input(name: &str, run: RunRecord) -> (PathBuf, Input) {
     (PathBuf::from(name), Input::Run(run))

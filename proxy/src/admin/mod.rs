@@ -11,8 +11,8 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use twinpeak_reports::timestamp::rfc3339;
-use twinpeak_reports::{EncodedHistogram, LatencySummary, SignedSummary, Snapshot};
+use twinpeak_core::timestamp::rfc3339;
+use twinpeak_core::{EncodedHistogram, LatencySummary, SignedSummary, Snapshot};
 
 use crate::canary::{AdminAction, Canary};
 use crate::comparison::store::Example;
@@ -74,7 +74,7 @@ struct SideLatency {
 struct DeltaLatency {
     #[serde(flatten)]
     summary: SignedSummary,
-    histogram: twinpeak_reports::SignedHistogram,
+    histogram: twinpeak_core::SignedHistogram,
 }
 
 impl Admin {

@@ -630,7 +630,7 @@ mod tests {
     }
 
     fn histogram(values_us: &[u64]) -> Histogram<u64> {
-        let mut h = twinpeak_reports::new_latency_histogram();
+        let mut h = twinpeak_core::new_latency_histogram();
         for v in values_us {
             h.record(*v).unwrap();
         }

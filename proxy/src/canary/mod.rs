@@ -21,16 +21,16 @@ use async_trait::async_trait;
 use http::{HeaderMap, HeaderName};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
-use twinpeak_reports::timestamp::rfc3339;
-use twinpeak_reports::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
+use twinpeak_core::timestamp::rfc3339;
+use twinpeak_core::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
 
 use crate::comparison::store::DiffStore;
 use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
 use crate::sampling::{key_value, salted_hash, unit_interval};
-use crate::shards::lock;
 use crate::stats::Stats;
 use crate::units::{SampleKey, UpstreamUrl};
+use twinpeak_core::sync::lock;
 
 use config::CanaryConfig;
 use force::ForcePolicy;

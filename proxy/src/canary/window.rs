@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use twinpeak_reports::{new_latency_histogram, record_saturating};
+use twinpeak_core::{new_latency_histogram, record_saturating};
 
 use crate::labels::Side;
 use crate::shards::Sharded;

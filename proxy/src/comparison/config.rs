@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use twinpeak_reports::diff::NoiseRule;
+use twinpeak_core::diff::NoiseRule;
 
 use crate::diff::{BodyRules, PathPattern, Tolerance};
 use crate::units::{Bytes, Percent, UpstreamUrl};

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName};
-use twinpeak_reports::timestamp::rfc3339;
+use twinpeak_core::timestamp::rfc3339;
 
 use crate::budget::ByteBudget;
 use crate::capture::{CapturedResponse, Outcome};
@@ -25,9 +25,9 @@ use crate::pairing::Pair;
 use crate::ratelimit::RateLimitedLog;
 use crate::routes::RouteTable;
 use crate::sampling::Sampler;
-use crate::shards::lock;
 use crate::stats::Stats;
 use crate::units::SampleKey;
+use twinpeak_core::sync::lock;
 
 use config::DiffConfig;
 use corpus::{Corpus, CorpusDrops, CorpusEntry, CorpusLimits};

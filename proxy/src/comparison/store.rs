@@ -15,16 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
-use twinpeak_reports::diff::{NoiseRule, Overflow, Signature, Totals};
-use twinpeak_reports::timestamp::rfc3339;
-use twinpeak_reports::{DiffSummary, FieldSummary};
+use twinpeak_core::diff::{NoiseRule, Overflow, Signature, Totals};
+use twinpeak_core::timestamp::rfc3339;
+use twinpeak_core::{DiffSummary, FieldSummary};
 
 use crate::budget::{ByteBudget, Reservation};
 use crate::canary::judge::DiffWindow;
 use crate::diff::{DiffKind, Finding};
 use crate::labels::PairResult;
 use crate::routes::RouteId;
-use crate::shards::lock;
+use twinpeak_core::sync::lock;
 
 use super::config::DiffConfig;
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::de::IgnoredAny;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use similar::{Algorithm, DiffTag, TextDiff};
+use twinpeak_core::digest::hex_sha256;
 
 use super::findings::truncate_chars;
 use super::json::diff_json;
@@ -169,13 +169,9 @@ fn diff_binary(primary: &[u8], shadow: &[u8]) -> Finding {
 
 /// The first [`DIGEST_HEX_CHARS`] hex digits of the body's SHA-256.
 fn short_digest(body: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    Sha256::digest(body)
-        .iter()
-        .take(DIGEST_HEX_CHARS / 2)
-        .flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]])
-        .map(char::from)
-        .collect()
+    let mut digest = hex_sha256(body);
+    digest.truncate(DIGEST_HEX_CHARS);
+    digest
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use twinpeak_reports::run::Arrivals;
-use twinpeak_reports::timestamp::rfc3339;
-use twinpeak_reports::{
+use twinpeak_core::run::Arrivals;
+use twinpeak_core::timestamp::rfc3339;
+use twinpeak_core::{
     record_saturating, CanaryDecision, CanaryHistory, CanaryReason, CanaryStep, DiffSummary,
     FieldSummary, PhaseRecord, RouteSnapshot, RunRecord, RunTarget, SloRecord, Snapshot,
     TimelinePoint,

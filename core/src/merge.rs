@@ -30,7 +30,7 @@ pub enum MergeError {
 ///
 /// Records written by other tools may use wider bounds; widening keeps every value exact
 /// rather than refusing the merge. Auto-resize is off again afterwards.
-pub(crate) fn add_histogram(
+pub fn add_histogram(
     into: &mut Histogram<u64>,
     from: &Histogram<u64>,
 ) -> Result<(), AdditionError> {
@@ -41,7 +41,7 @@ pub(crate) fn add_histogram(
 }
 
 /// Adds each counter of `from` to the counter of the same name in `into`, saturating.
-pub(crate) fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+pub fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (name, count) in from {
         let total = into.entry(name.clone()).or_default();
         *total = total.saturating_add(*count);

@@ -35,6 +35,12 @@ pub fn record_saturating(h: &mut Histogram<u64>, value_us: u64) {
     h.saturating_record(value_us);
 }
 
+/// A duration in whole microseconds, the unit every latency histogram counts in (saturating:
+/// nothing measured lasts 584,000 years).
+pub fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The usual latency figures of one histogram, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
