@@ -74,7 +74,7 @@ pub(crate) mod base64_v2 {
     impl de::Visitor<'_> for Base64Visitor {
         type Value = Histogram<u64>;
 
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a base64 HdrHistogram V2 deflate string")
         }
 

@@ -52,7 +52,7 @@ impl Facts<'_> {
 }
 
 /// A few sentences that say what the figures show.
-pub(super) fn summary(facts: &Facts) -> Vec<String> {
+pub(super) fn summary(facts: &Facts<'_>) -> Vec<String> {
     let mut sentences = Vec::new();
     match facts.after {
         Some(after) => {
@@ -99,7 +99,7 @@ fn contrasts(a: Outcome, b: Outcome) -> bool {
 }
 
 /// `answered 97% faster at the 99th percentile (3,840 ms → 117 ms)`.
-fn latency_clause(facts: &Facts) -> Option<(String, Outcome)> {
+fn latency_clause(facts: &Facts<'_>) -> Option<(String, Outcome)> {
     let row = facts.row("p99")?;
     let (before, after, change) = (
         row.before.as_ref()?,
@@ -127,7 +127,7 @@ fn latency_clause(facts: &Facts) -> Option<(String, Outcome)> {
 }
 
 /// `failed 63% fewer requests (2.41% → 0.89%)`, and the other cases.
-fn error_clause(facts: &Facts) -> Option<(String, Outcome)> {
+fn error_clause(facts: &Facts<'_>) -> Option<(String, Outcome)> {
     let row = facts.row("error_rate")?;
     let (before, after, change) = (
         row.before.as_ref()?,
@@ -167,7 +167,7 @@ fn error_clause(facts: &Facts) -> Option<(String, Outcome)> {
 }
 
 /// `it met every SLO the legacy system missed`, and the other cases.
-fn slo_clause(facts: &Facts) -> Option<String> {
+fn slo_clause(facts: &Facts<'_>) -> Option<String> {
     let judged: Vec<&SloRow> = facts.slo.iter().filter(|r| r.after.is_some()).collect();
     if judged.is_empty() {
         return None;
@@ -224,7 +224,7 @@ fn slos(n: usize) -> String {
 }
 
 /// `It sustained 12% more throughput (1,980 → 2,218 req/s).`, when the difference matters.
-fn throughput_sentence(facts: &Facts) -> Option<String> {
+fn throughput_sentence(facts: &Facts<'_>) -> Option<String> {
     let change = facts.row("throughput")?.change.as_ref()?;
     (change.unit == "%" && change.amount.abs() >= 5.0).then(|| {
         let (_, both) = change.text.split_once(' ').unwrap_or(("", &change.text));
@@ -233,7 +233,7 @@ fn throughput_sentence(facts: &Facts) -> Option<String> {
 }
 
 /// `It stayed within the SLO 99% of the time, against 41% for the legacy system.`
-fn compliance_sentence(facts: &Facts) -> Option<String> {
+fn compliance_sentence(facts: &Facts<'_>) -> Option<String> {
     let row = facts.row("slo_compliance")?;
     let (before, after) = (row.before.as_ref()?, row.after.as_ref()?);
     Some(format!(
@@ -245,7 +245,7 @@ fn compliance_sentence(facts: &Facts) -> Option<String> {
 }
 
 /// The figures of the one system measured.
-fn single_system(facts: &Facts) -> Vec<String> {
+fn single_system(facts: &Facts<'_>) -> Vec<String> {
     let mut parts = Vec::new();
     for (key, what) in [
         ("p99", "a p99 latency of"),
@@ -279,7 +279,7 @@ fn single_system(facts: &Facts) -> Vec<String> {
 }
 
 /// `47 of 2,350 compared answers (2%) differed from the primary's, noise set aside`.
-fn diff_sentence(facts: &Facts) -> Option<String> {
+fn diff_sentence(facts: &Facts<'_>) -> Option<String> {
     let diff = facts.diff?;
     let compared = format::thousands(diff.compared);
     Some(if diff.different == 0 {
@@ -295,7 +295,7 @@ fn diff_sentence(facts: &Facts) -> Option<String> {
 
 /// `The canary reached 25% of live traffic and was rolled back once, at 14:02 UTC, when its
 /// error rate reached 5.1% against a 1% limit`, and the other cases.
-fn canary_sentence(facts: &Facts) -> Option<String> {
+fn canary_sentence(facts: &Facts<'_>) -> Option<String> {
     let canary = facts.canary?;
     let state = canary.state.replace('_', " ");
     let now = format!("{state} at {}", canary.weight.text);
@@ -374,7 +374,7 @@ fn reason_clause(r: &CanaryReasonRow) -> String {
 
 /// Which systems were saturated, and a warning when the load generator fell behind anywhere:
 /// told apart, since the first is a finding about the system and the second about the run.
-fn health_sentence(facts: &Facts) -> Vec<String> {
+fn health_sentence(facts: &Facts<'_>) -> Vec<String> {
     let mut sentences = Vec::new();
     let saturated: Vec<String> = facts
         .health

@@ -22,7 +22,7 @@ const STEPS: u32 = 100;
 pub(in crate::report) type Curve<'a> = (&'a str, RGBColor, &'a Histogram<u64>);
 
 /// Draws the percentile curve of every non-empty histogram of `curves`.
-pub(in crate::report) fn percentiles(curves: &[Curve]) -> Result<String, ReportError> {
+pub(in crate::report) fn percentiles(curves: &[Curve<'_>]) -> Result<String, ReportError> {
     render(
         "percentile",
         "Latency by percentile, milliseconds, log percentile axis",
@@ -44,10 +44,13 @@ fn percentile_label(x: f64) -> String {
     format!("{text}%")
 }
 
-fn draw(svg: &mut String, curves: &[Curve]) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+fn draw(
+    svg: &mut String,
+    curves: &[Curve<'_>],
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
-    let curves: Vec<&Curve> = curves.iter().filter(|(_, _, h)| !h.is_empty()).collect();
+    let curves: Vec<&Curve<'_>> = curves.iter().filter(|(_, _, h)| !h.is_empty()).collect();
     let top = curves
         .iter()
         .map(|(_, _, h)| at(h, DECADES))

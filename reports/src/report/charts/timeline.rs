@@ -91,7 +91,7 @@ fn draw(
         y_desc: "p99 latency (ms)",
         x_desc: None,
     };
-    let lines: Vec<Line> = series
+    let lines: Vec<Line<'_>> = series
         .iter()
         .map(|s| Line {
             color: s.color,
@@ -113,7 +113,7 @@ fn draw(
         y_desc: "throughput (req/s)",
         x_desc: Some("time since the scenario started (m:ss)"),
     };
-    let mut lines: Vec<Line> = series
+    let mut lines: Vec<Line<'_>> = series
         .iter()
         .map(|s| Line {
             color: s.color,
@@ -159,9 +159,9 @@ struct Panel<'a> {
 impl Panel<'_> {
     fn draw(
         &self,
-        area: &Area,
+        area: &Area<'_>,
         phases: &[PhaseBand],
-        lines: &[Line],
+        lines: &[Line<'_>],
         upper: bool,
     ) -> Result<(), Error> {
         let mut chart = ChartBuilder::on(area)
