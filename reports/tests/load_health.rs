@@ -7,8 +7,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{holiday_run, run_of, verdicts};
-use twinpeak_reports::report::{Input, Report, Summary};
 use twinpeak_core::RunRecord;
+use twinpeak_reports::report::{Input, Report, Summary};
 
 fn report_of(files: Vec<(&str, RunRecord)>) -> Report {
     let inputs = files

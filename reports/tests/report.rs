@@ -6,8 +6,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use common::{canary_snapshot, holiday_run, proxy_snapshot, run_of, PHASES, RPS};
-use twinpeak_reports::report::{read_input, Input, Outcome, Report, ReportError, Summary};
 use twinpeak_core::{RunRecord, Snapshot};
+use twinpeak_reports::report::{read_input, Input, Outcome, Report, ReportError, Summary};
 
 fn run_input(name: &str, run: RunRecord) -> (PathBuf, Input) {
     (PathBuf::from(name), Input::Run(run))
