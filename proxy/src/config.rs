@@ -9,7 +9,8 @@ use twinpeak_core::yaml_error;
 
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
-use crate::routes::RouteTemplate;
+use crate::error::InvalidKey;
+use crate::routes::RouteConfig;
 use crate::secret::SecretSource;
 use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
 
@@ -163,61 +164,6 @@ impl Default for CaptureConfig {
     }
 }
 
-/// One route: a template alone, or a template with per-route options.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum RouteConfig {
-    /// `"/bookings/{id}"`
-    Template(RouteTemplate),
-    /// `{path: "/bookings", mirror_methods: [POST]}`
-    Detailed(DetailedRoute),
-}
-
-/// A route with options.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetailedRoute {
-    /// The template.
-    pub path: RouteTemplate,
-    /// Extra methods mirrored on this route only (the explicit opt-in for writes).
-    #[serde(default)]
-    pub mirror_methods: Vec<Method>,
-    /// `false` keeps the route off the mirror altogether: its answers depend on state only the
-    /// primary holds (a booking created there), so the shadow could only differ.
-    #[serde(default = "yes")]
-    pub mirror: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl RouteConfig {
-    /// The route's template.
-    pub fn template(&self) -> &RouteTemplate {
-        match self {
-            RouteConfig::Template(t) => t,
-            RouteConfig::Detailed(d) => &d.path,
-        }
-    }
-
-    /// Whether the route is mirrored at all.
-    pub fn mirrored(&self) -> bool {
-        match self {
-            RouteConfig::Template(_) => true,
-            RouteConfig::Detailed(d) => d.mirror,
-        }
-    }
-
-    /// Methods mirrored on this route in addition to `mirror.methods`.
-    pub fn extra_mirror_methods(&self) -> &[Method] {
-        match self {
-            RouteConfig::Template(_) => &[],
-            RouteConfig::Detailed(d) => &d.mirror_methods,
-        }
-    }
-}
-
 fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -299,9 +245,8 @@ impl Config {
     /// Parses and validates configuration text; `file` is used in error messages.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = yaml_error::deserialize(file, text)?;
-        let located = |(key, message): (String, String)| {
-            ConfigError::at_key(file, text, Some(key), None, message)
-        };
+        let located =
+            |InvalidKey { key, message }| ConfigError::at_key(file, text, Some(key), None, message);
         if let Some(canary) = config.canary.as_mut() {
             canary.resolve(config.shadow.as_ref().map(|s| &s.url));
         }
@@ -311,7 +256,7 @@ impl Config {
     }
 
     /// Reads the secrets the configuration names (from their files or the environment).
-    fn read_secrets(&mut self) -> Result<(), (String, String)> {
+    fn read_secrets(&mut self) -> Result<(), InvalidKey> {
         self.admin.token.resolve("admin.token")?;
         if let Some(canary) = self.canary.as_mut() {
             canary.force.secret.resolve("canary.force.secret")?;
@@ -320,13 +265,13 @@ impl Config {
     }
 
     /// Checks that hold across keys; returns the key at fault and why.
-    fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), InvalidKey> {
         if self.threads == 0 {
-            return Err(("threads".into(), "must be at least 1".into()));
+            return Err(InvalidKey::new("threads", "must be at least 1"));
         }
         if !self.admin.listen.ip().is_loopback() && !self.admin.token.is_set() {
-            return Err((
-                "admin.listen".into(),
+            return Err(InvalidKey::new(
+                "admin.listen",
                 format!(
                     "{} is not a loopback address, so the admin API needs a token: add \
                      admin.token: {{file: PATH}} or {{env: NAME}}",
@@ -335,32 +280,32 @@ impl Config {
             ));
         }
         if self.listen.contains(&self.admin.listen) {
-            return Err((
-                "admin.listen".into(),
+            return Err(InvalidKey::new(
+                "admin.listen",
                 format!("{} is also a proxy listen address", self.admin.listen),
             ));
         }
         for (i, a) in self.listen.iter().enumerate() {
             if self.listen[..i].contains(a) {
-                return Err(("listen".into(), format!("{a} is listed twice")));
+                return Err(InvalidKey::new("listen", format!("{a} is listed twice")));
             }
         }
         if let Some(shadow) = &self.shadow {
             if shadow.max_in_flight == 0 {
-                return Err((
-                    "shadow.max_in_flight".into(),
-                    "must be at least 1 (set mirror.percent: 0 to stop mirroring)".into(),
+                return Err(InvalidKey::new(
+                    "shadow.max_in_flight",
+                    "must be at least 1 (set mirror.percent: 0 to stop mirroring)",
                 ));
             }
         } else if self.mirror.percent.value() > 0.0 {
-            return Err((
-                "mirror.percent".into(),
-                "is above 0 but no shadow is configured (add shadow: { url: ... })".into(),
+            return Err(InvalidKey::new(
+                "mirror.percent",
+                "is above 0 but no shadow is configured (add shadow: { url: ... })",
             ));
         }
         if self.mirror.max_buffered_bytes.0 < self.capture.max_body_bytes.0 {
-            return Err((
-                "mirror.max_buffered_bytes".into(),
+            return Err(InvalidKey::new(
+                "mirror.max_buffered_bytes",
                 format!(
                     "must hold at least one captured answer (capture.max_body_bytes, {} bytes)",
                     self.capture.max_body_bytes.0
@@ -371,21 +316,7 @@ impl Config {
         if let Some(canary) = &self.canary {
             canary.validate()?;
         }
-        let mut seen: Vec<&str> = Vec::new();
-        for route in &self.routes {
-            let t = route.template().as_str();
-            if seen.contains(&t) {
-                return Err(("routes".into(), format!("{t:?} is listed twice")));
-            }
-            if t == crate::routes::OTHER_ROUTE {
-                return Err((
-                    "routes".into(),
-                    format!("{t:?} is reserved for paths that match no route"),
-                ));
-            }
-            seen.push(t);
-        }
-        Ok(())
+        crate::routes::check(&self.routes)
     }
 
     /// The configuration with every default filled in, as YAML.

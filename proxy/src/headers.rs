@@ -133,6 +133,36 @@ pub fn forwarded_for(
     HeaderValue::from_bytes(&value).ok()
 }
 
+/// The header a mirrored copy goes out with: the client's (with the request id the primary
+/// gets), hop-by-hop headers and twinpeak's own (and `controls`) removed, the same forwarding
+/// headers as the primary, and the shadow marker. A copy with a body but no framing is sent
+/// chunked. `None` when a header cannot be set.
+pub fn shadow_copy(
+    original: &RequestHeader,
+    client_ip: Option<std::net::IpAddr>,
+    controls: &[HeaderName],
+    has_body: bool,
+) -> Option<RequestHeader> {
+    let mut header = original.clone();
+    header.set_version(http::Version::HTTP_11);
+    strip_hop_by_hop(&mut header);
+    strip_controls(&mut header, controls);
+    set_forwarding(&mut header, client_ip).ok()?;
+    header.insert_header(SHADOW_MARKER, "1").ok()?;
+    if !header.headers.contains_key(http::header::HOST) {
+        let authority = original.uri.authority()?.to_string();
+        header.insert_header(http::header::HOST, authority).ok()?;
+    }
+    let framed = header.headers.contains_key(http::header::CONTENT_LENGTH)
+        || header.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if has_body && !framed {
+        header
+            .insert_header(http::header::TRANSFER_ENCODING, "chunked")
+            .ok()?;
+    }
+    Some(header)
+}
+
 /// An IP address as text, written without the formatting machinery (it runs for every
 /// request).
 struct IpText {

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::InvalidKey;
+
 /// Where a secret comes from: a file (its first line) or an environment variable. Read once,
 /// when the configuration is loaded ([`SecretSource::resolve`]); only the source is ever
 /// printed.
@@ -51,13 +53,10 @@ impl SecretSource {
 
     /// Reads the secret from its source (nothing when no source is given); `key` names the
     /// setting (`admin.token`). On failure returns the key at fault and why.
-    pub fn resolve(&mut self, key: &str) -> Result<(), (String, String)> {
-        self.value = self.read().map_err(|(sub, message)| {
-            let key = match sub {
-                Some(sub) => format!("{key}.{sub}"),
-                None => key.to_string(),
-            };
-            (key, message)
+    pub fn resolve(&mut self, key: &str) -> Result<(), InvalidKey> {
+        self.value = self.read().map_err(|(sub, message)| match sub {
+            Some(sub) => InvalidKey::new(format!("{key}.{sub}"), message),
+            None => InvalidKey::new(key, message),
         })?;
         Ok(())
     }
@@ -138,7 +137,7 @@ impl fmt::Debug for Secret {
 mod tests {
     use super::*;
 
-    fn resolved(mut source: SecretSource) -> Result<Option<Secret>, (String, String)> {
+    fn resolved(mut source: SecretSource) -> Result<Option<Secret>, InvalidKey> {
         source.resolve("admin.token")?;
         Ok(source.secret().cloned())
     }
@@ -168,10 +167,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short");
         std::fs::write(&short, "abc\n").unwrap();
-        let (key, message) = resolved(SecretSource::file(dir.path().join("missing"))).unwrap_err();
+        let InvalidKey { key, message } =
+            resolved(SecretSource::file(dir.path().join("missing"))).unwrap_err();
         assert_eq!(key, "admin.token.file");
         assert!(message.starts_with("cannot read"), "{message}");
-        let (key, message) = resolved(SecretSource::file(&short)).unwrap_err();
+        let InvalidKey { key, message } = resolved(SecretSource::file(&short)).unwrap_err();
         assert_eq!(key, "admin.token");
         assert!(
             message.contains("at least 16 characters, got 3"),
@@ -181,8 +181,9 @@ mod tests {
             env: Some("X".into()),
             ..SecretSource::file(&short)
         };
-        assert!(resolved(both).unwrap_err().1.contains("not both"));
-        let (key, message) = resolved(SecretSource::env("TWINPEAK_TEST_SECRET_UNSET")).unwrap_err();
+        assert!(resolved(both).unwrap_err().message.contains("not both"));
+        let InvalidKey { key, message } =
+            resolved(SecretSource::env("TWINPEAK_TEST_SECRET_UNSET")).unwrap_err();
         assert_eq!(key, "admin.token.env");
         assert_eq!(
             message,

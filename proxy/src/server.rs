@@ -11,34 +11,32 @@ use pingora_core::services::listening::Service;
 use crate::admin::Admin;
 use crate::budget::ByteBudget;
 use crate::canary::{Canary, JudgeService};
-use crate::comparison::Comparator;
+use crate::comparison::{Comparator, PairWorker};
 use crate::config::{Config, LoadedConfig};
-use crate::mirror::Mirror;
-use crate::pairing::pair_queue;
+use crate::error::{SetupError, SetupProblem, StartError};
+use crate::mirror::{pair_queue, Mirror};
 use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::stats::Stats;
 
 /// Builds the server for a configuration, ready to run. Fails when an address to listen on is
 /// taken, an upstream does not resolve, or the diff corpus cannot be opened.
-pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
+pub fn build(loaded: LoadedConfig) -> Result<Server, StartError> {
+    let file = loaded.path.clone();
+    assemble(loaded).map_err(|setup| StartError { file, setup })
+}
+
+/// The server's services, wired together.
+fn assemble(loaded: LoadedConfig) -> Result<Server, SetupError> {
     let config = &loaded.config;
-    let in_file = |e: String| format!("{}: {e}", loaded.path.display());
-    check_listen_addresses(config).map_err(in_file)?;
+    check_listen_addresses(config)?;
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
     let budget = ByteBudget::new(config.mirror.max_buffered_bytes.0 as usize);
     let comparator = Comparator::new(&config.diff, routes.clone(), stats.clone(), budget.clone())
-        .map_err(|e| {
-        in_file(format!(
-            "diff.corpus: cannot open {}: {e}",
-            config
-                .diff
-                .corpus
-                .as_deref()
-                .unwrap_or(std::path::Path::new(""))
-                .display()
-        ))
+        .map_err(|error| {
+        let dir = config.diff.corpus.clone().unwrap_or_default();
+        SetupError::new("diff.corpus", SetupProblem::Corpus { dir, error })
     })?;
     let comparator = Arc::new(comparator);
     let canary = match &config.canary {
@@ -51,16 +49,16 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
         )?)),
         None => None,
     };
-    let (pairs, worker) = pair_queue(config.diff.queue, stats.clone(), comparator.clone());
-    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget).map_err(in_file)?);
+    let (pairs, intake) = pair_queue(config.diff.queue, stats.clone());
+    let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
+    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
     let proxy = TwinpeakProxy::new(
         &config.primary,
         routes.clone(),
         stats.clone(),
         mirror.clone(),
         canary.clone(),
-    )
-    .map_err(in_file)?;
+    )?;
 
     let conf = ServerConf {
         threads: config.threads,
@@ -107,7 +105,7 @@ pub fn build(loaded: LoadedConfig) -> Result<Server, String> {
 
 /// Fails at once, naming the key, when an address to listen on cannot be bound (taken, or not
 /// this machine's). Pingora itself retries a taken address once a second for 30 s.
-fn check_listen_addresses(config: &Config) -> Result<(), String> {
+fn check_listen_addresses(config: &Config) -> Result<(), SetupError> {
     let addresses = config
         .listen
         .iter()
@@ -116,14 +114,16 @@ fn check_listen_addresses(config: &Config) -> Result<(), String> {
     for (key, address) in addresses {
         // Bound without SO_REUSEPORT, so another proxy that shares ports that way is found too;
         // the probe closes before Pingora binds.
-        std::net::TcpListener::bind(address)
-            .map_err(|e| format!("{key}: cannot listen on {address}: {e}"))?;
+        std::net::TcpListener::bind(address).map_err(|error| {
+            let address = *address;
+            SetupError::new(key, SetupProblem::Listen { address, error })
+        })?;
     }
     Ok(())
 }
 
 /// Runs the proxy until SIGINT or SIGTERM.
-pub fn run(loaded: LoadedConfig) -> Result<(), String> {
+pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
     log::info!(
         "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}, canary {}",
         loaded

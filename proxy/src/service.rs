@@ -7,22 +7,22 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::{HeaderName, StatusCode};
 use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::canary::config::SIDE_HEADER;
 use crate::canary::Canary;
-use crate::capture::{BodyCapture, CapturedResponse, Outcome};
+use crate::capture::Outcome;
 use crate::config::PrimaryConfig;
-use crate::headers::{self, REQUEST_ID, SHADOW_MARKER};
+use crate::error::SetupError;
+use crate::headers::{self, REQUEST_ID};
 use crate::labels::{MirrorOutcome, Side, StatusClass};
 use crate::metrics::UpstreamErrorKind;
-use crate::mirror::{BodyMessage, Mirror, ShadowRequest};
+use crate::mirror::{Mirror, MirrorHandle};
 use crate::routes::{RouteId, RouteTable};
 use crate::stats::{Exchange, Stats};
 use crate::units::UpstreamUrl;
@@ -55,7 +55,7 @@ impl TwinpeakProxy {
         stats: Arc<Stats>,
         mirror: Arc<Mirror>,
         canary: Option<Arc<Canary>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let read_timeout = primary.read_timeout.map(|t| t.0);
         let canary = match canary {
             Some(canary) => Some(CanaryRoute {
@@ -111,95 +111,18 @@ pub struct RequestContext {
     /// Why the serving side failed, when it did.
     upstream_error: Option<UpstreamErrorKind>,
     /// Boxed: most requests are not mirrored, and the context moves with every request.
-    mirrored: Option<Box<MirroredRequest>>,
-}
-
-/// The request path's half of a mirrored request.
-struct MirroredRequest {
-    body: Option<ShadowBody>,
-    primary_tx: Option<oneshot::Sender<CapturedResponse>>,
-    status: Option<StatusCode>,
-    headers: HeaderMap,
-    capture: BodyCapture,
-    /// Body bytes seen in the current upstream attempt; a retry replays from zero.
-    attempt_offset: u64,
-}
-
-/// The feed of request body chunks to a shadow task.
-struct ShadowBody {
-    tx: mpsc::Sender<BodyMessage>,
-    forwarded: u64,
-    limit: u64,
-    route: RouteId,
-    mirror: Arc<Mirror>,
-    finished: bool,
-}
-
-impl ShadowBody {
-    /// Passes on the part of `chunk` (at `offset` in the body) the shadow has not had yet.
-    /// Returns false when the copy had to be given up.
-    fn feed(&mut self, offset: u64, chunk: Option<&Bytes>, end: bool) -> bool {
-        if let Some(chunk) = chunk {
-            let chunk_end = offset + chunk.len() as u64;
-            if chunk_end > self.forwarded {
-                let skip = self.forwarded.saturating_sub(offset) as usize;
-                let fresh = chunk.slice(skip..);
-                if self.forwarded + fresh.len() as u64 > self.limit {
-                    return self.give_up(MirrorOutcome::BodyTooLarge);
-                }
-                self.forwarded += fresh.len() as u64;
-                if !self.send(BodyMessage::Data(fresh)) {
-                    return false;
-                }
-            }
-        }
-        if end {
-            if !self.send(BodyMessage::End) {
-                return false;
-            }
-            self.finished = true;
-        }
-        true
-    }
-
-    fn send(&mut self, message: BodyMessage) -> bool {
-        match self.tx.try_send(message) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => self.give_up(MirrorOutcome::DroppedInFlight),
-            // The shadow task has ended (timed out or failed) and counted why.
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.finished = true;
-                false
-            }
-        }
-    }
-
-    fn give_up(&mut self, outcome: MirrorOutcome) -> bool {
-        self.finished = true;
-        self.mirror.abandoned(self.route, outcome);
-        false
-    }
-}
-
-impl Drop for ShadowBody {
-    fn drop(&mut self) {
-        // The client went away before its body was complete: the copy is incomplete too.
-        if !self.finished {
-            self.mirror
-                .abandoned(self.route, MirrorOutcome::DroppedInFlight);
-        }
-    }
+    mirrored: Option<Box<MirrorHandle>>,
 }
 
 /// The peer for an upstream the request path sends to; `key` names it in the error when its
 /// host name does not resolve.
 fn upstream_peer(
     url: &UpstreamUrl,
-    key: &str,
+    key: &'static str,
     connect_timeout: Duration,
     read_timeout: Option<Duration>,
-) -> Result<HttpPeer, String> {
-    let mut peer = crate::units::peer(url, key)?;
+) -> Result<HttpPeer, SetupError> {
+    let mut peer = crate::upstream::peer(url, key)?;
     peer.options.connection_timeout = Some(connect_timeout);
     peer.options.read_timeout = read_timeout;
     Ok(peer)
@@ -233,32 +156,7 @@ fn error_kind(e: &Error) -> UpstreamErrorKind {
 }
 
 impl TwinpeakProxy {
-    /// The header the shadow gets: the client's (with the request id the primary gets),
-    /// hop-by-hop headers removed, the same forwarding headers as the primary, and the shadow
-    /// marker.
-    fn shadow_header(&self, session: &Session, has_body: bool) -> Option<RequestHeader> {
-        let original = session.req_header();
-        let mut header = original.clone();
-        header.set_version(http::Version::HTTP_11);
-        headers::strip_hop_by_hop(&mut header);
-        headers::strip_controls(&mut header, &self.controls);
-        headers::set_forwarding(&mut header, client_ip(session)).ok()?;
-        header.insert_header(SHADOW_MARKER, "1").ok()?;
-        if !header.headers.contains_key(http::header::HOST) {
-            let authority = original.uri.authority()?.to_string();
-            header.insert_header(http::header::HOST, authority).ok()?;
-        }
-        let framed = header.headers.contains_key(http::header::CONTENT_LENGTH)
-            || header.headers.contains_key(http::header::TRANSFER_ENCODING);
-        if has_body && !framed {
-            header
-                .insert_header(http::header::TRANSFER_ENCODING, "chunked")
-                .ok()?;
-        }
-        Some(header)
-    }
-
-    /// Decides whether to mirror and, if so, starts the shadow task.
+    /// Decides whether to mirror and, if so, starts the shadow task and keeps its handle.
     fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) {
         if !self.routes.mirrored(ctx.route) {
             self.stats
@@ -290,45 +188,18 @@ impl TwinpeakProxy {
         let with_id = session
             .req_header_mut()
             .insert_header(REQUEST_ID, request_id.as_str());
-        let header = with_id
-            .ok()
-            .and_then(|()| self.shadow_header(session, has_body));
+        let header = with_id.ok().and_then(|()| {
+            let client = client_ip(session);
+            headers::shadow_copy(session.req_header(), client, &self.controls, has_body)
+        });
         let Some(header) = header else {
             self.mirror.abandoned(ctx.route, MirrorOutcome::ShadowError);
             return;
         };
-        let (body_tx, body_rx) = if has_body {
-            let (tx, rx) = mpsc::channel(crate::mirror::BODY_CHANNEL_CHUNKS);
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let (primary_tx, primary_rx) = oneshot::channel();
-        self.mirror.spawn(
-            permit,
-            ShadowRequest {
-                route: ctx.route,
-                request_id,
-                header,
-                body: body_rx,
-                primary: primary_rx,
-            },
-        );
-        ctx.mirrored = Some(Box::new(MirroredRequest {
-            body: body_tx.map(|tx| ShadowBody {
-                tx,
-                forwarded: 0,
-                limit: self.mirror.max_body_bytes(),
-                route: ctx.route,
-                mirror: self.mirror.clone(),
-                finished: false,
-            }),
-            primary_tx: Some(primary_tx),
-            status: None,
-            headers: HeaderMap::new(),
-            capture: self.mirror.capture(),
-            attempt_offset: 0,
-        }));
+        let handle = self
+            .mirror
+            .start(permit, ctx.route, request_id, header, has_body);
+        ctx.mirrored = Some(Box::new(handle));
     }
 }
 
@@ -459,7 +330,7 @@ impl ProxyHttp for TwinpeakProxy {
         headers::set_forwarding(upstream_request, client_ip(session))?;
         headers::strip_controls(upstream_request, &self.controls);
         if let Some(m) = ctx.mirrored.as_mut() {
-            m.attempt_offset = 0;
+            m.new_attempt();
         }
         Ok(())
     }
@@ -472,13 +343,7 @@ impl ProxyHttp for TwinpeakProxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         if let Some(m) = ctx.mirrored.as_mut() {
-            let offset = m.attempt_offset;
-            m.attempt_offset += body.as_ref().map_or(0, |b| b.len() as u64);
-            if let Some(feed) = m.body.as_mut() {
-                if !feed.feed(offset, body.as_ref(), end_of_stream) || feed.finished {
-                    m.body = None;
-                }
-            }
+            m.request_body(body.as_ref(), end_of_stream);
         }
         Ok(())
     }
@@ -496,8 +361,7 @@ impl ProxyHttp for TwinpeakProxy {
             ctx.ttfb = Some(start.elapsed());
         }
         if let Some(m) = ctx.mirrored.as_mut() {
-            m.status = Some(upstream_response.status);
-            m.headers = upstream_response.headers.clone();
+            m.response_header(upstream_response.status, &upstream_response.headers);
         }
         Ok(())
     }
@@ -510,12 +374,7 @@ impl ProxyHttp for TwinpeakProxy {
         ctx: &mut Self::CTX,
     ) -> Result<Option<Duration>> {
         if let (Some(m), Some(chunk)) = (ctx.mirrored.as_mut(), body.as_ref()) {
-            if m.primary_tx.as_ref().is_some_and(|tx| tx.is_closed()) {
-                // The shadow side has given up: nothing will be paired, so keep nothing.
-                m.capture.stop();
-            } else {
-                m.capture.push(chunk);
-            }
+            m.response_body(chunk);
         }
         if end_of_stream {
             ctx.total = ctx.upstream_start.map(|s| s.elapsed());
@@ -622,24 +481,13 @@ impl ProxyHttp for TwinpeakProxy {
                 canary.canary.observe(ctx.side, failed, latency);
             }
         }
-        if let Some(mut m) = ctx.mirrored.take() {
-            m.body = None;
-            if let Some(tx) = m.primary_tx.take() {
-                let outcome = match e {
-                    None => Outcome::Answered,
-                    Some(e) if e.etype() == &ErrorType::ReadTimedout => Outcome::Timeout,
-                    Some(e) => Outcome::Error(e.to_string()),
-                };
-                // The shadow task may have ended already; then there is nothing to pair.
-                let _ = tx.send(CapturedResponse {
-                    outcome,
-                    status: m.status,
-                    headers: m.headers,
-                    body: m.capture.finish(),
-                    ttfb: ctx.ttfb,
-                    total: total.unwrap_or_default(),
-                });
-            }
+        if let Some(m) = ctx.mirrored.take() {
+            let outcome = match e {
+                None => Outcome::Answered,
+                Some(e) if e.etype() == &ErrorType::ReadTimedout => Outcome::Timeout,
+                Some(e) => Outcome::Error(e.to_string()),
+            };
+            m.finish(outcome, ctx.ttfb, total.unwrap_or_default());
         }
     }
 }

@@ -25,14 +25,18 @@ pub enum SampleKey {
 }
 
 impl FromStr for SampleKey {
-    type Err = String;
+    type Err = InvalidValue;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("random") {
             return Ok(SampleKey::Random);
         }
-        let bad = || format!("expected header:NAME, cookie:NAME or random, got {text:?}");
+        let bad = || {
+            InvalidValue(format!(
+                "expected header:NAME, cookie:NAME or random, got {text:?}"
+            ))
+        };
         let (kind, name) = text.split_once(':').ok_or_else(bad)?;
         let name = name.trim();
         if name.is_empty() {
@@ -41,7 +45,7 @@ impl FromStr for SampleKey {
         match kind.trim().to_ascii_lowercase().as_str() {
             "header" => http::HeaderName::from_bytes(name.as_bytes())
                 .map(|h| SampleKey::Header(h.as_str().to_string()))
-                .map_err(|_| format!("{name:?} is not a valid header name")),
+                .map_err(|_| InvalidValue(format!("{name:?} is not a valid header name"))),
             "cookie" => Ok(SampleKey::Cookie(name.to_string())),
             _ => Err(bad()),
         }
@@ -72,35 +76,12 @@ impl Serialize for SampleKey {
     }
 }
 
-/// A Pingora peer for an upstream, its host name resolved now (once, as nginx does at
-/// start); the error names the configuration `key` and says why it could not be. The host
-/// goes along as TLS SNI for https only: a plain-HTTP peer carries no name, so the copy made
-/// for every request allocates nothing.
-pub fn peer(
-    url: &UpstreamUrl,
-    key: &str,
-) -> Result<pingora_core::upstreams::peer::HttpPeer, String> {
-    let authority = url.authority();
-    let address = std::net::ToSocketAddrs::to_socket_addrs(&authority)
-        .map_err(|e| format!("{key}: cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{key}: cannot resolve {authority}: no address"))?;
-    let sni = if url.tls {
-        url.host.clone()
-    } else {
-        String::new()
-    };
-    Ok(pingora_core::upstreams::peer::HttpPeer::new(
-        address, url.tls, sni,
-    ))
-}
-
 /// A network clients may come from: `10.0.0.0/8`, `::1/128`, or one address (`127.0.0.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceNet(pub ipnet::IpNet);
 
 impl FromStr for SourceNet {
-    type Err = String;
+    type Err = InvalidValue;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
@@ -110,7 +91,9 @@ impl FromStr for SourceNet {
         text.parse::<std::net::IpAddr>()
             .map(|ip| SourceNet(ipnet::IpNet::from(ip)))
             .map_err(|_| {
-                format!("expected an address or a network such as 10.0.0.0/8, got {text:?}")
+                InvalidValue(format!(
+                    "expected an address or a network such as 10.0.0.0/8, got {text:?}"
+                ))
             })
     }
 }
@@ -165,7 +148,7 @@ mod tests {
             .contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
         let v6: SourceNet = "::1".parse().unwrap();
         assert_eq!(v6.to_string(), "::1/128");
-        let err = "localhost".parse::<SourceNet>().unwrap_err();
+        let err = "localhost".parse::<SourceNet>().unwrap_err().to_string();
         assert!(err.contains("10.0.0.0/8"), "{err}");
     }
 }

@@ -301,7 +301,7 @@ impl Admin {
         );
         self.mirror
             .set_settings(settings.clone())
-            .map_err(|e| (StatusCode::CONFLICT, e))?;
+            .map_err(|e| (StatusCode::CONFLICT, e.to_string()))?;
         log::info!(
             "{}: mirror settings changed: percent {} -> {}, key {} -> {}, methods [{}] -> [{}]",
             change.who(),

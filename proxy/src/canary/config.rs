@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::InvalidKey;
 use crate::secret::SecretSource;
 use crate::units::{HumanDuration, Method, Percent, SampleKey, SourceNet, UpstreamUrl};
 
@@ -173,8 +174,9 @@ impl CanaryConfig {
     }
 
     /// Checks that hold across keys; returns the key at fault (`canary.ramp[1].hold`) and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let fail = |key: &str, message: String| Err((format!("canary.{key}"), message));
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        let fail =
+            |key: &str, message: String| Err(InvalidKey::new(format!("canary.{key}"), message));
         if self.upstream.is_none() {
             return fail(
                 "upstream",
@@ -360,7 +362,7 @@ mod tests {
         assert!(c.validate().is_ok());
         let mut alone = parse("{weight: 5}");
         alone.resolve(None);
-        let (key, message) = alone.validate().unwrap_err();
+        let InvalidKey { key, message } = alone.validate().unwrap_err();
         assert_eq!(key, "canary.upstream");
         assert!(message.contains("no shadow"), "{message}");
     }
@@ -376,13 +378,17 @@ mod tests {
             check("{ramp: [{weight: 1, hold: 10m}, {weight: 5, hold: 30m}, {weight: 100}]}")
                 .is_ok()
         );
-        let (key, _) = check("{ramp: [{weight: 5, hold: 1m}, {weight: 5}]}").unwrap_err();
+        let key = check("{ramp: [{weight: 5, hold: 1m}, {weight: 5}]}")
+            .unwrap_err()
+            .key;
         assert_eq!(key, "canary.ramp[1].weight");
-        let (key, _) = check("{ramp: [{weight: 1}, {weight: 5}]}").unwrap_err();
+        let key = check("{ramp: [{weight: 1}, {weight: 5}]}").unwrap_err().key;
         assert_eq!(key, "canary.ramp[0].hold");
-        let (key, _) = check("{ramp: [{weight: 1, hold: 1m}, {weight: 5, hold: 1m}]}").unwrap_err();
+        let key = check("{ramp: [{weight: 1, hold: 1m}, {weight: 5, hold: 1m}]}")
+            .unwrap_err()
+            .key;
         assert_eq!(key, "canary.ramp[1].hold");
-        let (key, _) = check("{weight: 3, ramp: [{weight: 5}]}").unwrap_err();
+        let key = check("{weight: 3, ramp: [{weight: 5}]}").unwrap_err().key;
         assert_eq!(key, "canary.weight");
     }
 

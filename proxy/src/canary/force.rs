@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName};
 
 use super::config::ForceConfig;
+use crate::error::{SetupError, SetupProblem};
 use crate::labels::Side;
 use crate::secret::Secret;
 use crate::units::Method;
@@ -25,14 +26,20 @@ pub struct ForcePolicy {
 
 impl ForcePolicy {
     /// The policy of a (resolved) configuration.
-    pub fn new(config: &ForceConfig) -> Result<Self, String> {
-        let name = |key: &str, text: &str| {
-            HeaderName::from_bytes(text.as_bytes())
-                .map_err(|_| format!("canary.force.{key}: {text:?} is not a valid header name"))
+    pub fn new(config: &ForceConfig) -> Result<Self, SetupError> {
+        let name = |key: &'static str, text: &str| {
+            HeaderName::from_bytes(text.as_bytes()).map_err(|_| {
+                SetupError::new(
+                    key,
+                    SetupProblem::HeaderName {
+                        name: text.to_string(),
+                    },
+                )
+            })
         };
         Ok(ForcePolicy {
-            header: name("header", &config.header)?,
-            secret_header: name("secret_header", &config.secret_header)?,
+            header: name("canary.force.header", &config.header)?,
+            secret_header: name("canary.force.secret_header", &config.secret_header)?,
             secret: config.secret.secret().cloned(),
             from: config.from.iter().map(|n| n.0).collect(),
             methods: config.methods.clone(),

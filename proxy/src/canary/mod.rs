@@ -25,6 +25,7 @@ use twinpeak_core::timestamp::rfc3339;
 use twinpeak_core::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
 
 use crate::comparison::store::DiffStore;
+use crate::error::{SetupError, SetupProblem};
 use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
 use crate::sampling::{key_value, salted_hash, unit_interval};
@@ -130,12 +131,16 @@ impl Canary {
         comparisons: Arc<DiffStore>,
         stats: Arc<Stats>,
         shards: usize,
-    ) -> Result<Self, String> {
-        let upstream = config
-            .upstream
-            .clone()
-            .or_else(|| shadow.cloned())
-            .ok_or("canary.upstream: no candidate (and no shadow to default to)")?;
+    ) -> Result<Self, SetupError> {
+        let upstream =
+            config
+                .upstream
+                .clone()
+                .or_else(|| shadow.cloned())
+                .ok_or(SetupError::new(
+                    "canary.upstream",
+                    SetupProblem::NoCandidate,
+                ))?;
         let force = ForcePolicy::new(&config.force)?;
         let machine = Machine::new(config, Instant::now());
         let canary = Canary {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use twinpeak_core::diff::NoiseRule;
 
 use crate::diff::{BodyRules, PathPattern, Tolerance};
+use crate::error::InvalidKey;
 use crate::units::{Bytes, Percent, UpstreamUrl};
 
 /// How answers are compared.
@@ -215,7 +216,7 @@ impl DiffConfig {
     }
 
     /// Checks across keys; returns the key at fault and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidKey> {
         for h in self
             .headers
             .iter()
@@ -223,22 +224,24 @@ impl DiffConfig {
             .chain(&self.redact_headers)
         {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                return Err(("diff.headers".into(), format!("{h:?} is not a header name")));
+                return Err(InvalidKey::new(
+                    "diff.headers",
+                    format!("{h:?} is not a header name"),
+                ));
             }
         }
         for t in &self.tolerance {
             if !(t.absolute >= 0.0 && t.relative >= 0.0) {
-                return Err((
-                    "diff.tolerance".into(),
+                return Err(InvalidKey::new(
+                    "diff.tolerance",
                     format!("tolerances for {} must not be negative", t.path),
                 ));
             }
         }
         if self.noise.secondary.is_some() && self.noise.resample_percent.value() > 0.0 {
-            return Err((
-                "diff.noise.resample_percent".into(),
-                "is for use without a secondary; with diff.noise.secondary set, leave it out"
-                    .into(),
+            return Err(InvalidKey::new(
+                "diff.noise.resample_percent",
+                "is for use without a secondary; with diff.noise.secondary set, leave it out",
             ));
         }
         for (key, value) in [
@@ -250,12 +253,12 @@ impl DiffConfig {
             ),
         ] {
             if value == 0 {
-                return Err((key.into(), "must be at least 1".into()));
+                return Err(InvalidKey::new(key, "must be at least 1"));
             }
         }
         if self.corpus_max_bytes.0 < MIN_CORPUS_BYTES {
-            return Err((
-                "diff.corpus_max_bytes".into(),
+            return Err(InvalidKey::new(
+                "diff.corpus_max_bytes",
                 format!("must be at least {MIN_CORPUS_BYTES} bytes, to hold a whole line"),
             ));
         }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod corpus;
 pub mod redact;
 pub mod store;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use twinpeak_core::timestamp::rfc3339;
 use crate::budget::ByteBudget;
 use crate::capture::{CapturedResponse, Outcome};
 use crate::diff::{diff_bodies, BodyRules, DiffKind, Finding};
-use crate::pairing::Pair;
+use crate::mirror::Pair;
 use crate::ratelimit::RateLimitedLog;
 use crate::routes::RouteTable;
 use crate::sampling::Sampler;
@@ -33,6 +34,7 @@ use config::DiffConfig;
 use corpus::{Corpus, CorpusDrops, CorpusEntry, CorpusLimits};
 use redact::Redactor;
 use store::{DiffStore, Example, ExampleMessage};
+pub use worker::PairWorker;
 
 /// Compares pairs and keeps the results.
 pub struct Comparator {
