@@ -24,6 +24,7 @@ pub mod secret;
 pub mod server;
 pub mod service;
 pub mod shards;
+pub mod state;
 pub mod stats;
 pub mod units;
 pub mod upstream;

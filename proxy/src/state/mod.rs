@@ -1,0 +1,447 @@
+//! The proxy's state store: what it learns, kept in an SQLite file (the default) or in
+//! PostgreSQL shared by a fleet of replicas, so a shadow run survives redeploys and `kill -9`,
+//! a rolled-back canary stays rolled back, and replicas make one canary decision.
+//!
+//! The store is written off the request path: the proxy's in-memory aggregates stay the source
+//! there, and a flush task hands the store a [`Batch`] every `flush_interval` (made by a
+//! [`Tracker`] from the proxy's totals) and one on shutdown; each is written in one
+//! transaction, so `kill -9` loses at most one interval. While the database cannot be reached
+//! batches are merged into a buffer bounded in bytes, retried with backoff, and written when
+//! it returns; what does not fit is dropped and counted ([`Health`]).
+//!
+//! Every replica writes its own rows (keyed by its name); readers ([`Store::read_view`])
+//! merge the rows of one or all replicas exactly. Latency and counters are kept per minute,
+//! merged into hours past `coarsen_after`, deleted past `retention`, and as all-time totals.
+//! The canary's state machine is one row every replica polls, changed compare-and-set
+//! ([`Store::change_canary`]); one replica at a time holds the judge's lease
+//! ([`Store::try_lease`]).
+//!
+//! Every call blocks on the database: run them off the async runtime ([`SharedStore`]).
+
+mod batch;
+mod canary;
+mod config;
+mod conn;
+mod error;
+mod handle;
+pub mod metrics;
+mod pending;
+mod rows;
+mod schema;
+mod view;
+mod windows;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use batch::{counters_from_families, Batch, RouteFindings, Tracker};
+pub use canary::{
+    AuditEntry, AuditRecord, CanaryRecord, CanaryRow, CanaryUpdate, CanaryWrite, Lease,
+};
+pub use config::{Location, PostgresConfig, Settings, StateConfig};
+pub use error::{DbError, StateError};
+pub use handle::SharedStore;
+pub use rows::{CounterKey, RowValue, Series};
+pub use schema::SCHEMA_VERSION;
+pub use view::{RouteView, View};
+
+use conn::{transaction, Conn, PostgresConn, SqliteConn};
+use pending::{unix_s, Pending};
+use twinpeak_core::CanaryDecision;
+
+/// How the store's writes are going.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    /// Whether the last write succeeded.
+    pub up: bool,
+    /// When a write last succeeded.
+    pub last_ok: Option<SystemTime>,
+    /// Why the last write failed, while it is failing.
+    pub last_error: Option<String>,
+    /// Flushes written.
+    pub writes_ok: u64,
+    /// Flushes that could not be written (kept in the buffer, or dropped).
+    pub writes_failed: u64,
+    /// Bytes of deltas waiting to be written.
+    pub buffered_bytes: usize,
+    /// Batches that did not fit in the buffer and were dropped.
+    pub dropped: u64,
+    /// Stored rows that could not be merged and were replaced.
+    pub replaced_rows: u64,
+}
+
+impl Health {
+    /// Whether a write succeeded within `within` of `now` with nothing left waiting: what a
+    /// fresh judgement over the fleet's data needs.
+    pub fn fresh(&self, now: SystemTime, within: Duration) -> bool {
+        self.up
+            && self.buffered_bytes == 0
+            && self
+                .last_ok
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age <= within)
+    }
+}
+
+/// What became of a batch handed to [`Store::flush`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Written, with anything buffered before it.
+    Written,
+    /// Kept in the buffer, to be written when the database can be reached.
+    Buffered,
+    /// Did not fit in the buffer: lost, and counted.
+    Dropped,
+}
+
+/// What a replica finds in the store when it starts.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// Its findings per route, as a whole, with their examples.
+    pub findings: BTreeMap<String, RouteFindings>,
+    /// The canary row (shared by the fleet).
+    pub canary: Option<CanaryRow>,
+    /// The newest canary decisions, oldest first.
+    pub decisions: Vec<CanaryDecision>,
+}
+
+/// Decisions handed back by [`Store::restore`].
+const RESTORED_DECISIONS: usize = 1_000;
+
+/// Attempts of a compare-and-set change before giving up on a busy row.
+const CHANGE_ATTEMPTS: usize = 8;
+
+/// Exponential backoff between failed writes.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    next: Option<Instant>,
+}
+
+impl Backoff {
+    fn ready(&self, now: Instant) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    fn failed(&mut self, now: Instant, max: Duration) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = Duration::from_secs(1)
+            .saturating_mul(1 << self.failures.min(16).saturating_sub(1))
+            .min(max);
+        self.next = Some(now + wait);
+    }
+
+    fn succeeded(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
+/// The state store: one connection, this replica's buffer and health.
+pub struct Store {
+    conn: Box<dyn Conn>,
+    location: String,
+    settings: Settings,
+    pending: Pending,
+    health: Health,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .field("replica", &self.settings.replica)
+            .field("health", &self.health)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store at `location` (creating an SQLite file, or connecting to PostgreSQL),
+    /// and sets its schema up or migrates it forward; refuses a schema newer than this binary.
+    pub fn open(location: &Location, settings: Settings) -> Result<Store, StateError> {
+        let described = location.describe();
+        let open_error = |source| StateError::Open {
+            location: described.clone(),
+            source,
+        };
+        let mut conn: Box<dyn Conn> = match location {
+            Location::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| StateError::Config {
+                        message: format!(
+                            "state.sqlite: cannot create the directory {}: {e}",
+                            parent.display()
+                        ),
+                    })?;
+                }
+                Box::new(SqliteConn::open(path).map_err(open_error)?)
+            }
+            Location::Postgres(config) => {
+                Box::new(PostgresConn::connect(config.as_ref().clone()).map_err(open_error)?)
+            }
+        };
+        schema::migrate(conn.as_mut(), SCHEMA_VERSION, &described)?;
+        Ok(Store {
+            conn,
+            location: described,
+            settings,
+            pending: Pending::default(),
+            health: Health {
+                up: true,
+                ..Health::default()
+            },
+            backoff: Backoff::default(),
+        })
+    }
+
+    /// Where it is, in words (no password).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// This replica's name.
+    pub fn replica(&self) -> &str {
+        &self.settings.replica
+    }
+
+    /// How writes are going.
+    pub fn health(&self) -> Health {
+        Health {
+            buffered_bytes: self.pending.bytes(),
+            ..self.health.clone()
+        }
+    }
+
+    /// The schema version recorded in the store.
+    pub fn schema_version(&mut self) -> Result<i64, StateError> {
+        schema::version(self.conn.as_mut()).map_err(|e| self.failed(e))
+    }
+
+    fn failed(&mut self, source: DbError) -> StateError {
+        self.health.up = false;
+        self.health.last_error = Some(source.to_string());
+        StateError::Database {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.health.up = true;
+        self.health.last_error = None;
+    }
+
+    /// Writes `batch` with anything buffered before it, in one transaction that also coarsens
+    /// old windows and deletes expired ones. While the database cannot be reached, keeps it
+    /// in the buffer (merged, bounded) and tries again after a backoff; never fails.
+    pub fn flush(&mut self, batch: &Batch) -> Flushed {
+        let now = Instant::now();
+        let max = self.settings.max_buffered_bytes;
+        let mut dropped = false;
+        if self.pending.absorb(batch, max).is_err() {
+            if self.pending.is_empty() && self.backoff.ready(now) {
+                // Larger than the buffer on its own: written straight away, or lost.
+                let mut alone = Pending::default();
+                let _ = alone.absorb(batch, usize::MAX);
+                return match self.write(&alone, now) {
+                    Ok(()) => Flushed::Written,
+                    Err(()) => {
+                        self.health.dropped += 1;
+                        Flushed::Dropped
+                    }
+                };
+            }
+            self.health.dropped += 1;
+            dropped = true;
+        }
+        if self.pending.is_empty() {
+            return if dropped {
+                Flushed::Dropped
+            } else {
+                Flushed::Written
+            };
+        }
+        let outcome = if !self.backoff.ready(now) {
+            Err(())
+        } else {
+            let pending = std::mem::take(&mut self.pending);
+            let written = self.write(&pending, now);
+            if written.is_err() {
+                self.pending = pending;
+            }
+            written
+        };
+        match (outcome, dropped) {
+            (_, true) => Flushed::Dropped,
+            (Ok(()), false) => Flushed::Written,
+            (Err(()), false) => Flushed::Buffered,
+        }
+    }
+
+    /// One write of `pending`, recorded in the health and the backoff.
+    fn write(&mut self, pending: &Pending, now: Instant) -> Result<(), ()> {
+        let replica = self.settings.replica.clone();
+        let wall = SystemTime::now();
+        let coarsen_cutoff = unix_s(wall) - secs(self.settings.coarsen_after);
+        let prune_cutoff = unix_s(wall) - secs(self.settings.retention);
+        let result = transaction(self.conn.as_mut(), |conn| {
+            let replaced = windows::write(conn, &replica, pending, canary::unix_ms(wall))?;
+            windows::coarsen(conn, &replica, coarsen_cutoff)?;
+            windows::prune(conn, prune_cutoff)?;
+            Ok::<_, DbError>(replaced)
+        });
+        match result {
+            Ok(replaced) => {
+                self.health.replaced_rows += replaced;
+                self.health.writes_ok += 1;
+                self.health.last_ok = Some(wall);
+                self.succeeded();
+                self.backoff.succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("state: write to {} failed: {e}", self.location);
+                self.health.writes_failed += 1;
+                self.backoff.failed(now, self.settings.max_retry_backoff);
+                let _ = self.failed(e);
+                Err(())
+            }
+        }
+    }
+
+    /// What this replica left in the store: its findings, the canary row and the newest
+    /// decisions.
+    pub fn restore(&mut self) -> Result<Restored, StateError> {
+        let replica = self.settings.replica.clone();
+        let result = (|| {
+            let findings = view::findings(self.conn.as_mut(), Some(&replica))?
+                .into_iter()
+                .map(|((_, route), f)| (route, f))
+                .collect();
+            Ok(Restored {
+                findings,
+                canary: canary::read(self.conn.as_mut())?,
+                decisions: canary::decisions(self.conn.as_mut(), RESTORED_DECISIONS)?,
+            })
+        })();
+        self.note(result)
+    }
+
+    fn note<T>(&mut self, result: Result<T, DbError>) -> Result<T, StateError> {
+        match result {
+            Ok(value) => {
+                self.succeeded();
+                Ok(value)
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Latency, counters and findings of the period `[from, to)` (whole windows that overlap
+    /// it), or since the store began when both are `None`; of `replica`, or of every replica
+    /// merged.
+    pub fn read_view(
+        &mut self,
+        from: Option<SystemTime>,
+        to: Option<SystemTime>,
+        replica: Option<&str>,
+    ) -> Result<View, StateError> {
+        let result = view::read(self.conn.as_mut(), from, to, replica);
+        self.note(result)
+    }
+
+    /// Findings as a whole with their kept examples, per replica and route (of `replica`, or
+    /// of all).
+    pub fn findings(
+        &mut self,
+        replica: Option<&str>,
+    ) -> Result<BTreeMap<(String, String), RouteFindings>, StateError> {
+        let result = view::findings(self.conn.as_mut(), replica);
+        self.note(result)
+    }
+
+    /// The canary row, if one was ever written.
+    pub fn canary(&mut self) -> Result<Option<CanaryRow>, StateError> {
+        let result = canary::read(self.conn.as_mut());
+        self.note(result)
+    }
+
+    /// The canary row's generation: the cheap poll (read the row when it moved).
+    pub fn canary_generation(&mut self) -> Result<Option<u64>, StateError> {
+        let result = canary::generation(self.conn.as_mut());
+        self.note(result)
+    }
+
+    /// Writes `update` if the canary row is still at generation `expected` (`None`: no row
+    /// yet), with its decisions and audit entry, in one transaction.
+    pub fn write_canary(
+        &mut self,
+        expected: Option<u64>,
+        update: &CanaryUpdate,
+    ) -> Result<CanaryWrite, StateError> {
+        let replica = self.settings.replica.clone();
+        let max = self.settings.max_history;
+        let result = canary::write(self.conn.as_mut(), &replica, expected, update, max);
+        self.note(result)
+    }
+
+    /// Applies `change` to the canary row as it is now (`None` when there is none yet) and
+    /// writes what it returns, compare-and-set, reading again and retrying when another
+    /// replica wrote in between: so a change is written exactly once, after every other.
+    /// `change` returning `None` writes nothing. Returns the row as written.
+    pub fn change_canary(
+        &mut self,
+        mut change: impl FnMut(Option<&CanaryRow>) -> Option<CanaryUpdate>,
+    ) -> Result<Option<CanaryRow>, StateError> {
+        let mut current = self.canary()?;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let Some(update) = change(current.as_ref()) else {
+                return Ok(current);
+            };
+            match self.write_canary(current.as_ref().map(|r| r.generation), &update)? {
+                CanaryWrite::Written(row) => return Ok(Some(row)),
+                CanaryWrite::Conflict(row) => current = row,
+            }
+        }
+        Err(StateError::Contended {
+            location: self.location.clone(),
+            attempts: CHANGE_ATTEMPTS,
+        })
+    }
+
+    /// The newest `limit` canary decisions, oldest first.
+    pub fn decisions(&mut self, limit: usize) -> Result<Vec<CanaryDecision>, StateError> {
+        let result = canary::decisions(self.conn.as_mut(), limit);
+        self.note(result)
+    }
+
+    /// The newest `limit` audit entries, oldest first.
+    pub fn audit(&mut self, limit: usize) -> Result<Vec<AuditRecord>, StateError> {
+        let result = canary::audit(self.conn.as_mut(), limit);
+        self.note(result)
+    }
+
+    /// Takes the lease `name` (`judge`) for `ttl` if it is free or expired, or renews it if
+    /// this replica holds it. Renew every `ttl / 3`: a holder that stops renewing is
+    /// replaced within `ttl` plus the others' renewal interval.
+    pub fn try_lease(&mut self, name: &str, ttl: Duration) -> Result<Lease, StateError> {
+        let replica = self.settings.replica.clone();
+        let result = canary::try_lease(self.conn.as_mut(), &replica, name, ttl);
+        self.note(result)
+    }
+
+    /// Gives the lease up if this replica holds it (on a clean shutdown).
+    pub fn release_lease(&mut self, name: &str) -> Result<(), StateError> {
+        let replica = self.settings.replica.clone();
+        let result = canary::release_lease(self.conn.as_mut(), &replica, name);
+        self.note(result)
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}

@@ -1,0 +1,163 @@
+//! The store's internals against a real SQLite file: migrations, coarsening, retention.
+
+use std::time::{Duration, SystemTime};
+
+use twinpeak_core::{new_latency_histogram, record_saturating};
+
+use super::conn::{Conn, SqliteConn};
+use super::rows::{RowKey, HOUR_S, MINUTE_S};
+use super::*;
+
+fn settings() -> Settings {
+    Settings {
+        replica: "r1".into(),
+        ..Settings::default()
+    }
+}
+
+fn batch(at: SystemTime, values: &[u64], requests: u64) -> Batch {
+    let mut b = Batch::new(at);
+    let mut h = new_latency_histogram();
+    values.iter().for_each(|v| record_saturating(&mut h, *v));
+    b.latency.insert(("/a".into(), Series::Primary), h);
+    b.counters.insert(
+        CounterKey::new(
+            "twinpeak_requests_total",
+            [("route", "/a"), ("side", "primary")],
+        ),
+        requests,
+    );
+    b
+}
+
+#[test]
+fn an_older_schema_is_migrated_forward_keeping_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    {
+        let mut conn = SqliteConn::open(&path).unwrap();
+        assert_eq!(schema::migrate(&mut conn, 1, "test").unwrap(), 0);
+        conn.execute(
+            "INSERT INTO twinpeak_findings (replica, route, summary, examples, updated_ms) \
+             VALUES ('r1', '/a', '{\"compared\": 7}', 'null', 0)",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(schema::version(&mut conn).unwrap(), 1);
+    }
+    let mut store = Store::open(&Location::Sqlite(path.clone()), settings()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let restored = store.restore().unwrap();
+    assert_eq!(restored.findings["/a"].summary.compared, 7);
+    assert!(
+        restored.canary.is_none(),
+        "the version 2 tables exist and are empty"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    drop(Store::open(&Location::Sqlite(path.clone()), settings()).unwrap());
+    let mut conn = SqliteConn::open(&path).unwrap();
+    schema::force_version(&mut conn, SCHEMA_VERSION + 5).unwrap();
+    let err = Store::open(&Location::Sqlite(path), settings()).unwrap_err();
+    assert!(
+        matches!(err, StateError::SchemaTooNew { found, known, .. } if found == SCHEMA_VERSION + 5 && known == SCHEMA_VERSION),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("schema version {}", SCHEMA_VERSION + 5)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("versions up to {SCHEMA_VERSION}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn old_minutes_are_coarsened_into_hours_and_expired_windows_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = Location::Sqlite(dir.path().join("state.sqlite3"));
+    let mut store = Store::open(&location, settings()).unwrap();
+    let now = SystemTime::now();
+    // Three minutes of one hour, 30 hours ago; one window 40 days ago; one now.
+    let hour_ago_30 = now - Duration::from_secs(30 * 3600);
+    let base = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(rows::window_start(pending::unix_s(hour_ago_30), HOUR_S) as u64);
+    for (minute, values) in [(1u64, vec![100]), (2, vec![200, 300]), (59, vec![400])] {
+        let at = base + Duration::from_secs(minute * 60 + 5);
+        assert_eq!(
+            store.flush(&batch(at, &values, values.len() as u64)),
+            Flushed::Written
+        );
+    }
+    store.flush(&batch(now - Duration::from_secs(40 * 86_400), &[9], 1));
+    store.flush(&batch(now, &[50], 1));
+
+    let mut conn = SqliteConn::open(dir.path().join("state.sqlite3").as_path()).unwrap();
+    let hours = view::rows_of_width(&mut conn, HOUR_S).unwrap();
+    let latency: Vec<_> = hours
+        .iter()
+        .filter(|(_, k, _)| matches!(k, RowKey::Latency(..)))
+        .collect();
+    assert_eq!(latency.len(), 1, "{hours:?}");
+    assert_eq!(latency[0].0, pending::unix_s(base));
+    assert_eq!(
+        latency[0].2.count, 4,
+        "the hour holds its three minutes' four values"
+    );
+    let minutes = view::rows_of_width(&mut conn, MINUTE_S).unwrap();
+    assert!(
+        minutes
+            .iter()
+            .all(|(start, _, _)| *start > pending::unix_s(base) + HOUR_S),
+        "only the recent minute is left: {minutes:?}"
+    );
+    assert_eq!(
+        minutes.len(),
+        2,
+        "the recent minute's histogram and counter"
+    );
+
+    // The period view sees the hour whole; all time still counts the expired window.
+    let period = store
+        .read_view(Some(base), Some(base + Duration::from_secs(600)), None)
+        .unwrap();
+    let h = &period.routes["/a"].latency[&Series::Primary];
+    assert_eq!(h.len(), 4);
+    let all = store.read_view(None, None, None).unwrap();
+    assert_eq!(all.routes["/a"].latency[&Series::Primary].len(), 6);
+    let requests = CounterKey::new(
+        "twinpeak_requests_total",
+        [("route", "/a"), ("side", "primary")],
+    );
+    assert_eq!(all.counters[&requests], 6);
+}
+
+#[test]
+fn a_stored_row_that_cannot_be_merged_is_replaced_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let mut store = Store::open(&Location::Sqlite(path.clone()), settings()).unwrap();
+    let at = SystemTime::now();
+    store.flush(&batch(at, &[10], 1));
+    let mut conn = SqliteConn::open(&path).unwrap();
+    conn.execute(
+        "UPDATE twinpeak_windows SET data = '\"garbage\"' WHERE kind = 'latency'",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(store.flush(&batch(at, &[20], 1)), Flushed::Written);
+    assert_eq!(
+        store.health().replaced_rows,
+        2,
+        "the minute and the all-time row"
+    );
+    let view = store.read_view(None, None, Some("r1")).unwrap();
+    assert_eq!(view.routes["/a"].latency[&Series::Primary].len(), 1);
+    assert_eq!(view.skipped_rows, 0);
+}

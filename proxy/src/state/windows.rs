@@ -1,0 +1,260 @@
+//! Writing window rows (read, merge, upsert: this replica is the only writer of its rows),
+//! keeping the all-time totals beside them, coarsening old minutes into hours, and deleting
+//! what is past retention. Each runs inside the flush's transaction.
+
+use std::collections::BTreeMap;
+
+use super::batch::RouteFindings;
+use super::conn::{Conn, Value};
+use super::error::DbError;
+use super::pending::Pending;
+use super::rows::{merge_cells, window_start, Cell, RowKey, HOUR_S, MINUTE_S};
+
+/// Width of the row that holds a replica's totals since the store began (start 0).
+pub(crate) const ALL_TIME: i64 = 0;
+
+/// Rows per multi-row upsert statement.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Hours coarsened per flush at most, so a store that was away for long catches up in steps.
+const HOURS_PER_FLUSH: usize = 24;
+
+/// A row that was undecodable and replaced: logged, and the count returned.
+fn merged_or_replaced(key: &RowKey, old: Option<&Cell>, new: Cell, replaced: &mut u64) -> Cell {
+    match old {
+        None => new,
+        Some(old) => merge_cells(key, old, &new).unwrap_or_else(|e| {
+            log::warn!(
+                "state: replacing a {} row that cannot be merged: {e}",
+                key.kind()
+            );
+            *replaced += 1;
+            new
+        }),
+    }
+}
+
+/// Rows of `replica` at one window, by key.
+fn rows_at(
+    conn: &mut dyn Conn,
+    replica: &str,
+    width_s: i64,
+    start_s: i64,
+) -> Result<BTreeMap<RowKey, Cell>, DbError> {
+    let rows = conn.query(
+        "SELECT kind, key, count, data FROM twinpeak_windows \
+         WHERE replica = $1 AND width_s = $2 AND start_s = $3",
+        &[replica.into(), width_s.into(), start_s.into()],
+    )?;
+    Ok(decode_rows(rows))
+}
+
+/// Rows of `kind, key, count, data`, by key; rows with a key that does not parse are skipped.
+pub(crate) fn decode_rows(rows: Vec<Vec<Value>>) -> BTreeMap<RowKey, Cell> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            let kind = row.next()?.into_text()?;
+            let key = row.next()?.into_text()?;
+            let count = row.next()?.int()?;
+            let data = row.next()?.into_text()?;
+            match RowKey::parse(&kind, &key) {
+                Ok(key) => Some((key, Cell { count, data })),
+                Err(e) => {
+                    log::warn!("state: skipping a row: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Upserts `cells` at one window of `replica`, replacing what is there.
+fn upsert(
+    conn: &mut dyn Conn,
+    replica: &str,
+    width_s: i64,
+    start_s: i64,
+    cells: &BTreeMap<RowKey, Cell>,
+) -> Result<(), DbError> {
+    let cells: Vec<_> = cells.iter().collect();
+    for chunk in cells.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO twinpeak_windows (replica, kind, key, width_s, start_s, count, data) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 7);
+        for (i, (key, cell)) in chunk.iter().enumerate() {
+            let n = i * 7;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7
+            ));
+            params.extend([
+                Value::from(replica),
+                key.kind().into(),
+                key.key_text().into(),
+                width_s.into(),
+                start_s.into(),
+                cell.count.into(),
+                cell.data.clone().into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (replica, width_s, start_s, kind, key) \
+             DO UPDATE SET count = excluded.count, data = excluded.data",
+        );
+        conn.execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+/// Adds `cells` into the rows of one window of `replica`. Returns rows replaced because what
+/// was stored could not be merged.
+fn add_at(
+    conn: &mut dyn Conn,
+    replica: &str,
+    width_s: i64,
+    start_s: i64,
+    cells: BTreeMap<RowKey, Cell>,
+) -> Result<u64, DbError> {
+    let existing = rows_at(conn, replica, width_s, start_s)?;
+    let mut replaced = 0;
+    let merged: BTreeMap<RowKey, Cell> = cells
+        .into_iter()
+        .map(|(key, cell)| {
+            let cell = merged_or_replaced(&key, existing.get(&key), cell, &mut replaced);
+            (key, cell)
+        })
+        .collect();
+    upsert(conn, replica, width_s, start_s, &merged)?;
+    Ok(replaced)
+}
+
+/// Writes everything `pending` holds for `replica`: its minute rows, the all-time totals (all
+/// but findings, whose totals are the findings table), and the findings as a whole. Returns
+/// rows replaced because they could not be merged.
+pub(crate) fn write(
+    conn: &mut dyn Conn,
+    replica: &str,
+    pending: &Pending,
+    now_ms: i64,
+) -> Result<u64, DbError> {
+    let mut by_window: BTreeMap<i64, BTreeMap<RowKey, Cell>> = BTreeMap::new();
+    let mut all_time: BTreeMap<RowKey, Cell> = BTreeMap::new();
+    let mut replaced = 0;
+    for ((start, key), cell) in &pending.cells {
+        by_window
+            .entry(*start)
+            .or_default()
+            .insert(key.clone(), cell.clone());
+        if !matches!(key, RowKey::Findings(_)) {
+            let merged = merged_or_replaced(key, all_time.get(key), cell.clone(), &mut replaced);
+            all_time.insert(key.clone(), merged);
+        }
+    }
+    for (start, cells) in by_window {
+        replaced += add_at(conn, replica, MINUTE_S, start, cells)?;
+    }
+    replaced += add_at(conn, replica, ALL_TIME, 0, all_time)?;
+    for (route, (findings, _)) in &pending.totals {
+        write_findings(conn, replica, route, findings, now_ms)?;
+    }
+    Ok(replaced)
+}
+
+/// Replaces a route's findings as a whole; its examples only when the batch carries them.
+fn write_findings(
+    conn: &mut dyn Conn,
+    replica: &str,
+    route: &str,
+    findings: &RouteFindings,
+    now_ms: i64,
+) -> Result<(), DbError> {
+    let summary = serde_json::to_string(&findings.summary).expect("findings always encode");
+    conn.execute(
+        "INSERT INTO twinpeak_findings (replica, route, summary, examples, updated_ms) \
+         VALUES ($1, $2, $3, 'null', $4) ON CONFLICT (replica, route) \
+         DO UPDATE SET summary = excluded.summary, updated_ms = excluded.updated_ms",
+        &[replica.into(), route.into(), summary.into(), now_ms.into()],
+    )?;
+    if !findings.examples.is_null() {
+        conn.execute(
+            "UPDATE twinpeak_findings SET examples = $3 WHERE replica = $1 AND route = $2",
+            &[
+                replica.into(),
+                route.into(),
+                findings.examples.to_string().into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Merges `replica`'s minute rows older than `cutoff_s` into hour rows, an hour at a time, at
+/// most [`HOURS_PER_FLUSH`] hours. Returns the hours coarsened.
+pub(crate) fn coarsen(conn: &mut dyn Conn, replica: &str, cutoff_s: i64) -> Result<usize, DbError> {
+    let cutoff_s = window_start(cutoff_s, HOUR_S);
+    for done in 0..HOURS_PER_FLUSH {
+        let oldest = conn.query(
+            "SELECT MIN(start_s) FROM twinpeak_windows \
+             WHERE replica = $1 AND width_s = $2 AND start_s < $3",
+            &[replica.into(), MINUTE_S.into(), cutoff_s.into()],
+        )?;
+        let Some(oldest) = oldest
+            .first()
+            .and_then(|row| row.first())
+            .and_then(Value::int)
+        else {
+            return Ok(done);
+        };
+        let hour = window_start(oldest, HOUR_S);
+        let minutes = conn.query(
+            "SELECT kind, key, count, data FROM twinpeak_windows \
+             WHERE replica = $1 AND width_s = $2 AND start_s >= $3 AND start_s < $4",
+            &[
+                replica.into(),
+                MINUTE_S.into(),
+                hour.into(),
+                (hour + HOUR_S).into(),
+            ],
+        )?;
+        let mut cells: BTreeMap<RowKey, Cell> = BTreeMap::new();
+        let mut replaced = 0;
+        for row in minutes {
+            for (key, cell) in decode_rows(vec![row]) {
+                let merged = merged_or_replaced(&key, cells.get(&key), cell, &mut replaced);
+                cells.insert(key, merged);
+            }
+        }
+        add_at(conn, replica, HOUR_S, hour, cells)?;
+        conn.execute(
+            "DELETE FROM twinpeak_windows \
+             WHERE replica = $1 AND width_s = $2 AND start_s >= $3 AND start_s < $4",
+            &[
+                replica.into(),
+                MINUTE_S.into(),
+                hour.into(),
+                (hour + HOUR_S).into(),
+            ],
+        )?;
+    }
+    Ok(HOURS_PER_FLUSH)
+}
+
+/// Deletes every replica's windows that ended before `cutoff_s` (the all-time totals stay).
+pub(crate) fn prune(conn: &mut dyn Conn, cutoff_s: i64) -> Result<u64, DbError> {
+    conn.execute(
+        "DELETE FROM twinpeak_windows \
+         WHERE start_s < $1 AND width_s > 0 AND start_s + width_s <= $1",
+        &[cutoff_s.into()],
+    )
+}
