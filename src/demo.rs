@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use clap::Args;
-use twinpeak_loadgen::runner::{run, RunOptions, RunResult, Target};
-use twinpeak_loadgen::scenario::{LoadedScenario, Scenario};
+use twinpeak_loadgen::{interrupt, run, LoadedScenario, RunOptions, RunResult, Scenario, Target};
 use twinpeak_reports::report::{Input, Report};
 use twinpeak_testbed::{Build, Testbed};
 
@@ -51,16 +51,17 @@ impl Drop for ProxyProcess {
     }
 }
 
-fn free_addr() -> Result<SocketAddr, String> {
+fn free_addr() -> anyhow::Result<SocketAddr> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free loopback port: {e}"))
+        .context("no free loopback port")
 }
 
 impl DemoCommand {
-    /// Runs the demo; returns the exit status.
+    /// Runs the demo; returns the exit status: 130 or 143 when SIGINT or SIGTERM stopped it, as
+    /// for `twinpeak load`.
     pub fn execute(&self) -> ExitCode {
-        twinpeak_loadgen::interrupt::install();
+        interrupt::install();
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -71,17 +72,14 @@ impl DemoCommand {
                 return ExitCode::from(2);
             }
         };
-        match runtime.block_on(self.run()) {
-            Ok(()) if twinpeak_loadgen::interrupt::interrupted() => ExitCode::from(130),
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(if twinpeak_loadgen::interrupt::interrupted() {
-                    130
-                } else {
-                    1
-                })
-            }
+        let outcome = runtime.block_on(self.run());
+        if let Err(e) = &outcome {
+            eprintln!("error: {e:#}");
+        }
+        match (interrupt::signal(), outcome) {
+            (Some(signal), _) => ExitCode::from(signal.exit_code()),
+            (None, Ok(())) => ExitCode::SUCCESS,
+            (None, Err(_)) => ExitCode::FAILURE,
         }
     }
 
@@ -94,7 +92,7 @@ impl DemoCommand {
         }
     }
 
-    async fn run(&self) -> Result<(), String> {
+    async fn run(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         let dir = self.out.clone().unwrap_or_else(|| {
             PathBuf::from("runs").join(format!(
@@ -102,9 +100,9 @@ impl DemoCommand {
                 chrono::Local::now().format("%Y%m%d-%H%M%S")
             ))
         });
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         let scenario = write_scenario(&dir)?;
-        let loaded = Scenario::load(&scenario).map_err(|e| e.to_string())?;
+        let loaded = Scenario::load(&scenario)?;
         let loaded = LoadedScenario {
             scenario: Scenario {
                 baseline_rps: DEMO_BASELINE_RPS,
@@ -121,14 +119,14 @@ impl DemoCommand {
             Some(dir.join("legacy.db")),
         )
         .await
-        .map_err(|e| format!("legacy testbed: {e}"))?;
+        .context("legacy testbed")?;
         let rebuilt = Testbed::start(
             Build::Rebuilt,
             loopback_any_port(),
             Some(dir.join("rebuilt.db")),
         )
         .await
-        .map_err(|e| format!("rebuilt testbed: {e}"))?;
+        .context("rebuilt testbed")?;
         println!("  legacy  {}\n  rebuilt {}", legacy.url(), rebuilt.url());
 
         step(
@@ -162,16 +160,15 @@ impl DemoCommand {
                 url: format!("http://{}", proxy.listen),
             }]),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         write_record(&dir.join("proxy-run.json"), &through_proxy)?;
-        if twinpeak_loadgen::interrupt::interrupted() {
-            return Err("interrupted".into());
+        if interrupt::interrupted() {
+            bail!("interrupted");
         }
         let snapshot_path = dir.join("snapshot.json");
         let snapshot = fetch_snapshot(proxy.admin).await?;
         std::fs::write(&snapshot_path, &snapshot)
-            .map_err(|e| format!("{}: {e}", snapshot_path.display()))?;
+            .with_context(|| snapshot_path.display().to_string())?;
 
         step(&format!(
             "holiday peak directly against legacy and rebuilt ({:.0} s)",
@@ -190,12 +187,11 @@ impl DemoCommand {
                 },
             ]),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let direct_path = dir.join("run.json");
         write_record(&direct_path, &direct)?;
-        if twinpeak_loadgen::interrupt::interrupted() {
-            return Err("interrupted".into());
+        if interrupt::interrupted() {
+            bail!("interrupted");
         }
 
         step("writing the report");
@@ -205,10 +201,9 @@ impl DemoCommand {
         let inputs = [direct_path, snapshot_path]
             .into_iter()
             .map(|p| twinpeak_reports::report::read_input(&p).map(|i| (p, i)))
-            .collect::<Result<Vec<(PathBuf, Input)>, _>>()
-            .map_err(|e| e.to_string())?;
-        let report = Report::build(inputs).map_err(|e| e.to_string())?;
-        report.write(&dir).map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<(PathBuf, Input)>, _>>()?;
+        let report = Report::build(inputs)?;
+        report.write(&dir)?;
         println!("\n{}", report.headline());
         println!(
             "report: {}\n(finished in {:.0} s)",
@@ -228,23 +223,23 @@ fn step(text: &str) {
     println!("==> {text}");
 }
 
-fn write_record(path: &Path, result: &RunResult) -> Result<(), String> {
-    result.record.write(path).map_err(|e| e.to_string())
+fn write_record(path: &Path, result: &RunResult) -> anyhow::Result<()> {
+    Ok(result.record.write(path)?)
 }
 
 /// Writes the shipped scenario and its data next to the run, so the run is reproducible from
 /// its directory alone.
-fn write_scenario(dir: &Path) -> Result<PathBuf, String> {
+fn write_scenario(dir: &Path) -> anyhow::Result<PathBuf> {
     let scenario_dir = dir.join("scenario");
     std::fs::create_dir_all(scenario_dir.join("data"))
-        .map_err(|e| format!("{}: {e}", scenario_dir.display()))?;
+        .with_context(|| scenario_dir.display().to_string())?;
     for (name, text) in [
         ("holiday-peak.yaml", SCENARIO),
         ("data/cities.csv", CITIES),
         ("data/services.csv", SERVICES),
     ] {
         let path = scenario_dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| path.display().to_string())?;
     }
     Ok(scenario_dir.join("holiday-peak.yaml"))
 }
@@ -283,9 +278,8 @@ diff:
 
 /// Starts `twinpeak proxy` on free ports and waits until it answers (a few tries, since a free
 /// port can be taken between choosing and binding).
-async fn start_proxy(dir: &Path, legacy: &str, rebuilt: &str) -> Result<ProxyProcess, String> {
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find the twinpeak binary: {e}"))?;
+async fn start_proxy(dir: &Path, legacy: &str, rebuilt: &str) -> anyhow::Result<ProxyProcess> {
+    let exe = std::env::current_exe().context("cannot find the twinpeak binary")?;
     let mut last = String::new();
     for _ in 0..3 {
         let (listen, admin) = (free_addr()?, free_addr()?);
@@ -294,8 +288,10 @@ async fn start_proxy(dir: &Path, legacy: &str, rebuilt: &str) -> Result<ProxyPro
             &config,
             proxy_config(listen, admin, legacy, rebuilt, &dir.join("corpus")),
         )
-        .map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = std::fs::File::create(dir.join("proxy.log")).map_err(|e| e.to_string())?;
+        .with_context(|| config.display().to_string())?;
+        let log_path = dir.join("proxy.log");
+        let log =
+            std::fs::File::create(&log_path).with_context(|| log_path.display().to_string())?;
         let child = Command::new(&exe)
             .args(["proxy", "--config"])
             .arg(&config)
@@ -303,7 +299,7 @@ async fn start_proxy(dir: &Path, legacy: &str, rebuilt: &str) -> Result<ProxyPro
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot start the proxy: {e}"))?;
+            .context("cannot start the proxy")?;
         let mut proxy = ProxyProcess {
             child,
             admin,
@@ -312,10 +308,7 @@ async fn start_proxy(dir: &Path, legacy: &str, rebuilt: &str) -> Result<ProxyPro
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = proxy.child.try_wait() {
-                last = format!(
-                    "the proxy exited ({status}); see {}",
-                    dir.join("proxy.log").display()
-                );
+                last = format!("the proxy exited ({status}); see {}", log_path.display());
                 break;
             }
             if tokio::net::TcpStream::connect(listen).await.is_ok()
@@ -329,26 +322,25 @@ async fn start_proxy(dir: &Path, legacy: &str, rebuilt: &str) -> Result<ProxyPro
             last = "the proxy did not start listening within 10 s".into();
         }
     }
-    Err(last)
+    bail!(last)
 }
 
 /// `GET /api/v1/snapshot` from the proxy's admin listener.
-async fn fetch_snapshot(admin: SocketAddr) -> Result<Vec<u8>, String> {
+async fn fetch_snapshot(admin: SocketAddr) -> anyhow::Result<Vec<u8>> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let response = client
         .get(format!("http://{admin}/api/v1/snapshot"))
         .send()
         .await
-        .map_err(|e| format!("cannot reach the proxy's admin listener: {e}"))?;
+        .context("cannot reach the proxy's admin listener")?;
     if !response.status().is_success() {
-        return Err(format!(
-            "the proxy's snapshot failed: {}",
-            response.status()
-        ));
+        bail!("the proxy's snapshot failed: {}", response.status());
     }
-    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    let body = response
+        .bytes()
+        .await
+        .context("cannot read the proxy's snapshot")?;
     Ok(body.to_vec())
 }

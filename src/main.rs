@@ -30,7 +30,7 @@ enum Command {
         config: PathBuf,
     },
     /// Replay a peak scenario (or recorded requests) at open-model arrival rates.
-    Load(twinpeak_loadgen::command::LoadCommand),
+    Load(twinpeak_loadgen::LoadCommand),
     /// Run the booking API testbed, legacy or rebuilt build.
     Testbed(twinpeak_testbed::TestbedCommand),
     /// Write the before/after report from run records and proxy snapshots.
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Proxy { config } => match load(&config) {
-            Ok(loaded) => match twinpeak_proxy::server::run(loaded) {
+            Ok(loaded) => match twinpeak_proxy::run(loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

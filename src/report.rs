@@ -24,21 +24,20 @@ impl ReportCommand {
         match self.write() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {e:#}");
                 ExitCode::from(2)
             }
         }
     }
 
-    fn write(&self) -> Result<(), String> {
+    fn write(&self) -> anyhow::Result<()> {
         let inputs = self
             .inputs
             .iter()
             .map(|p| read_input(p).map(|i| (p.clone(), i)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let report = Report::build(inputs).map_err(|e| e.to_string())?;
-        let written = report.write(&self.out).map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<_>, _>>()?;
+        let report = Report::build(inputs)?;
+        let written = report.write(&self.out)?;
         println!("{}", report.headline());
         println!("report: {}", written.html.display());
         println!("        {}", written.markdown.display());

@@ -1,7 +1,9 @@
 //! `twinpeak demo --quick` end to end: both testbed builds, the proxy, the load, the snapshot and
-//! the report, all on loopback, and nothing left running afterwards.
+//! the report, all on loopback, and nothing left running afterwards; and stopped by SIGTERM.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -68,13 +70,93 @@ fn the_quick_demo_writes_the_report_and_stops_everything() {
     assert_eq!(targets, vec!["legacy", "rebuilt"]);
 
     // The proxy it started is gone: its listener no longer accepts.
+    let listen = proxy_listener(&out);
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
+        "the proxy still listens on {listen}"
+    );
+}
+
+/// The demo's proxy listener, from the configuration it wrote.
+fn proxy_listener(out: &std::path::Path) -> String {
     let config = std::fs::read_to_string(out.join("proxy.yaml")).unwrap();
-    let listen = config
+    config
         .lines()
         .find_map(|l| l.strip_prefix("listen: "))
-        .expect("the demo's proxy configuration names its listener");
+        .expect("the demo's proxy configuration names its listener")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn sigterm_stops_the_demo_as_it_stops_a_load_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinpeak"))
+        .args(["demo", "--quick", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut printed = Vec::new();
+    while Instant::now() < deadline {
+        match seen.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let loading = line.starts_with("==> holiday peak through the proxy");
+                printed.push(line);
+                if loading {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
     assert!(
-        std::net::TcpStream::connect(listen.trim()).is_err(),
+        printed
+            .last()
+            .is_some_and(|l| l.contains("through the proxy")),
+        "the demo never got to the load: {printed:?}"
+    );
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Instant::now();
+    while child.try_wait().unwrap().is_none() && stopped.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "SIGTERM exits 128 + 15: {printed:?}"
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "it stops promptly"
+    );
+    // The load measured until the signal is kept, and names it.
+    let record = twinpeak_core::RunRecord::read(out.join("proxy-run.json")).unwrap();
+    assert_eq!(record.interrupted.as_deref(), Some("SIGTERM"));
+    let listen = proxy_listener(&out);
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
         "the proxy still listens on {listen}"
     );
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{bail, Context};
 use clap::Args;
+use twinpeak_core::units::InvalidValue;
 
 use crate::checkpoint::Checkpoint;
 use crate::runner::{new_record, run_checkpointed, RunOptions, Target};
@@ -61,19 +63,19 @@ impl LoadCommand {
     pub fn execute(&self) -> ExitCode {
         match self.try_execute() {
             Ok(code) => code,
-            Err(message) => {
-                eprintln!("error: {message}");
+            Err(e) => {
+                eprintln!("error: {e:#}");
                 ExitCode::from(EXIT_BAD_INPUT)
             }
         }
     }
 
-    fn try_execute(&self) -> Result<ExitCode, String> {
+    fn try_execute(&self) -> anyhow::Result<ExitCode> {
         if !(self.scale > 0.0 && self.scale.is_finite()) {
-            return Err(format!("--scale must be above 0, got {}", self.scale));
+            bail!("--scale must be above 0, got {}", self.scale);
         }
         if self.checkpoint_every.is_zero() {
-            return Err("--checkpoint-every must be above 0".into());
+            bail!("--checkpoint-every must be above 0");
         }
         let targets = parse_targets(&self.targets)?;
         let (loaded, replay) = match (&self.scenario, &self.replay) {
@@ -83,10 +85,10 @@ impl LoadCommand {
                 (loaded, Some(Arc::new(entries)))
             }
             (Some(file), None) => {
-                let loaded = Scenario::load(file).map_err(|e| e.to_string())?;
+                let loaded = Scenario::load(file)?;
                 (loaded, None)
             }
-            (None, None) => return Err("give a scenario file or --replay FILE".into()),
+            (None, None) => bail!("give a scenario file or --replay FILE"),
         };
         let loaded = LoadedScenario {
             scenario: loaded.scenario.scaled(self.scale),
@@ -131,30 +133,25 @@ impl LoadCommand {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        crate::runner::check_targets(&options.targets).map_err(|e| e.to_string())?;
+        crate::runner::check_targets(&options.targets)?;
         // Before any traffic: a run whose record cannot be kept is not worth sending.
         let record_path = out.join("run.json");
         let mut first = new_record(&loaded, &options, std::time::SystemTime::now());
         first.partial = true;
         std::fs::create_dir_all(&out)
-            .map_err(|e| e.to_string())
-            .and_then(|()| first.write(&record_path).map_err(|e| e.to_string()))
-            .map_err(|e| format!("--out {}: not writable: {e}", out.display()))?;
+            .map_err(anyhow::Error::from)
+            .and_then(|()| first.write(&record_path).map_err(anyhow::Error::from))
+            .with_context(|| format!("--out {}: not writable", out.display()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            .context("cannot start the runtime")?;
         let checkpoint = Checkpoint {
             path: record_path.clone(),
             every: self.checkpoint_every,
         };
-        let result = runtime
-            .block_on(run_checkpointed(&loaded, &options, Some(checkpoint)))
-            .map_err(|e| e.to_string())?;
-        result
-            .record
-            .write(&record_path)
-            .map_err(|e| e.to_string())?;
+        let result = runtime.block_on(run_checkpointed(&loaded, &options, Some(checkpoint)))?;
+        result.record.write(&record_path)?;
         print!(
             "{}",
             crate::summary::render(&result.record, &result.verdicts)
@@ -181,7 +178,7 @@ impl LoadCommand {
 }
 
 /// `URL` or `NAME=URL`, repeated; several targets need names, and names must differ.
-pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, String> {
+pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, InvalidValue> {
     let mut targets = Vec::new();
     for arg in args {
         let (name, url) = match arg.split_once('=') {
@@ -191,23 +188,25 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, String> {
             _ => ("target".to_string(), arg.trim().to_string()),
         };
         if !url.starts_with("http://") {
-            return Err(format!("--target {arg:?}: the URL must start with http://"));
+            return Err(InvalidValue(format!(
+                "--target {arg:?}: the URL must start with http://"
+            )));
         }
         if name.is_empty()
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(format!(
+            return Err(InvalidValue(format!(
                 "--target {arg:?}: a name is letters, digits, - and _"
-            ));
+            )));
         }
         if targets.iter().any(|t: &Target| t.name == name) {
-            return Err(if name == "target" {
+            return Err(InvalidValue(if name == "target" {
                 "several --target need names: --target legacy=URL --target rebuilt=URL".to_string()
             } else {
                 format!("--target name {name:?} is used twice")
-            });
+            }));
         }
         targets.push(Target {
             name,

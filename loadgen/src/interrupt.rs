@@ -76,7 +76,7 @@ pub fn signal() -> Option<Signal> {
 }
 
 /// Returns once a signal asks the run to stop (at once if one already has).
-pub async fn stopping() {
+pub(crate) async fn stopping() {
     loop {
         // Created before the check, so a signal in between still wakes it.
         let notified = STOPPING.notified();

@@ -2,7 +2,7 @@
 //! `{method, path, headers, body}`, sent in order at a fixed rate.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
@@ -53,11 +53,47 @@ const NOT_REPLAYED: [&str; 6] = [
     "x-request-id",
 ];
 
+/// Why recorded requests cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The file could not be read.
+    #[error("{}: cannot read", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a request.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// The line's number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Every line was skipped, or there was none.
+    #[error("{}: holds no request", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The replay rate is not a positive number.
+    #[error("--rps must be above 0, got {0}")]
+    Rate(f64),
+}
+
 /// Reads a JSON Lines file of requests; an unreadable line is an error naming file and line.
 /// A torn last line (no newline at the end, and not JSON: a write cut short by a crash) and
 /// requests whose body was withheld when recorded are skipped, with a warning on stderr.
-pub fn read(path: &Path) -> Result<Vec<ReplayEntry>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<Vec<ReplayEntry>, ReplayError> {
+    let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let (entries, warnings) = parse(path, &bytes)?;
     for warning in warnings {
         eprintln!("warning: {warning}");
@@ -69,7 +105,7 @@ pub fn read(path: &Path) -> Result<Vec<ReplayEntry>, String> {
 const SHOWN_LINES: usize = 5;
 
 /// The entries of a file's bytes, and the warnings about what was skipped.
-fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<ReplayEntry>, Vec<String>), String> {
+fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<ReplayEntry>, Vec<String>), ReplayError> {
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
     let mut withheld = Vec::new();
@@ -85,6 +121,11 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<ReplayEntry>, Vec<String>), S
             continue;
         }
         let at = |what: String| format!("{}:{number}: {what}", path.display());
+        let bad_line = |message: String| ReplayError::Line {
+            path: path.to_path_buf(),
+            line: number,
+            message,
+        };
         let line: Line = match serde_json::from_slice(line) {
             Ok(line) => line,
             Err(e) if unterminated && number == lines.len() => {
@@ -94,13 +135,13 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<ReplayEntry>, Vec<String>), S
                 )));
                 continue;
             }
-            Err(e) => return Err(at(e.to_string())),
+            Err(e) => return Err(bad_line(e.to_string())),
         };
         if line.body_encoding.as_deref() == Some(WITHHELD) {
             withheld.push(number);
             continue;
         }
-        entries.push(entry(line).map_err(at)?);
+        entries.push(entry(line).map_err(bad_line)?);
     }
     if !withheld.is_empty() {
         let shown: Vec<String> = withheld
@@ -121,7 +162,9 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(Vec<ReplayEntry>, Vec<String>), S
         ));
     }
     if entries.is_empty() {
-        return Err(format!("{}: holds no request", path.display()));
+        return Err(ReplayError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok((entries, warnings))
 }
@@ -164,9 +207,9 @@ pub fn scenario(
     count: usize,
     rps: f64,
     max_users: usize,
-) -> Result<LoadedScenario, String> {
+) -> Result<LoadedScenario, ReplayError> {
     if !(rps > 0.0 && rps.is_finite()) {
-        return Err(format!("--rps must be above 0, got {rps}"));
+        return Err(ReplayError::Rate(rps));
     }
     let seconds = (count as f64 / rps).max(1.0);
     let scenario = Scenario {
@@ -184,7 +227,7 @@ pub fn scenario(
             name: "replay".into(),
             weight: 1,
             method: http::Method::GET,
-            path: Template::parse("/").map_err(|e| e.to_string())?,
+            path: Template::parse("/").expect("`/` is a template without placeholders"),
             headers: BTreeMap::new(),
             json: None,
             body: None,
@@ -239,7 +282,7 @@ mod tests {
         let file = dir.path().join("bad.jsonl");
         std::fs::write(&file, "{\"path\":\"/a\"}\n{\"path\": 3}\n").unwrap();
         let err = read(&file).unwrap_err();
-        assert!(err.contains("bad.jsonl:2:"), "{err}");
+        assert!(err.to_string().contains("bad.jsonl:2:"), "{err}");
     }
 
     #[test]
@@ -257,10 +300,16 @@ mod tests {
         let (entries, warnings) = parse(file, b"{\"path\":\"/a\"}\n{\"path\":\"/b\"}").unwrap();
         assert_eq!((entries.len(), warnings.len()), (2, 0));
         let err = parse(file, b"{\"path\":\"/a\"}\n{\"path\":\"/b\"\n").unwrap_err();
-        assert!(err.starts_with("runs/diverging.jsonl:2:"), "{err}");
+        assert!(
+            err.to_string().starts_with("runs/diverging.jsonl:2:"),
+            "{err}"
+        );
         // A torn line in the middle is malformed, not torn.
         let err = parse(file, b"{\"path\":\"/a\"\n{\"path\":\"/b\"}\n").unwrap_err();
-        assert!(err.starts_with("runs/diverging.jsonl:1:"), "{err}");
+        assert!(
+            err.to_string().starts_with("runs/diverging.jsonl:1:"),
+            "{err}"
+        );
     }
 
     #[test]

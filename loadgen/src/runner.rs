@@ -21,10 +21,10 @@ use crate::pacer::Pacer;
 use crate::progress::ProgressReporter;
 use crate::recorder::Recorder;
 use crate::replay::ReplayEntry;
-use crate::scenario::{LoadedScenario, Scenario, Slo};
+use crate::scenario::{LoadedScenario, Scenario};
 use crate::schedule::{PhasePlan, Schedule};
 use crate::session::{goose_method, RequestPlan};
-use crate::slo::{evaluate, SloTargets, SloVerdict};
+use crate::slo::{evaluate, SloVerdict};
 
 /// Time between Goose's start of a run and its first arrival, beyond the time Goose takes to
 /// launch every user.
@@ -326,30 +326,14 @@ fn judge(scenario: &Scenario, record: &RunRecord, targets: &[Target]) -> Vec<Slo
                 verdicts.extend(evaluate(
                     &format!("phase {}", spec.name),
                     &target.name,
-                    &slo_targets(&scenario.slo_for(spec)),
+                    &scenario.slo_for(spec),
                     &arrivals,
                 ));
             }
         }
-        verdicts.extend(evaluate(
-            "run",
-            &target.name,
-            &slo_targets(&scenario.slo),
-            &all,
-        ));
+        verdicts.extend(evaluate("run", &target.name, &scenario.slo, &all));
     }
     verdicts
-}
-
-fn slo_targets(slo: &Slo) -> SloTargets {
-    SloTargets {
-        p50: slo.p50,
-        p95: slo.p95,
-        p99: slo.p99,
-        p999: slo.p999,
-        max: slo.max,
-        error_rate: slo.error_rate,
-    }
 }
 
 /// Runs some consecutive phases against one system.

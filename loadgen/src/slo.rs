@@ -13,29 +13,7 @@ use std::time::Duration;
 use twinpeak_core::run::{Arrivals, Latency};
 use twinpeak_core::SloRecord;
 
-/// What a system must achieve; each `None` is not checked.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SloTargets {
-    /// Highest acceptable median latency.
-    pub p50: Option<Duration>,
-    /// Highest acceptable 95th percentile latency.
-    pub p95: Option<Duration>,
-    /// Highest acceptable 99th percentile latency.
-    pub p99: Option<Duration>,
-    /// Highest acceptable 99.9th percentile latency.
-    pub p999: Option<Duration>,
-    /// Highest acceptable latency of any request.
-    pub max: Option<Duration>,
-    /// Highest acceptable share of failed requests, as a fraction: `0.01` is 1 %.
-    pub error_rate: Option<f64>,
-}
-
-impl SloTargets {
-    /// Whether no target is set.
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
+use crate::scenario::Slo;
 
 /// The outcome of one target for one system.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,17 +102,13 @@ impl From<&SloVerdict> for SloRecord {
     }
 }
 
-/// Holds one system's `arrivals` in `scope` against `targets`, one verdict per target set.
+/// Holds one system's `arrivals` in `scope` against the thresholds of `targets`, one verdict per
+/// threshold set.
 ///
 /// Latency targets fail when nothing was sent and nothing dropped, or when every request failed;
 /// and when the percentile is only a lower bound. The error-rate target fails when nothing was
 /// sent or dropped.
-pub fn evaluate(
-    scope: &str,
-    target: &str,
-    targets: &SloTargets,
-    arrivals: &Arrivals,
-) -> Vec<SloVerdict> {
+pub fn evaluate(scope: &str, target: &str, targets: &Slo, arrivals: &Arrivals) -> Vec<SloVerdict> {
     let verdict = |metric: &str, limit: f64, actual: Result<(f64, bool), &'static str>, unit| {
         let (actual, lower_bound, reason) = match actual {
             Ok((actual, bound)) => (actual, bound, None),
@@ -178,7 +152,7 @@ pub fn evaluate(
             .error_rate()
             .map(|rate| (rate * 100.0, false))
             .ok_or("no requests sent");
-        verdicts.push(verdict("error_rate", limit * 100.0, actual, "%"));
+        verdicts.push(verdict("error_rate", limit.value(), actual, "%"));
     }
     verdicts
 }
@@ -191,12 +165,17 @@ fn millis(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use hdrhistogram::Histogram;
+    use twinpeak_core::units::Percent;
     use twinpeak_core::{new_latency_histogram, record_saturating};
 
     use super::*;
 
     fn ms(n: u64) -> Option<Duration> {
         Some(Duration::from_millis(n))
+    }
+
+    fn percent(p: f64) -> Option<Percent> {
+        Some(Percent::new(p).unwrap())
     }
 
     /// 1 000 requests: 989 at 40 ms, 10 at 248 ms and one at 900 ms.
@@ -230,19 +209,19 @@ mod tests {
 
     #[test]
     fn checks_only_the_targets_set() {
-        let targets = SloTargets {
+        let targets = Slo {
             p99: ms(200),
-            ..SloTargets::default()
+            ..Slo::default()
         };
         let verdicts = evaluate("run", "legacy", &targets, &measured(1_000, 0));
         assert_eq!(verdicts.len(), 1);
-        assert!(SloTargets::default().is_empty() && !targets.is_empty());
-        assert!(evaluate("run", "legacy", &SloTargets::default(), &measured(1_000, 0)).is_empty());
+        assert!(Slo::default().is_empty() && !targets.is_empty());
+        assert!(evaluate("run", "legacy", &Slo::default(), &measured(1_000, 0)).is_empty());
     }
 
     #[test]
     fn latency_percentiles_pass_and_fail() {
-        let targets = SloTargets {
+        let targets = Slo {
             p50: ms(50),
             p95: ms(50),
             p99: ms(200),
@@ -287,9 +266,9 @@ mod tests {
 
     #[test]
     fn error_rate_is_a_percentage() {
-        let targets = SloTargets {
-            error_rate: Some(0.01),
-            ..SloTargets::default()
+        let targets = Slo {
+            error_rate: percent(1.0),
+            ..Slo::default()
         };
         let failing = &evaluate("run", "legacy", &targets, &measured(1_000, 25))[0];
         assert_eq!(
@@ -310,10 +289,10 @@ mod tests {
 
     #[test]
     fn nothing_measured_is_a_failure() {
-        let targets = SloTargets {
+        let targets = Slo {
             p99: ms(200),
-            error_rate: Some(0.01),
-            ..SloTargets::default()
+            error_rate: percent(1.0),
+            ..Slo::default()
         };
         let verdicts = evaluate("run", "legacy", &targets, &Arrivals::default());
         assert!(verdicts
@@ -338,9 +317,9 @@ mod tests {
 
     #[test]
     fn zero_limit_failure_has_no_ratio() {
-        let targets = SloTargets {
-            error_rate: Some(0.0),
-            ..SloTargets::default()
+        let targets = Slo {
+            error_rate: percent(0.0),
+            ..Slo::default()
         };
         let verdict = &evaluate("run", "legacy", &targets, &measured(1_000, 1))[0];
         assert_eq!(
@@ -351,9 +330,9 @@ mod tests {
 
     #[test]
     fn verdicts_become_records() {
-        let targets = SloTargets {
+        let targets = Slo {
             p99: ms(200),
-            ..SloTargets::default()
+            ..Slo::default()
         };
         let verdict = &evaluate("run", "legacy", &targets, &measured(1_000, 0))[0];
         let record = SloRecord::from(verdict);
@@ -379,11 +358,11 @@ mod tests {
     fn a_saturated_system_fails_on_bounds_and_errors() {
         // 1 000 answered, 250 arrivals it could not take: p50 is measured and passes, p99 lies
         // among the arrivals not taken, and those count as errors.
-        let targets = SloTargets {
+        let targets = Slo {
             p50: ms(200),
             p99: ms(2_000),
-            error_rate: Some(0.01),
-            ..SloTargets::default()
+            error_rate: percent(1.0),
+            ..Slo::default()
         };
         let saturated = Arrivals {
             not_taken: 250,
