@@ -72,7 +72,6 @@ impl BodyCapture {
     pub fn finish(self) -> CapturedBody {
         CapturedBody {
             truncated: self.truncated(),
-            total_bytes: self.total,
             over_budget: self.over_budget,
             bytes: self.buf.freeze(),
             _reservation: (self.reservation.bytes() > 0).then(|| Arc::new(self.reservation)),
@@ -87,8 +86,6 @@ pub struct CapturedBody {
     pub bytes: Bytes,
     /// Whether the body was longer than what was kept.
     pub truncated: bool,
-    /// The body's full length as seen.
-    pub total_bytes: u64,
     /// Whether the capture was let go because the mirror's byte budget was spent.
     pub over_budget: bool,
     /// The budget the kept bytes hold, given back when the last copy of this body goes (held
@@ -98,9 +95,9 @@ pub struct CapturedBody {
 
 impl CapturedBody {
     /// A body kept whole, outside any budget.
+    #[cfg(test)]
     pub fn whole(bytes: Bytes) -> Self {
         CapturedBody {
-            total_bytes: bytes.len() as u64,
             bytes,
             ..CapturedBody::default()
         }
@@ -160,10 +157,10 @@ mod tests {
         assert!(!c.truncated());
         c.push(b"defgh");
         c.push(b"ij");
+        assert_eq!(c.total, 10);
         let body = c.finish();
         assert_eq!(&body.bytes[..], b"abcde");
         assert!(body.truncated);
-        assert_eq!(body.total_bytes, 10);
     }
 
     #[test]

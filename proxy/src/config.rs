@@ -123,7 +123,7 @@ pub struct MirrorConfig {
     #[serde(default)]
     pub key: SampleKey,
     /// Methods that are mirrored on every route (default: the safe ones).
-    #[serde(default = "default_mirror_methods")]
+    #[serde(default = "crate::units::read_methods")]
     pub methods: Vec<Method>,
     /// Request bodies larger than this are not mirrored.
     #[serde(default = "default_max_request_body")]
@@ -140,7 +140,7 @@ impl Default for MirrorConfig {
         MirrorConfig {
             percent: Percent::default(),
             key: SampleKey::default(),
-            methods: default_mirror_methods(),
+            methods: crate::units::read_methods(),
             max_body_bytes: default_max_request_body(),
             max_buffered_bytes: default_max_buffered(),
         }
@@ -180,12 +180,6 @@ fn default_shadow_timeout() -> HumanDuration {
 }
 fn default_max_in_flight() -> usize {
     256
-}
-fn default_mirror_methods() -> Vec<Method> {
-    ["GET", "HEAD", "OPTIONS"]
-        .iter()
-        .map(|m| m.parse().expect("static method names parse"))
-        .collect()
 }
 fn default_max_request_body() -> Bytes {
     Bytes(1 << 20)

@@ -76,6 +76,20 @@ impl Serialize for SampleKey {
     }
 }
 
+/// GET, HEAD and OPTIONS: the methods mirrored, and those the canary's force header applies
+/// to, unless the configuration says otherwise.
+pub fn read_methods() -> Vec<Method> {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .map(|m| m.parse().expect("static method names parse"))
+        .collect()
+}
+
+/// The default of a switch that is on unless turned off.
+pub fn on() -> bool {
+    true
+}
+
 /// A network clients may come from: `10.0.0.0/8`, `::1/128`, or one address (`127.0.0.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceNet(pub ipnet::IpNet);

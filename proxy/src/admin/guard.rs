@@ -15,7 +15,7 @@ use http::{Response, StatusCode};
 use pingora_core::protocols::http::ServerSession;
 use serde::de::DeserializeOwned;
 
-use super::error_response;
+use super::response::error_response;
 use crate::config::AdminConfig;
 use crate::secret::Secret;
 

@@ -25,7 +25,9 @@ use crate::stats::Stats;
 use crate::units::{Method as ConfigMethod, Percent, SampleKey};
 
 mod guard;
+mod response;
 use guard::{Change, Guard};
+use response::{error_response, json_response, respond};
 
 /// The admin API's view of the running proxy.
 pub struct Admin {
@@ -167,7 +169,7 @@ impl Admin {
                 StatusCode::OK,
                 &json!({ "change": change, "canary": Self::canary_view(canary) }),
             ),
-            Err(message) => error_response(StatusCode::CONFLICT, &message),
+            Err(refused) => error_response(StatusCode::CONFLICT, &refused.to_string()),
         }
     }
 
@@ -431,30 +433,6 @@ fn join(methods: &[ConfigMethod]) -> String {
         .map(|m| m.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .header(http::header::CONTENT_LENGTH, body.len())
-        .body(body)
-        .expect("static parts form a valid response")
-}
-
-fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Vec<u8>> {
-    match serde_json::to_vec_pretty(value) {
-        Ok(mut body) => {
-            body.push(b'\n');
-            respond(status, "application/json", body)
-        }
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-fn error_response(status: StatusCode, message: &str) -> Response<Vec<u8>> {
-    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
-    respond(status, "application/json", body)
 }
 
 #[async_trait]

@@ -35,7 +35,7 @@ pub struct CanaryConfig {
     #[serde(default)]
     pub force: ForceConfig,
     /// Whether every answer carries `x-twinpeak-side: primary|candidate`.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::units::on")]
     pub side_header: bool,
     /// Time allowed to open a connection to the candidate; past it an idempotent request is
     /// retried on the primary.
@@ -73,7 +73,7 @@ pub struct ForceConfig {
     pub secret_header: String,
     /// Methods that may be forced; by default the safe ones, so a forced write cannot reach a
     /// build that is not trusted yet.
-    #[serde(default = "default_force_methods")]
+    #[serde(default = "crate::units::read_methods")]
     pub methods: Vec<Method>,
     /// Whether `always` still reaches the candidate at weight 0 or after a rollback.
     #[serde(default)]
@@ -87,7 +87,7 @@ impl Default for ForceConfig {
             from: Vec::new(),
             secret: SecretSource::default(),
             secret_header: default_force_secret_header(),
-            methods: default_force_methods(),
+            methods: crate::units::read_methods(),
             while_off: false,
         }
     }
@@ -263,20 +263,11 @@ impl JudgeConfig {
     }
 }
 
-fn yes() -> bool {
-    true
-}
 fn default_force_header() -> String {
     DEFAULT_FORCE_HEADER.to_string()
 }
 fn default_force_secret_header() -> String {
     format!("{DEFAULT_FORCE_HEADER}-secret")
-}
-fn default_force_methods() -> Vec<Method> {
-    ["GET", "HEAD", "OPTIONS"]
-        .iter()
-        .map(|m| m.parse().expect("static method names parse"))
-        .collect()
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))

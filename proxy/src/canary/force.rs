@@ -48,6 +48,7 @@ impl ForcePolicy {
     }
 
     /// Whether anyone may force at all: some source network or a secret is configured.
+    #[cfg(test)]
     pub fn enabled(&self) -> bool {
         self.secret.is_some() || !self.from.is_empty()
     }

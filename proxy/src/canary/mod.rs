@@ -24,7 +24,7 @@ use pingora_core::services::background::BackgroundService;
 use twinpeak_core::timestamp::rfc3339;
 use twinpeak_core::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
 
-use crate::comparison::store::DiffStore;
+use crate::comparison::store::{DiffStore, DiffWindow};
 use crate::error::{SetupError, SetupProblem};
 use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
@@ -35,8 +35,8 @@ use twinpeak_core::sync::lock;
 
 use config::CanaryConfig;
 use force::ForcePolicy;
-use judge::{Decision, DiffWindow, Verdict};
-pub use ramp::{Change, Machine, State};
+use judge::{Decision, Verdict};
+pub use ramp::{Change, Machine, Refused};
 use window::{PairWindow, Windows};
 
 /// Salt of the sticky hash, so the canary split is independent of the mirror sample even when
@@ -338,15 +338,13 @@ impl Canary {
 
     /// Applies an operator's change; `who` names them in the log and the history. Returns the
     /// change in words, or why it was refused.
-    pub fn admin(&self, action: AdminAction, who: &str) -> Result<String, String> {
+    pub fn admin(&self, action: AdminAction, who: &str) -> Result<String, Refused> {
         let now = Instant::now();
         let mut machine = lock(&self.machine);
         let text = match action {
             AdminAction::Weight(weight) => {
                 if !(weight.is_finite() && (0.0..=100.0).contains(&weight)) {
-                    return Err(format!(
-                        "weight must be a number from 0 to 100, got {weight}"
-                    ));
+                    return Err(Refused::Weight(weight));
                 }
                 machine.set_weight(weight, now)
             }

@@ -199,12 +199,9 @@ impl Machine {
     }
 
     /// Stops the ramp from advancing. Only a running canary can be paused.
-    pub fn pause(&mut self) -> Result<String, String> {
+    pub fn pause(&mut self) -> Result<String, Refused> {
         if self.state != State::Running {
-            return Err(format!(
-                "the canary is {}; only a running canary can be paused",
-                self.state.as_str()
-            ));
+            return Err(Refused::NotRunning(self.state));
         }
         self.state = State::Paused;
         Ok(format!(
@@ -217,9 +214,9 @@ impl Machine {
     /// Runs a paused or rolled-back canary again. With a ramp it continues at the first step
     /// whose weight is at least the current one (the first step after a rollback); without
     /// one, a rolled-back canary gets back the weight it had.
-    pub fn resume(&mut self, now: Instant) -> Result<String, String> {
+    pub fn resume(&mut self, now: Instant) -> Result<String, Refused> {
         if self.state == State::Running {
-            return Err("the canary is already running".into());
+            return Err(Refused::AlreadyRunning);
         }
         let from = self.weight;
         if self.ramp.is_empty() {
@@ -260,14 +257,31 @@ impl Machine {
     }
 
     /// Sets the weight to 0 and stops the ramp until resumed.
-    pub fn rollback(&mut self, now: Instant) -> Result<String, String> {
+    pub fn rollback(&mut self, now: Instant) -> Result<String, Refused> {
         if self.state == State::RolledBack {
-            return Err("the canary is already rolled back".into());
+            return Err(Refused::AlreadyRolledBack);
         }
         let from = self.weight;
         self.roll_back(now);
         Ok(format!("rolled back: weight {from} → 0"))
     }
+}
+
+/// Why an operator's change was refused; the canary is left as it was.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum Refused {
+    /// Only a running canary can be paused.
+    #[error("the canary is {}; only a running canary can be paused", .0.as_str())]
+    NotRunning(State),
+    /// A running canary cannot be resumed.
+    #[error("the canary is already running")]
+    AlreadyRunning,
+    /// A rolled-back canary cannot be rolled back again.
+    #[error("the canary is already rolled back")]
+    AlreadyRolledBack,
+    /// A weight outside 0 to 100.
+    #[error("weight must be a number from 0 to 100, got {0}")]
+    Weight(f64),
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use twinpeak_core::histogram::micros;
 use twinpeak_core::{new_latency_histogram, record_saturating};
 
 use crate::labels::Side;
@@ -38,8 +39,7 @@ impl SideWindow {
         self.requests += 1;
         self.errors += u64::from(error);
         if let Some(latency) = latency {
-            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            record_saturating(&mut self.latency, micros);
+            record_saturating(&mut self.latency, micros(latency));
         }
     }
 

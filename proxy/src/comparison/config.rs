@@ -42,7 +42,7 @@ pub struct DiffConfig {
     pub redact_headers: Vec<String>,
     /// Query parameters, form fields and JSON keys whose values are replaced in examples, the
     /// corpus and log lines, besides the well-known secret names
-    /// ([`super::redact::DEFAULT_SECRET_PARAMS`]); matched by the words a name is made of.
+    /// (`DEFAULT_SECRET_PARAMS` in `redact::params`); matched by the words a name is made of.
     #[serde(default)]
     pub redact_params: Vec<String>,
     /// Telling real differences from noise.

@@ -178,11 +178,6 @@ impl Comparator {
         self.corpus.as_ref().map(|corpus| lock(corpus).drops())
     }
 
-    /// The redactor examples, the corpus and log lines go through.
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
     /// Syncs corpus lines that have waited long enough.
     fn sync_corpus(&self) {
         let Some(corpus) = &self.corpus else {

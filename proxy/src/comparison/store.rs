@@ -20,13 +20,22 @@ use twinpeak_core::timestamp::rfc3339;
 use twinpeak_core::{DiffSummary, FieldSummary};
 
 use crate::budget::{ByteBudget, Reservation};
-use crate::canary::judge::DiffWindow;
 use crate::diff::{DiffKind, Finding};
 use crate::labels::PairResult;
 use crate::routes::RouteId;
 use twinpeak_core::sync::lock;
 
 use super::config::DiffConfig;
+
+/// Mirrored pairs compared since the window was last taken (the canary judge's interval),
+/// classified with the noise known when it is taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiffWindow {
+    /// Pairs compared (identical, different or noise-only).
+    pub compared: u64,
+    /// Of those, pairs with a real difference.
+    pub different: u64,
+}
 
 /// The path that collects fields beyond a route's field limit.
 pub const OVERFLOW_PATH: &str = "(other fields)";

@@ -1,7 +1,7 @@
 //! Comparison of the primary's and the shadow's answers: a pure engine (no I/O, no async) that
 //! turns two bodies into a short, bounded list of [`Finding`]s.
 //!
-//! JSON bodies are compared structurally ([`diff_json`]), other UTF-8 bodies line by line, and
+//! JSON bodies are compared structurally (`json::diff_json`), other UTF-8 bodies line by line, and
 //! anything else by size and digest ([`diff_bodies`]). Paths in findings are normalised
 //! (`$.bookings[*].price`) so that aggregating findings by path has bounded cardinality, and
 //! [`BodyRules`] say which paths to ignore, which arrays are unordered and which numbers may
@@ -18,7 +18,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use body::diff_bodies;
-pub use json::diff_json;
 pub use path::{JsonPath, PathPattern, PathSegment};
 
 /// Path of the findings that describe a whole non-JSON body (text or binary).
@@ -97,7 +96,8 @@ impl DiffKind {
     }
 
     /// The kind reported when primary and shadow swap places: `Missing` and `Extra` trade
-    /// places, every other kind stays.
+    /// places, every other kind stays (what the diff's symmetry is tested by).
+    #[cfg(test)]
     pub const fn mirrored(self) -> DiffKind {
         match self {
             DiffKind::Missing => DiffKind::Extra,

@@ -42,7 +42,7 @@ impl<'a> JsonPath<'a> {
     ///
     /// A text that is not a pattern (see [`PathPattern::parse`]), or one with wildcards or
     /// `..`, which name many locations.
-    pub fn parse(text: &str) -> Result<JsonPath<'static>, String> {
+    pub fn parse(text: &str) -> Result<JsonPath<'static>, PathSyntaxError> {
         let mut path = JsonPath::root();
         for step in parse_steps(text)? {
             match (step.descendant, step.selector) {
@@ -193,7 +193,7 @@ impl PathPattern {
     /// A text that does not follow the syntax above; the message quotes the text and names
     /// the problem and its byte offset, e.g. `invalid path pattern "$.items[": unterminated
     /// `[` at offset 8`.
-    pub fn parse(text: &str) -> Result<PathPattern, String> {
+    pub fn parse(text: &str) -> Result<PathPattern, PathSyntaxError> {
         let steps = parse_steps(text)?;
         Ok(PathPattern {
             text: text.into(),
@@ -276,7 +276,7 @@ impl fmt::Debug for PathPattern {
 }
 
 impl FromStr for PathPattern {
-    type Err = String;
+    type Err = PathSyntaxError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         PathPattern::parse(text)
@@ -323,12 +323,32 @@ impl Selector {
     }
 }
 
-fn invalid(text: &str, reason: &str) -> String {
-    format!("invalid path pattern {text:?}: {reason}")
+/// A path or pattern that does not parse: the text, what is wrong and, when it is one place,
+/// its byte offset; shown as `invalid path pattern "$.items[": unterminated `[` at offset 8`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid path pattern {text:?}: {reason}{}",
+    .offset.map(|at| format!(" at offset {at}")).unwrap_or_default()
+)]
+pub struct PathSyntaxError {
+    /// The text as given.
+    pub text: String,
+    /// What is wrong.
+    pub reason: String,
+    /// Where, in bytes from the start, when it is one place.
+    pub offset: Option<usize>,
+}
+
+fn invalid(text: &str, reason: &str) -> PathSyntaxError {
+    PathSyntaxError {
+        text: text.to_string(),
+        reason: reason.to_string(),
+        offset: None,
+    }
 }
 
 /// Parses the steps of a pattern or a concrete path.
-fn parse_steps(text: &str) -> Result<Vec<Step>, String> {
+fn parse_steps(text: &str) -> Result<Vec<Step>, PathSyntaxError> {
     let mut parser = Parser { text, pos: 0 };
     if text.is_empty() {
         return Err(invalid(
@@ -397,15 +417,15 @@ impl Parser<'_> {
         found
     }
 
-    fn fail<T>(&self, reason: &str) -> Result<T, String> {
-        Err(format!(
-            "invalid path pattern {:?}: {reason} at offset {}",
-            self.text, self.pos
-        ))
+    fn fail<T>(&self, reason: &str) -> Result<T, PathSyntaxError> {
+        Err(PathSyntaxError {
+            offset: Some(self.pos),
+            ..invalid(self.text, reason)
+        })
     }
 
     /// After `..`: a bracket selector, `*` or a key name.
-    fn descendant_selector(&mut self) -> Result<Selector, String> {
+    fn descendant_selector(&mut self) -> Result<Selector, PathSyntaxError> {
         if self.peek() == Some('[') {
             self.bracket_selector()
         } else {
@@ -414,7 +434,7 @@ impl Parser<'_> {
     }
 
     /// After `.` or `..`: `*` or a key name.
-    fn member_selector(&mut self, after: &str) -> Result<Selector, String> {
+    fn member_selector(&mut self, after: &str) -> Result<Selector, PathSyntaxError> {
         match self.peek() {
             Some('*') => {
                 self.bump();
@@ -446,7 +466,7 @@ impl Parser<'_> {
     }
 
     /// `[*]`, `[3]`, `['key']` or `["key"]`.
-    fn bracket_selector(&mut self) -> Result<Selector, String> {
+    fn bracket_selector(&mut self) -> Result<Selector, PathSyntaxError> {
         self.bump();
         let selector = match self.peek() {
             Some('*') => {
@@ -473,7 +493,7 @@ impl Parser<'_> {
         }
     }
 
-    fn index(&mut self) -> Result<usize, String> {
+    fn index(&mut self) -> Result<usize, PathSyntaxError> {
         let start = self.pos;
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
             self.pos += 1;
@@ -486,7 +506,7 @@ impl Parser<'_> {
     }
 
     /// A quoted key with backslash escapes; the cursor is on the opening quote.
-    fn quoted(&mut self, quote: char) -> Result<String, String> {
+    fn quoted(&mut self, quote: char) -> Result<String, PathSyntaxError> {
         let start = self.pos;
         self.bump();
         let mut key = String::new();
@@ -503,7 +523,7 @@ impl Parser<'_> {
         }
     }
 
-    fn escape(&mut self) -> Result<char, String> {
+    fn escape(&mut self) -> Result<char, PathSyntaxError> {
         match self.bump() {
             Some(c @ ('\\' | '\'' | '"' | '/')) => Ok(c),
             Some('n') => Ok('\n'),
@@ -518,7 +538,7 @@ impl Parser<'_> {
     }
 
     /// The four hex digits of `\uXXXX`.
-    fn unicode_escape(&mut self) -> Result<char, String> {
+    fn unicode_escape(&mut self) -> Result<char, PathSyntaxError> {
         let start = self.pos;
         let digits: String = (0..4).filter_map(|_| self.bump()).collect();
         u32::from_str_radix(&digits, 16)
@@ -677,7 +697,7 @@ mod tests {
             ("$.a.@", "quote unusual keys"),
         ];
         for (text, expected) in cases {
-            let error = PathPattern::parse(text).expect_err(text);
+            let error = PathPattern::parse(text).expect_err(text).to_string();
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(error.starts_with("invalid path pattern"), "{error}");
         }

@@ -30,12 +30,8 @@ pub struct DetailedRoute {
     pub mirror_methods: Vec<Method>,
     /// `false` keeps the route off the mirror altogether: its answers depend on state only the
     /// primary holds (a booking created there), so the shadow could only differ.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::units::on")]
     pub mirror: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl RouteConfig {

@@ -6,8 +6,8 @@ mod template;
 
 use std::borrow::Cow;
 
-pub use config::{check, DetailedRoute, RouteConfig, OTHER_ROUTE};
-pub use template::{RouteTemplate, RouteTemplateError};
+pub use config::{check, RouteConfig, OTHER_ROUTE};
+pub use template::RouteTemplate;
 
 use crate::units::Method;
 
@@ -82,11 +82,6 @@ impl RouteTable {
     /// Number of routes including `other`.
     pub fn len(&self) -> usize {
         self.names.len()
-    }
-
-    /// Always false: `other` is always there.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Whether requests on this route may be mirrored at all.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::diff::{DiffKind, Finding, JsonPath, PathPattern};
 
 use super::config::DiffConfig;
-pub use params::{SecretNames, DEFAULT_SECRET_PARAMS};
+pub use params::SecretNames;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
