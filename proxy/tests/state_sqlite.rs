@@ -128,6 +128,14 @@ fn what_is_flushed_is_restored_after_a_restart() {
     let primary = &report.routes["/bookings/{id}"].primary;
     assert_eq!((primary.requests, primary.latency_us.len()), (150, 150));
     assert_eq!(primary.status_classes["2xx"], 150);
+    // An idle flush still shows the store is reachable.
+    let quiet = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.flush(&Batch::new(quiet)), Flushed::Written);
+    let health = store.health();
+    assert!(health
+        .last_ok
+        .is_some_and(|t| t >= quiet - Duration::from_secs(1)));
+    assert!(health.fresh(SystemTime::now(), Duration::from_secs(60)));
 }
 
 /// Where the child of the SIGKILL test writes.

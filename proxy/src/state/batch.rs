@@ -10,8 +10,9 @@ use hdrhistogram::Histogram;
 use prometheus::proto::{MetricFamily, MetricType};
 use serde::{Deserialize, Serialize};
 use twinpeak_core::diff::{FieldSummary, Overflow, Signature};
-use twinpeak_core::{DiffSummary, EncodedHistogram, SignedHistogram, Snapshot};
+use twinpeak_core::{DiffSummary, SignedHistogram, Snapshot};
 
+use super::codec;
 use super::rows::{Cell, CounterKey, RowKey, RowValue, Series};
 
 /// A route's findings as a whole: the summary and the kept examples (opaque JSON, as the
@@ -64,8 +65,8 @@ impl Batch {
             && self.totals.is_empty()
     }
 
-    /// The window rows it adds to, encoded; empty deltas are left out.
-    pub(crate) fn cells(&self) -> Vec<(RowKey, Cell)> {
+    /// The window rows it adds to; empty deltas are left out.
+    pub(crate) fn values(&self) -> Vec<(RowKey, RowValue)> {
         let latency = self
             .latency
             .iter()
@@ -73,7 +74,7 @@ impl Batch {
             .map(|((route, series), h)| {
                 (
                     RowKey::Latency(route.clone(), *series),
-                    RowValue::Latency(h.clone()).encode(),
+                    RowValue::Latency(h.clone()),
                 )
             });
         let deltas = self
@@ -83,24 +84,32 @@ impl Batch {
             .map(|(route, d)| {
                 (
                     RowKey::Latency(route.clone(), Series::Delta),
-                    RowValue::Delta(d.clone()).encode(),
+                    RowValue::Delta(d.clone()),
                 )
             });
         let counters = self
             .counters
             .iter()
             .filter(|(_, n)| **n > 0)
-            .map(|(key, n)| (RowKey::Counter(key.clone()), RowValue::Count(*n).encode()));
+            .map(|(key, n)| (RowKey::Counter(key.clone()), RowValue::Count(*n)));
         let findings = self.findings.iter().map(|(route, f)| {
             (
                 RowKey::Findings(route.clone()),
-                RowValue::Findings(Box::new(f.clone())).encode(),
+                RowValue::Findings(Box::new(f.clone())),
             )
         });
         latency
             .chain(deltas)
             .chain(counters)
             .chain(findings)
+            .collect()
+    }
+
+    /// The window rows it adds to, encoded.
+    pub(crate) fn cells(&self) -> Vec<(RowKey, Cell)> {
+        self.values()
+            .into_iter()
+            .map(|(key, value)| (key, value.encode()))
             .collect()
     }
 }
@@ -221,15 +230,14 @@ impl Tracker {
 fn handed(h: &Histogram<u64>) -> Handed {
     Handed {
         count: h.len(),
-        encoded: serde_json::to_string(&EncodedHistogram(h.clone()))
-            .expect("a latency histogram always encodes"),
+        encoded: codec::encode(h),
     }
 }
 
 fn handed_delta(d: &SignedHistogram) -> Handed {
     Handed {
         count: d.count(),
-        encoded: serde_json::to_string(d).expect("a delta histogram always encodes"),
+        encoded: codec::encode_delta(d),
     }
 }
 
@@ -243,10 +251,10 @@ fn since(before: Option<&Handed>, now: &Histogram<u64>) -> Option<Histogram<u64>
         return None;
     }
     let mut delta = now.clone();
-    let subtracted = serde_json::from_str::<EncodedHistogram>(&before.encoded)
+    let subtracted = codec::decode(&before.encoded)
         .ok()
         .filter(|_| now.len() > before.count)
-        .is_some_and(|b| delta.subtract(&b.0).is_ok());
+        .is_some_and(|b| delta.subtract(&b).is_ok());
     Some(if subtracted { delta } else { now.clone() })
 }
 
@@ -258,7 +266,7 @@ fn delta_since(before: Option<&Handed>, now: &SignedHistogram) -> Option<SignedH
         return None;
     }
     let mut delta = now.clone();
-    let subtracted = serde_json::from_str::<SignedHistogram>(&before.encoded)
+    let subtracted = codec::decode_delta(&before.encoded)
         .ok()
         .filter(|_| now.count() > before.count)
         .is_some_and(|b| {
@@ -363,7 +371,9 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use twinpeak_core::diff::NoiseRule;
-    use twinpeak_core::{new_latency_histogram, record_saturating, RouteSnapshot};
+    use twinpeak_core::{
+        new_latency_histogram, record_saturating, EncodedHistogram, RouteSnapshot,
+    };
 
     const RULE: NoiseRule = NoiseRule {
         min_samples: 10,

@@ -20,6 +20,7 @@
 
 mod batch;
 mod canary;
+mod codec;
 mod config;
 mod conn;
 mod error;
@@ -44,13 +45,14 @@ pub use canary::{
 pub use config::{Location, PostgresConfig, Settings, StateConfig};
 pub use error::{DbError, StateError};
 pub use handle::SharedStore;
-pub use rows::{CounterKey, RowValue, Series};
+pub use rows::{CounterKey, Series};
 pub use schema::SCHEMA_VERSION;
 pub use view::{RouteView, View};
 
 use conn::{transaction, Conn, PostgresConn, SqliteConn};
 use pending::{unix_s, Pending};
 use twinpeak_core::CanaryDecision;
+use windows::Rows;
 
 /// How the store's writes are going.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -236,60 +238,53 @@ impl Store {
     }
 
     /// Writes `batch` with anything buffered before it, in one transaction that also coarsens
-    /// old windows and deletes expired ones. While the database cannot be reached, keeps it
-    /// in the buffer (merged, bounded) and tries again after a backoff; never fails.
+    /// old windows and deletes expired ones (an empty batch still does, and so shows the
+    /// database is reachable). While the database cannot be reached, keeps it in the buffer
+    /// (merged, bounded) and tries again after a backoff; never fails.
     pub fn flush(&mut self, batch: &Batch) -> Flushed {
         let now = Instant::now();
-        let max = self.settings.max_buffered_bytes;
-        let mut dropped = false;
-        if self.pending.absorb(batch, max).is_err() {
-            if self.pending.is_empty() && self.backoff.ready(now) {
-                // Larger than the buffer on its own: written straight away, or lost.
-                let mut alone = Pending::default();
-                let _ = alone.absorb(batch, usize::MAX);
-                return match self.write(&alone, now) {
-                    Ok(()) => Flushed::Written,
-                    Err(()) => {
-                        self.health.dropped += 1;
-                        Flushed::Dropped
-                    }
-                };
-            }
-            self.health.dropped += 1;
-            dropped = true;
-        }
+        let ready = self.backoff.ready(now);
         if self.pending.is_empty() {
-            return if dropped {
-                Flushed::Dropped
-            } else {
-                Flushed::Written
-            };
-        }
-        let outcome = if !self.backoff.ready(now) {
-            Err(())
-        } else {
-            let pending = std::mem::take(&mut self.pending);
-            let written = self.write(&pending, now);
-            if written.is_err() {
-                self.pending = pending;
+            if ready && self.write(Rows::of_batch(batch), now).is_ok() {
+                return Flushed::Written;
             }
-            written
-        };
-        match (outcome, dropped) {
-            (_, true) => Flushed::Dropped,
-            (Ok(()), false) => Flushed::Written,
-            (Err(()), false) => Flushed::Buffered,
+            return self.keep(batch);
+        }
+        let kept = self.keep(batch);
+        if !ready {
+            return kept;
+        }
+        match self.write(Rows::of_pending(&self.pending), now) {
+            Ok(()) => {
+                self.pending = Pending::default();
+                match kept {
+                    Flushed::Dropped => Flushed::Dropped,
+                    _ => Flushed::Written,
+                }
+            }
+            Err(()) => kept,
         }
     }
 
-    /// One write of `pending`, recorded in the health and the backoff.
-    fn write(&mut self, pending: &Pending, now: Instant) -> Result<(), ()> {
+    /// Keeps `batch` in the buffer, or drops it (counted) when it does not fit.
+    fn keep(&mut self, batch: &Batch) -> Flushed {
+        match self.pending.absorb(batch, self.settings.max_buffered_bytes) {
+            Ok(()) => Flushed::Buffered,
+            Err(_) => {
+                self.health.dropped += 1;
+                Flushed::Dropped
+            }
+        }
+    }
+
+    /// One write of `rows`, recorded in the health and the backoff.
+    fn write(&mut self, rows: Rows, now: Instant) -> Result<(), ()> {
         let replica = self.settings.replica.clone();
         let wall = SystemTime::now();
         let coarsen_cutoff = unix_s(wall) - secs(self.settings.coarsen_after);
         let prune_cutoff = unix_s(wall) - secs(self.settings.retention);
-        let result = transaction(self.conn.as_mut(), |conn| {
-            let replaced = windows::write(conn, &replica, pending, canary::unix_ms(wall))?;
+        let result = transaction(self.conn.as_mut(), move |conn| {
+            let replaced = windows::write(conn, &replica, rows, canary::unix_ms(wall))?;
             windows::coarsen(conn, &replica, coarsen_cutoff)?;
             windows::prune(conn, prune_cutoff)?;
             Ok::<_, DbError>(replaced)

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use twinpeak_core::merge::add_histogram;
-use twinpeak_core::{DiffSummary, EncodedHistogram, SignedHistogram};
+use twinpeak_core::{DiffSummary, SignedHistogram};
+
+use super::codec;
 
 /// A minute, the width windows are written at.
 pub const MINUTE_S: i64 = 60;
@@ -100,8 +102,8 @@ impl RowKey {
     }
 }
 
-/// A row's value as it is stored: a count and a text (`""` for counters, the JSON of the
-/// histogram or findings otherwise).
+/// A row's value as it is stored: a count and a text (`""` for counters, the encoded
+/// histogram, or the JSON of the findings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cell {
     pub count: i64,
@@ -117,7 +119,7 @@ impl Cell {
 
 /// A row's value, decoded.
 #[derive(Debug, Clone)]
-pub enum RowValue {
+pub(crate) enum RowValue {
     /// A side's latency histogram (µs).
     Latency(Histogram<u64>),
     /// The paired delta.
@@ -134,12 +136,11 @@ impl RowValue {
         match self {
             RowValue::Latency(h) => Cell {
                 count: to_i64(h.len()),
-                data: serde_json::to_string(&EncodedHistogram(h.clone()))
-                    .expect("a latency histogram always encodes"),
+                data: codec::encode(h),
             },
             RowValue::Delta(d) => Cell {
                 count: to_i64(d.count()),
-                data: serde_json::to_string(d).expect("a delta histogram always encodes"),
+                data: codec::encode_delta(d),
             },
             RowValue::Count(n) => Cell {
                 count: to_i64(*n),
@@ -156,13 +157,11 @@ impl RowValue {
     pub(crate) fn decode(key: &RowKey, cell: &Cell) -> Result<RowValue, String> {
         let bad = |e: serde_json::Error| format!("undecodable {} row: {e}", key.kind());
         Ok(match key {
-            RowKey::Latency(_, Series::Delta) => {
-                RowValue::Delta(serde_json::from_str(&cell.data).map_err(bad)?)
-            }
+            RowKey::Latency(_, Series::Delta) => RowValue::Delta(
+                codec::decode_delta(&cell.data).map_err(|e| format!("undecodable delta: {e}"))?,
+            ),
             RowKey::Latency(..) => RowValue::Latency(
-                serde_json::from_str::<EncodedHistogram>(&cell.data)
-                    .map_err(bad)?
-                    .0,
+                codec::decode(&cell.data).map_err(|e| format!("undecodable histogram: {e}"))?,
             ),
             RowKey::Counter(_) => RowValue::Count(u64::try_from(cell.count).unwrap_or(0)),
             RowKey::Findings(_) => {

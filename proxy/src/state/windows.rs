@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::batch::RouteFindings;
+use super::batch::{Batch, RouteFindings};
 use super::conn::{Conn, Value};
 use super::error::DbError;
-use super::pending::Pending;
-use super::rows::{merge_cells, window_start, Cell, RowKey, HOUR_S, MINUTE_S};
+use super::pending::{unix_s, Pending};
+use super::rows::{window_start, Cell, RowKey, RowValue, HOUR_S, MINUTE_S};
 
 /// Width of the row that holds a replica's totals since the store began (start 0).
 pub(crate) const ALL_TIME: i64 = 0;
@@ -19,18 +19,59 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// Hours coarsened per flush at most, so a store that was away for long catches up in steps.
 const HOURS_PER_FLUSH: usize = 24;
 
-/// A row that was undecodable and replaced: logged, and the count returned.
-fn merged_or_replaced(key: &RowKey, old: Option<&Cell>, new: Cell, replaced: &mut u64) -> Cell {
-    match old {
-        None => new,
-        Some(old) => merge_cells(key, old, &new).unwrap_or_else(|e| {
-            log::warn!(
-                "state: replacing a {} row that cannot be merged: {e}",
-                key.kind()
-            );
-            *replaced += 1;
-            new
-        }),
+/// What one write adds: decoded values per minute window and key, and findings as a whole.
+#[derive(Debug, Default)]
+pub(crate) struct Rows {
+    pub values: BTreeMap<(i64, RowKey), RowValue>,
+    pub totals: BTreeMap<String, RouteFindings>,
+}
+
+impl Rows {
+    /// The rows of one batch, as they are (nothing encoded).
+    pub(crate) fn of_batch(batch: &Batch) -> Rows {
+        let start = window_start(unix_s(batch.at), MINUTE_S);
+        Rows {
+            values: batch
+                .values()
+                .into_iter()
+                .map(|(key, value)| ((start, key), value))
+                .collect(),
+            totals: batch.totals.clone(),
+        }
+    }
+
+    /// The rows waiting in `pending`, decoded (a row that cannot be is left out, and logged).
+    pub(crate) fn of_pending(pending: &Pending) -> Rows {
+        Rows {
+            values: pending
+                .cells
+                .iter()
+                .filter_map(|(slot, cell)| match RowValue::decode(&slot.1, cell) {
+                    Ok(value) => Some((slot.clone(), value)),
+                    Err(e) => {
+                        log::warn!("state: dropping a buffered row: {e}");
+                        None
+                    }
+                })
+                .collect(),
+            totals: pending
+                .totals
+                .iter()
+                .map(|(route, (findings, _))| (route.clone(), findings.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Adds `value` into `into`, or replaces `into` (logged and counted) when they do not add.
+fn add_or_replace(key: &RowKey, into: &mut RowValue, value: &RowValue, replaced: &mut u64) {
+    if let Err(e) = into.add(value) {
+        log::warn!(
+            "state: replacing a {} row that cannot be merged: {e}",
+            key.kind()
+        );
+        *replaced += 1;
+        *into = value.clone();
     }
 }
 
@@ -117,21 +158,34 @@ fn upsert(
     Ok(())
 }
 
-/// Adds `cells` into the rows of one window of `replica`. Returns rows replaced because what
+/// Adds `values` into the rows of one window of `replica`. Returns rows replaced because what
 /// was stored could not be merged.
 fn add_at(
     conn: &mut dyn Conn,
     replica: &str,
     width_s: i64,
     start_s: i64,
-    cells: BTreeMap<RowKey, Cell>,
+    values: BTreeMap<RowKey, RowValue>,
 ) -> Result<u64, DbError> {
     let existing = rows_at(conn, replica, width_s, start_s)?;
     let mut replaced = 0;
-    let merged: BTreeMap<RowKey, Cell> = cells
+    let merged: BTreeMap<RowKey, Cell> = values
         .into_iter()
-        .map(|(key, cell)| {
-            let cell = merged_or_replaced(&key, existing.get(&key), cell, &mut replaced);
+        .map(|(key, value)| {
+            let cell = match existing.get(&key) {
+                None => value.encode(),
+                Some(stored) => match RowValue::decode(&key, stored) {
+                    Ok(mut total) => {
+                        add_or_replace(&key, &mut total, &value, &mut replaced);
+                        total.encode()
+                    }
+                    Err(e) => {
+                        log::warn!("state: replacing a {} row: {e}", key.kind());
+                        replaced += 1;
+                        value.encode()
+                    }
+                },
+            };
             (key, cell)
         })
         .collect();
@@ -139,33 +193,34 @@ fn add_at(
     Ok(replaced)
 }
 
-/// Writes everything `pending` holds for `replica`: its minute rows, the all-time totals (all
-/// but findings, whose totals are the findings table), and the findings as a whole. Returns
-/// rows replaced because they could not be merged.
+/// Writes `rows` for `replica`: its minute rows, the all-time totals (all but findings, whose
+/// totals are the findings table), and the findings as a whole. Returns rows replaced because
+/// they could not be merged.
 pub(crate) fn write(
     conn: &mut dyn Conn,
     replica: &str,
-    pending: &Pending,
+    rows: Rows,
     now_ms: i64,
 ) -> Result<u64, DbError> {
-    let mut by_window: BTreeMap<i64, BTreeMap<RowKey, Cell>> = BTreeMap::new();
-    let mut all_time: BTreeMap<RowKey, Cell> = BTreeMap::new();
+    let mut by_window: BTreeMap<i64, BTreeMap<RowKey, RowValue>> = BTreeMap::new();
+    let mut all_time: BTreeMap<RowKey, RowValue> = BTreeMap::new();
     let mut replaced = 0;
-    for ((start, key), cell) in &pending.cells {
-        by_window
-            .entry(*start)
-            .or_default()
-            .insert(key.clone(), cell.clone());
+    for ((start, key), value) in rows.values {
         if !matches!(key, RowKey::Findings(_)) {
-            let merged = merged_or_replaced(key, all_time.get(key), cell.clone(), &mut replaced);
-            all_time.insert(key.clone(), merged);
+            match all_time.get_mut(&key) {
+                Some(total) => add_or_replace(&key, total, &value, &mut replaced),
+                None => {
+                    all_time.insert(key.clone(), value.clone());
+                }
+            }
         }
+        by_window.entry(start).or_default().insert(key, value);
     }
-    for (start, cells) in by_window {
-        replaced += add_at(conn, replica, MINUTE_S, start, cells)?;
+    for (start, values) in by_window {
+        replaced += add_at(conn, replica, MINUTE_S, start, values)?;
     }
     replaced += add_at(conn, replica, ALL_TIME, 0, all_time)?;
-    for (route, (findings, _)) in &pending.totals {
+    for (route, findings) in &rows.totals {
         write_findings(conn, replica, route, findings, now_ms)?;
     }
     Ok(replaced)
@@ -227,15 +282,24 @@ pub(crate) fn coarsen(conn: &mut dyn Conn, replica: &str, cutoff_s: i64) -> Resu
                 (hour + HOUR_S).into(),
             ],
         )?;
-        let mut cells: BTreeMap<RowKey, Cell> = BTreeMap::new();
+        let mut values: BTreeMap<RowKey, RowValue> = BTreeMap::new();
         let mut replaced = 0;
-        for row in minutes {
-            for (key, cell) in decode_rows(vec![row]) {
-                let merged = merged_or_replaced(&key, cells.get(&key), cell, &mut replaced);
-                cells.insert(key, merged);
+        for (key, cell) in minutes.into_iter().flat_map(|row| decode_rows(vec![row])) {
+            let value = match RowValue::decode(&key, &cell) {
+                Ok(value) => value,
+                Err(e) => {
+                    log::warn!("state: dropping a minute row while coarsening: {e}");
+                    continue;
+                }
+            };
+            match values.get_mut(&key) {
+                Some(total) => add_or_replace(&key, total, &value, &mut replaced),
+                None => {
+                    values.insert(key, value);
+                }
             }
         }
-        add_at(conn, replica, HOUR_S, hour, cells)?;
+        add_at(conn, replica, HOUR_S, hour, values)?;
         conn.execute(
             "DELETE FROM twinpeak_windows \
              WHERE replica = $1 AND width_s = $2 AND start_s >= $3 AND start_s < $4",
