@@ -16,7 +16,8 @@ use super::codec;
 use super::rows::{Cell, CounterKey, RowKey, RowValue, Series};
 
 /// A route's findings as a whole: the summary and the kept examples (opaque JSON, as the
-/// comparison store makes them). What a restarted replica restores.
+/// comparison store makes them; in a batch, `null` leaves the stored ones as they are). What
+/// a restarted replica restores.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteFindings {
     /// Everything compared on the route so far.
@@ -158,6 +159,16 @@ pub struct Tracker {
     deltas: BTreeMap<String, Handed>,
     counters: BTreeMap<CounterKey, u64>,
     findings: BTreeMap<String, DiffSummary>,
+    /// A digest of the examples last handed over, per route: unchanged ones are not again.
+    examples: BTreeMap<String, u64>,
+}
+
+/// A digest of a route's examples, to tell whether they changed.
+fn digest(examples: &serde_json::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    examples.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Tracker {
@@ -177,7 +188,8 @@ impl Tracker {
 
     /// The batch of what changed since the last call: latency and findings from `snapshot`
     /// (totals since start, per route), `counters` (totals, e.g. from
-    /// [`counters_from_families`]), and the kept `examples` per route.
+    /// [`counters_from_families`]), and the kept `examples` per route (handed over only when
+    /// they changed; otherwise the batch's findings carry `null`, which keeps the stored ones).
     pub fn batch(
         &mut self,
         at: SystemTime,
@@ -205,11 +217,16 @@ impl Tracker {
                 if let Some(delta) = findings_since(self.findings.get(route), now) {
                     batch.findings.insert(route.clone(), delta);
                     self.findings.insert(route.clone(), now.clone());
+                    let mut kept = examples.remove(route).unwrap_or_default();
+                    let digest = digest(&kept);
+                    if self.examples.insert(route.clone(), digest) == Some(digest) {
+                        kept = serde_json::Value::Null;
+                    }
                     batch.totals.insert(
                         route.clone(),
                         RouteFindings {
                             summary: now.clone(),
-                            examples: examples.remove(route).unwrap_or_default(),
+                            examples: kept,
                         },
                     );
                 }
@@ -474,10 +491,31 @@ mod tests {
         let unchanged = tracker.batch(
             at,
             &snapshot_with(&[100, 200, 5_000], &[-5], Some(summary(10, 1, 0, 0))),
-            &BTreeMap::from([(counter, 9)]),
+            &BTreeMap::from([(counter.clone(), 9)]),
             BTreeMap::new(),
         );
         assert!(unchanged.is_empty());
+
+        // More pairs compared, the same examples kept: they are not handed over again.
+        let examples = || BTreeMap::from([("/a".to_string(), serde_json::json!([{"id": 1}]))]);
+        let same = tracker.batch(
+            at,
+            &snapshot_with(&[100, 200, 5_000], &[-5], Some(summary(20, 2, 0, 0))),
+            &BTreeMap::from([(counter.clone(), 9)]),
+            examples(),
+        );
+        assert_eq!(same.findings["/a"].compared, 10);
+        assert!(same.totals["/a"].examples.is_null());
+        let mut pending = super::super::pending::Pending::default();
+        pending.absorb(&first, usize::MAX).unwrap();
+        pending.absorb(&same, usize::MAX).unwrap();
+        let (kept, _) = &pending.totals["/a"];
+        assert_eq!(kept.summary.compared, 20);
+        assert_eq!(
+            kept.examples,
+            serde_json::json!([{"id": 1}]),
+            "the buffer keeps them"
+        );
     }
 
     #[test]

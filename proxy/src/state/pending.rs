@@ -56,9 +56,17 @@ impl Pending {
         }
         let mut totals = Vec::new();
         for (route, findings) in &batch.totals {
-            let size = serde_json::to_string(findings).map_or(0, |t| t.len()) + route.len();
-            bytes = bytes - self.totals.get(route).map_or(0, |(_, s)| *s) + size;
-            totals.push((route.clone(), (findings.clone(), size)));
+            let mut findings = findings.clone();
+            let older = self.totals.get(route);
+            if findings.examples.is_null() {
+                // Unchanged since the older one: keep its examples.
+                if let Some((older, _)) = older {
+                    findings.examples = older.examples.clone();
+                }
+            }
+            let size = serde_json::to_string(&findings).map_or(0, |t| t.len()) + route.len();
+            bytes = bytes - older.map_or(0, |(_, s)| *s) + size;
+            totals.push((route.clone(), (findings, size)));
         }
         if bytes > max {
             return Err(DidNotFit);

@@ -96,9 +96,14 @@ impl ThrowawayPostgres {
     pub fn start() -> Self {
         let bin = server_binaries();
         let run_as = unprivileged_user();
+        // As root, in /tmp: the `postgres` user may not reach a TMPDIR of root's.
+        let parent = match run_as {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
         let dir = tempfile::Builder::new()
             .prefix("twinpeak-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("a temporary directory");
         let mut pg = ThrowawayPostgres {
             dir,
