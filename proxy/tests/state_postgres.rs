@@ -113,6 +113,12 @@ fn three_replicas_merge_exactly() {
     }
     let fleet = stores[2].read_view(None, None, None).unwrap();
     assert_eq!(fleet.replicas.len(), 3);
+    let flushed = stores[0].replicas().unwrap();
+    let names: Vec<&str> = flushed.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["proxy-0", "proxy-1", "proxy-2"]);
+    assert!(flushed
+        .iter()
+        .all(|(_, at)| *at >= now - Duration::from_secs(1)));
     assert_eq!(fleet.routes["/a"].latency[&Series::Primary], by_hand);
     assert_eq!(fleet.routes["/a"].delta, delta_by_hand);
     assert_eq!(fleet.counters[&requests()], total);

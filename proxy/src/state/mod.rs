@@ -359,6 +359,18 @@ impl Store {
         self.note(result)
     }
 
+    /// Every replica that ever flushed to the store, with when it last did (its own clock):
+    /// the fleet, and whether each one's latest data is in.
+    pub fn replicas(&mut self) -> Result<Vec<(String, SystemTime)>, StateError> {
+        let result = windows::replicas(self.conn.as_mut());
+        self.note(result).map(|replicas| {
+            replicas
+                .into_iter()
+                .map(|(name, ms)| (name, canary::from_unix_ms(ms)))
+                .collect()
+        })
+    }
+
     /// The canary row, if one was ever written.
     pub fn canary(&mut self) -> Result<Option<CanaryRow>, StateError> {
         let result = canary::read(self.conn.as_mut());

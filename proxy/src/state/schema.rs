@@ -7,6 +7,8 @@
 //! - `twinpeak_windows`: per replica × window (start, width: a minute, or an hour once
 //!   coarsened) × kind × key, one row: a latency histogram (route, series), a counter (name,
 //!   labels) or the findings of a route, each as the delta of that window.
+//! - `twinpeak_replicas`: when each replica last flushed (a judge over the fleet's data knows
+//!   whether every replica's latest is in).
 //! - `twinpeak_findings`: per replica × route, the findings as a whole and their kept
 //!   examples: what a restarted replica restores.
 //! - `twinpeak_canary`: the canary's state machine, one row with a generation every change
@@ -33,6 +35,10 @@ CREATE TABLE twinpeak_windows (
     PRIMARY KEY (replica, width_s, start_s, kind, key)
 );
 CREATE INDEX twinpeak_windows_by_time ON twinpeak_windows (start_s);
+CREATE TABLE twinpeak_replicas (
+    replica TEXT PRIMARY KEY,
+    flushed_ms BIGINT NOT NULL
+);
 CREATE TABLE twinpeak_findings (
     replica TEXT NOT NULL,
     route TEXT NOT NULL,

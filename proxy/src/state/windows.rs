@@ -223,7 +223,27 @@ pub(crate) fn write(
     for (route, findings) in &rows.totals {
         write_findings(conn, replica, route, findings, now_ms)?;
     }
+    conn.execute(
+        "INSERT INTO twinpeak_replicas (replica, flushed_ms) VALUES ($1, $2) \
+         ON CONFLICT (replica) DO UPDATE SET flushed_ms = excluded.flushed_ms",
+        &[replica.into(), now_ms.into()],
+    )?;
     Ok(replaced)
+}
+
+/// Every replica that ever flushed, with when it last did.
+pub(crate) fn replicas(conn: &mut dyn Conn) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = conn.query(
+        "SELECT replica, flushed_ms FROM twinpeak_replicas ORDER BY replica",
+        &[],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            Some((row.next()?.into_text()?, row.next()?.int()?))
+        })
+        .collect())
 }
 
 /// Replaces a route's findings as a whole; its examples only when the batch carries them.
