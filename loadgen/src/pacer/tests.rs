@@ -213,3 +213,16 @@ async fn users_never_take_the_same_arrival_and_every_one_is_accounted_for() {
     assert_eq!(seen.len() as u64, counts.taken());
     assert_eq!(counts.taken() + counts.dropped(), total, "{counts:?}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_clock_asks_for_timed_sleeps_to_wake_on_time() {
+    let slack_ns = std::thread::spawn(|| {
+        precise_clock();
+        nix::sys::prctl::get_timerslack().unwrap()
+    })
+    .join()
+    .unwrap();
+    // 1 ns as asked, or none at all: the kernel gives a real-time thread no slack.
+    assert!(slack_ns <= 1, "timer slack {slack_ns} ns");
+}
