@@ -288,11 +288,7 @@ impl Mirror {
         let mut outcome = OutcomeOnce::new(&self.stats, route);
         let (method, uri) = (header.method.clone(), header.uri.to_string());
         let request_headers = header.headers.clone();
-        let reference = self
-            .reference
-            .as_ref()
-            .filter(|r| r.wants(&header, body.is_some()))
-            .map(|r| (r, header.clone()));
+        let reference = self.reference_for(&header, body.is_some());
         let start = Instant::now();
         let (sent, reference) = tokio::join!(
             shadow.send(header, body.as_mut(), self.capture(), start),
@@ -327,6 +323,19 @@ impl Mirror {
             shadow: answer,
             reference,
         });
+    }
+
+    /// The reference to ask beside the shadow, with its own copy of the header, when it wants
+    /// this copy.
+    fn reference_for(
+        &self,
+        header: &RequestHeader,
+        has_body: bool,
+    ) -> Option<(&Reference, RequestHeader)> {
+        let reference = self.reference.as_ref()?;
+        reference
+            .wants(header, has_body)
+            .then(|| (reference, header.clone()))
     }
 
     /// The reference's answer to the same request, when one is asked for; its outcome is
