@@ -30,7 +30,7 @@ use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
 use crate::sampling::{key_value, salted_hash, unit_interval};
 use crate::stats::Stats;
-use crate::units::{SampleKey, UpstreamUrl};
+use crate::units::{Percent, SampleKey, UpstreamUrl};
 use twinpeak_core::sync::lock;
 
 use config::CanaryConfig;
@@ -343,10 +343,8 @@ impl Canary {
         let mut machine = lock(&self.machine);
         let text = match action {
             AdminAction::Weight(weight) => {
-                if !(weight.is_finite() && (0.0..=100.0).contains(&weight)) {
-                    return Err(Refused::Weight(weight));
-                }
-                machine.set_weight(weight, now)
+                let weight = Percent::new(weight).map_err(Refused::Weight)?;
+                machine.set_weight(weight.value(), now)
             }
             AdminAction::Pause => machine.pause()?,
             AdminAction::Resume => machine.resume(now)?,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::config::CanaryConfig;
 use super::judge::Verdict;
+use crate::units::InvalidValue;
 
 /// Where the canary stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +269,7 @@ impl Machine {
 }
 
 /// Why an operator's change was refused; the canary is left as it was.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refused {
     /// Only a running canary can be paused.
     #[error("the canary is {}; only a running canary can be paused", .0.as_str())]
@@ -279,9 +280,9 @@ pub enum Refused {
     /// A rolled-back canary cannot be rolled back again.
     #[error("the canary is already rolled back")]
     AlreadyRolledBack,
-    /// A weight outside 0 to 100.
-    #[error("weight must be a number from 0 to 100, got {0}")]
-    Weight(f64),
+    /// A weight that is not a percentage.
+    #[error("weight {0}")]
+    Weight(InvalidValue),
 }
 
 #[cfg(test)]
