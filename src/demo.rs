@@ -29,7 +29,7 @@ pub struct DemoCommand {
     /// Finish in under a minute (a shorter rehearsal).
     #[arg(long)]
     pub quick: bool,
-    /// Where to write the run (default runs/demo-<time>).
+    /// Where to write the run (default runs/demo-TIME).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Seed for the load (default 1: the demo is repeatable).

@@ -2,10 +2,11 @@
 //! every few seconds, so a run that is killed outright loses at most one interval.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use twinpeak_core::sync::lock;
 use twinpeak_core::RunRecord;
 
 /// Where and how often to checkpoint.
@@ -36,17 +37,17 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("twinpeak-checkpoint".to_owned())
             .spawn(move || {
-                let (lock, wake) = &*stopped;
-                let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let (stop, wake) = &*stopped;
+                let mut done = lock(stop);
                 let mut next = Instant::now() + checkpoint.every;
                 let mut warned = false;
                 while !*done {
                     let now = Instant::now();
                     if now < next {
-                        done = match wake.wait_timeout(done, next - now) {
-                            Ok((done, _)) => done,
-                            Err(poisoned) => poisoned.into_inner().0,
-                        };
+                        done = wake
+                            .wait_timeout(done, next - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
                         continue;
                     }
                     next = now + checkpoint.every;
@@ -71,8 +72,8 @@ impl Checkpointer {
     }
 
     fn halt(&mut self) {
-        let (lock, wake) = &*self.stop;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let (stop, wake) = &*self.stop;
+        *lock(stop) = true;
         wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

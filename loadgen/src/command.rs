@@ -30,7 +30,7 @@ pub struct LoadCommand {
     /// With several targets, alternate them phase by phase instead of one after another.
     #[arg(long)]
     pub interleave: bool,
-    /// Directory for the run record (default runs/<scenario>-<time>); checked writable before
+    /// Directory for the run record (default runs/SCENARIO-TIME); checked writable before
     /// any traffic.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -41,7 +41,7 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     /// The requests an arrival picks from, by weight.
     pub requests: Vec<RequestSpec>,
-    /// Data variables by name, as written; [`Data`] holds their resolved values.
+    /// Data variables by name, as written; [`LoadedScenario::data`] holds their resolved values.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub data: BTreeMap<String, DataSource>,
     /// Thresholds the whole run is judged by.
