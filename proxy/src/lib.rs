@@ -44,7 +44,8 @@
 //!     to the mirror and the canary, behind the admin guard.
 //!
 //! Around them: `config` (the file), `server` (the wiring), `upstream` (peers resolved at
-//! start), `error`, `secret`, `ratelimit`, `shards` and `units`.
+//! start), `error`, `secret`, `ratelimit`, `shards` and `units`; [`state`] is the store that
+//! keeps what the proxy learns across restarts.
 
 mod admin;
 mod budget;
