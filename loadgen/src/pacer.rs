@@ -531,10 +531,15 @@ fn precise_clock() {
     }
     let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
     if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, fifo) {
+        let why = match e {
+            thread_priority::Error::OS(code) => std::io::Error::from_raw_os_error(code).to_string(),
+            other => other.to_string(),
+        };
         UNPRIVILEGED.call_once(|| {
             log::warn!(
-                "the pacer clock runs at normal priority (real-time priority needs CAP_SYS_NICE: \
-                 {e}): on a busy CPU its lateness shows in the scheduling lag"
+                "the pacer clock runs at normal priority, real-time priority refused ({why}; it \
+                 needs CAP_SYS_NICE, which root has): on a busy CPU its lateness shows in the \
+                 scheduling lag"
             );
         });
     }
