@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod report;
+mod report_state;
 use twinpeak_proxy::{Config, LoadedConfig};
 
 #[derive(Parser)]
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => match load(&config) {
             Ok(loaded) => {
                 println!("# {} (sha256 {})", loaded.path.display(), loaded.sha256);
+                println!("# state: {}", loaded.state_location());
                 print!("{}", loaded.config.to_yaml());
                 ExitCode::SUCCESS
             }

@@ -11,8 +11,11 @@ use twinpeak_reports::report::{read_input, Report};
 #[derive(Debug, Args)]
 pub struct ReportCommand {
     /// Run records (`twinpeak.run/v1`) and proxy snapshots (`twinpeak.snapshot/v1`), any number.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "state")]
     pub inputs: Vec<PathBuf>,
+    /// Also the proxy's state store: what every replica flushed there, merged.
+    #[command(flatten)]
+    pub state: crate::report_state::StateInput,
     /// Where report.html, report.md and summary.json are written.
     #[arg(long)]
     pub out: PathBuf,
@@ -36,6 +39,8 @@ impl ReportCommand {
             .iter()
             .map(|p| read_input(p).map(|i| (p.clone(), i)))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut inputs = inputs;
+        inputs.extend(self.state.read()?);
         let report = Report::build(inputs)?;
         let written = report.write(&self.out)?;
         println!("{}", report.headline());

@@ -91,6 +91,9 @@ pub enum SetupProblem {
         /// The name as given.
         name: String,
     },
+    /// The state store could not be opened, or what it holds taken up.
+    #[error("{0}")]
+    State(crate::state::StateError),
 }
 
 /// Why the proxy could not start, shown as `FILE: KEY: reason`.

@@ -15,8 +15,12 @@ use twinpeak_core::{
 };
 
 use crate::diff::DiffKind;
-use crate::labels::{MirrorOutcome, PairResult, ReferenceOutcome, Side, StatusClass};
-use crate::metrics::{Metrics, RouteMetrics, SideMetrics, DURATION_BUCKETS};
+use crate::labels::{
+    CanaryDecision, MirrorOutcome, PairResult, ReferenceOutcome, Side, StatusClass,
+};
+use crate::metrics::{
+    gauge_family, Metrics, RouteMetrics, SideMetrics, DURATION_BUCKETS, PAIRED_DELTA,
+};
 use crate::routes::{RouteId, RouteTable};
 use crate::shards::Sharded;
 
@@ -175,10 +179,133 @@ impl Stats {
         self.metrics.route(route).compared[result.index()].inc();
     }
 
-    /// Every metric in Prometheus' text format. `twinpeak_upstream_duration_seconds` is made
-    /// here from the HDR histograms, so a request is timed once, not twice.
-    pub fn render_metrics(&self, routes: &RouteTable) -> Vec<u8> {
-        self.metrics.render(vec![self.duration_family(routes)])
+    /// Every metric in Prometheus' text format, with `extra` families made at scrape time
+    /// among them. `twinpeak_upstream_duration_seconds` is made here from the HDR histograms,
+    /// so a request is timed once, not twice.
+    pub fn render_metrics_with(&self, routes: &RouteTable, extra: Vec<MetricFamily>) -> Vec<u8> {
+        let mut families = vec![self.duration_family(routes), self.delta_family(routes)];
+        families.extend(extra);
+        self.metrics.render(families)
+    }
+
+    /// Takes up what the state store kept of this replica (all-time totals): latency per
+    /// route × side and the paired deltas are added to the histograms, and the counters the
+    /// records are made of to their Prometheus counters. Routes no longer configured, and
+    /// counters not among those, are left out. Returns how many values were left out.
+    pub fn restore(&self, routes: &RouteTable, view: &crate::state::View) -> usize {
+        use crate::state::Series;
+        let mut left_out = 0;
+        let id_of = |name: &str| routes.names().iter().position(|n| n == name);
+        for (name, route) in &view.routes {
+            let Some(id) = id_of(name) else {
+                left_out += 1;
+                continue;
+            };
+            for (series, histogram) in &route.latency {
+                let side = match series {
+                    Series::Primary => Side::Primary,
+                    Series::Shadow => Side::Shadow,
+                    Series::Candidate => Side::Candidate,
+                    Series::Delta => continue,
+                };
+                self.routes[id].sides[side.index()].histograms.with(|h| {
+                    if twinpeak_core::merge::add_histogram(&mut h.latency, histogram).is_err() {
+                        left_out += 1;
+                    }
+                });
+            }
+            if !route.delta.is_empty() {
+                self.routes[id].delta.with(|d| {
+                    if d.add(&route.delta).is_err() {
+                        left_out += 1;
+                    }
+                });
+            }
+        }
+        for (key, value) in &view.counters {
+            match self.restored_counter(routes, key) {
+                Some(counter) => counter.inc_by(*value),
+                None => left_out += 1,
+            }
+        }
+        left_out
+    }
+
+    /// The Prometheus counter a stored counter is, among those the records are made of.
+    fn restored_counter(
+        &self,
+        routes: &RouteTable,
+        key: &crate::state::CounterKey,
+    ) -> Option<&IntCounter> {
+        fn find<'a, T: Copy>(all: &[T], name: impl Fn(T) -> &'a str, value: &str) -> Option<T> {
+            all.iter().copied().find(|item| name(*item) == value)
+        }
+        let label = |name: &str| key.labels.get(name).map(String::as_str).unwrap_or("");
+        if key.name == "twinpeak_canary_decisions_total" {
+            let decision = find(
+                &CanaryDecision::ALL,
+                CanaryDecision::as_str,
+                label("decision"),
+            )?;
+            return self.metrics.canary_decisions.get(decision.index());
+        }
+        let id = routes.names().iter().position(|n| n == label("route"))?;
+        let route = self.metrics.route(id);
+        match key.name.as_str() {
+            "twinpeak_requests_total" => {
+                let side = find(&Side::ALL, Side::as_str, label("side"))?;
+                let class = find(
+                    &StatusClass::ALL,
+                    StatusClass::as_str,
+                    label("status_class"),
+                )?;
+                route.sides[side.index()].requests.get(class.index())
+            }
+            "twinpeak_mirror_total" => {
+                let outcome = find(&MirrorOutcome::ALL, MirrorOutcome::as_str, label("outcome"))?;
+                route.mirror.get(outcome.index())
+            }
+            "twinpeak_compared_total" => {
+                let result = find(&PairResult::ALL, PairResult::as_str, label("result"))?;
+                route.compared.get(result.index())
+            }
+            "twinpeak_noise_reference_total" => {
+                let outcome = find(
+                    &ReferenceOutcome::ALL,
+                    ReferenceOutcome::as_str,
+                    label("outcome"),
+                )?;
+                route.reference.get(outcome.index())
+            }
+            "twinpeak_diff_total" => {
+                let kind = find(&DiffKind::ALL, DiffKind::as_str, label("kind"))?;
+                route.diffs.get(kind.index())
+            }
+            _ => None,
+        }
+    }
+
+    /// `twinpeak_paired_delta_seconds{route, quantile}`: the paired shadow − primary delta's
+    /// p50, p90 and p99 per route (negative when the shadow is faster), read off the
+    /// `SignedHistogram`; routes without a pair yet have none.
+    fn delta_family(&self, routes: &RouteTable) -> MetricFamily {
+        let mut gauges = Vec::new();
+        for (id, name) in routes.names().iter().enumerate() {
+            let delta = self.delta(id);
+            if delta.is_empty() {
+                continue;
+            }
+            for (quantile, label) in [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")] {
+                let labels = vec![("route", name.clone()), ("quantile", label.to_string())];
+                gauges.push((labels, delta.quantile(quantile) as f64 / 1e6));
+            }
+        }
+        gauge_family(
+            PAIRED_DELTA,
+            "Shadow minus primary latency of the same mirrored requests, by quantile (negative: \
+             the shadow is faster).",
+            gauges,
+        )
     }
 
     /// `twinpeak_upstream_duration_seconds{route, side}` as a Prometheus histogram, its buckets
@@ -344,9 +471,19 @@ mod tests {
         assert!(snap.delta.quantile(0.5) < 0);
         assert_eq!(snap.mirror["sent"], 1);
         assert_eq!(stats.mirror_totals()[MirrorOutcome::Sent.index()], 1);
-        let text = String::from_utf8(stats.render_metrics(&routes)).unwrap();
+        let text = String::from_utf8(stats.render_metrics_with(&routes, Vec::new())).unwrap();
         assert!(text.contains(
             r#"twinpeak_upstream_duration_seconds_count{route="other",side="primary"} 1"#
         ));
+        // The shadow answered 2 ms sooner than the primary.
+        let p50: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"twinpeak_paired_delta_seconds{quantile="0.5",route="other"} "#)
+            })
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((p50 + 0.002).abs() < 0.00002, "{p50}");
     }
 }

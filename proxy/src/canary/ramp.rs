@@ -1,5 +1,8 @@
 //! The ramp's state machine: weight, step, state (running, paused, rolled back) and the hold
 //! in progress. Pure: every call is given the time, so tests can compress hours into a loop.
+//! Times are the wall clock's, so a hold outlives the process that began it: the machine is
+//! kept in the state store as a [`CanaryRecord`] and taken up again by a restarted proxy, or
+//! by whichever replica judges next.
 //!
 //! - A step advances once its `hold` has passed since the step began (or since its last
 //!   failing verdict) *and* at least one verdict since then passed: a fail restarts the hold.
@@ -9,7 +12,11 @@
 //!   (`rolled_back`) until an operator resumes it.
 //! - While paused the ramp does not advance, but failures still roll it back.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
+
+use twinpeak_core::timestamp::{parse_rfc3339, rfc3339};
+
+use crate::state::CanaryRecord;
 
 use super::config::CanaryConfig;
 use super::judge::Verdict;
@@ -71,7 +78,7 @@ pub struct Machine {
     state: State,
     weight: f64,
     step: Option<usize>,
-    hold_since: Instant,
+    hold_since: SystemTime,
     passes: u32,
     fails_in_a_row: u32,
     weight_before_rollback: f64,
@@ -80,7 +87,7 @@ pub struct Machine {
 impl Machine {
     /// The machine for a configuration, starting at `now` at the first ramp step (or at the
     /// configured weight without a ramp).
-    pub fn new(config: &CanaryConfig, now: Instant) -> Self {
+    pub fn new(config: &CanaryConfig, now: SystemTime) -> Self {
         let ramp: Vec<Step> = config
             .ramp
             .iter()
@@ -122,13 +129,13 @@ impl Machine {
         self.fails_in_a_row
     }
 
-    fn restart_hold(&mut self, now: Instant) {
+    fn restart_hold(&mut self, now: SystemTime) {
         self.hold_since = now;
         self.passes = 0;
     }
 
     /// Takes a verdict made at `now`; returns the weight change it leads to, if any.
-    pub fn on_verdict(&mut self, verdict: Verdict, now: Instant) -> Option<Change> {
+    pub fn on_verdict(&mut self, verdict: Verdict, now: SystemTime) -> Option<Change> {
         if self.state == State::RolledBack {
             return None;
         }
@@ -154,7 +161,8 @@ impl Machine {
         let step = self.step?;
         let hold = self.ramp[step].hold?;
         let next = self.ramp.get(step + 1)?;
-        if self.passes == 0 || now.saturating_duration_since(self.hold_since) < hold {
+        let held = now.duration_since(self.hold_since).unwrap_or_default();
+        if self.passes == 0 || held < hold {
             return None;
         }
         let from = self.weight;
@@ -168,7 +176,43 @@ impl Machine {
         })
     }
 
-    fn roll_back(&mut self, now: Instant) {
+    /// The machine as the state store keeps it (the plan and the judge's fields are the
+    /// caller's to fill in).
+    pub fn to_record(&self) -> CanaryRecord {
+        CanaryRecord {
+            state: self.state.as_str().to_string(),
+            weight: self.weight,
+            step: self.step,
+            hold_since: rfc3339(self.hold_since),
+            passes: self.passes,
+            fails_in_a_row: self.fails_in_a_row,
+            weight_before_rollback: self.weight_before_rollback,
+            ..CanaryRecord::default()
+        }
+    }
+
+    /// The machine for `config` taken up where `record` left it; `now` stands in for a hold
+    /// start that does not read. A step beyond the ramp is its last.
+    pub fn from_record(config: &CanaryConfig, record: &CanaryRecord, now: SystemTime) -> Self {
+        let mut machine = Machine::new(config, now);
+        machine.state = match record.state.as_str() {
+            "paused" => State::Paused,
+            "rolled_back" => State::RolledBack,
+            _ => State::Running,
+        };
+        machine.weight = record.weight.clamp(0.0, 100.0);
+        machine.step = match (machine.ramp.len(), record.step) {
+            (0, _) => None,
+            (n, step) => Some(step.unwrap_or(0).min(n - 1)),
+        };
+        machine.hold_since = parse_rfc3339(&record.hold_since).unwrap_or(now);
+        machine.passes = record.passes;
+        machine.fails_in_a_row = record.fails_in_a_row;
+        machine.weight_before_rollback = record.weight_before_rollback.clamp(0.0, 100.0);
+        machine
+    }
+
+    fn roll_back(&mut self, now: SystemTime) {
         self.weight_before_rollback = self.weight;
         self.weight = 0.0;
         self.state = State::RolledBack;
@@ -185,7 +229,7 @@ impl Machine {
 
     /// Sets the weight by hand. With a ramp, the ramp is paused so the weight holds until
     /// resumed. Returns what changed, in words.
-    pub fn set_weight(&mut self, weight: f64, now: Instant) -> String {
+    pub fn set_weight(&mut self, weight: f64, now: SystemTime) -> String {
         let from = self.weight;
         self.weight = weight;
         self.fails_in_a_row = 0;
@@ -215,7 +259,7 @@ impl Machine {
     /// Runs a paused or rolled-back canary again. With a ramp it continues at the first step
     /// whose weight is at least the current one (the first step after a rollback); without
     /// one, a rolled-back canary gets back the weight it had.
-    pub fn resume(&mut self, now: Instant) -> Result<String, Refused> {
+    pub fn resume(&mut self, now: SystemTime) -> Result<String, Refused> {
         if self.state == State::Running {
             return Err(Refused::AlreadyRunning);
         }
@@ -245,7 +289,7 @@ impl Machine {
 
     /// Sends all traffic to the candidate (weight 100); the ramp, if any, is complete. The
     /// judge still rolls back on failures.
-    pub fn promote(&mut self, now: Instant) -> String {
+    pub fn promote(&mut self, now: SystemTime) -> String {
         let from = self.weight;
         self.weight = 100.0;
         if !self.ramp.is_empty() {
@@ -258,7 +302,7 @@ impl Machine {
     }
 
     /// Sets the weight to 0 and stops the ramp until resumed.
-    pub fn rollback(&mut self, now: Instant) -> Result<String, Refused> {
+    pub fn rollback(&mut self, now: SystemTime) -> Result<String, Refused> {
         if self.state == State::RolledBack {
             return Err(Refused::AlreadyRolledBack);
         }
@@ -292,13 +336,13 @@ mod tests {
 
     const RAMP: &str = "{ramp: [{weight: 1, hold: 10m}, {weight: 5, hold: 30m}, {weight: 100}], judge: {failures_to_rollback: 3}}";
 
-    fn minutes(start: Instant, m: u64) -> Instant {
+    fn minutes(start: SystemTime, m: u64) -> SystemTime {
         start + Duration::from_secs(60 * m)
     }
 
     #[test]
     fn the_ramp_advances_after_a_hold_with_passes() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut m = Machine::new(&config(RAMP), t0);
         assert_eq!((m.weight(), m.step()), (1.0, Some(0)));
         // Passes before the hold is over do not advance.
@@ -328,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_hold_needs_a_pass_and_a_fail_restarts_it() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut m = Machine::new(&config(RAMP), t0);
         // Only inconclusive verdicts: the hold has passed but nothing was judged good.
         assert_eq!(m.on_verdict(Verdict::Inconclusive, minutes(t0, 20)), None);
@@ -345,7 +389,7 @@ mod tests {
 
     #[test]
     fn consecutive_fails_roll_back_and_stop_the_ramp_until_resumed() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut m = Machine::new(&config(RAMP), t0);
         m.on_verdict(Verdict::Pass, minutes(t0, 10));
         assert_eq!(m.weight(), 5.0);
@@ -373,7 +417,7 @@ mod tests {
 
     #[test]
     fn paused_ramps_do_not_advance_but_still_roll_back() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut m = Machine::new(&config(RAMP), t0);
         m.pause().unwrap();
         assert_eq!(m.on_verdict(Verdict::Pass, minutes(t0, 30)), None);
@@ -389,7 +433,7 @@ mod tests {
 
     #[test]
     fn manual_weights_pause_the_ramp_and_resume_re_anchors_it() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut m = Machine::new(&config(RAMP), t0);
         assert_eq!(
             m.set_weight(3.0, t0),
@@ -409,8 +453,34 @@ mod tests {
     }
 
     #[test]
+    fn a_machine_taken_up_from_its_record_continues_its_hold() {
+        let t0 = SystemTime::now();
+        let mut m = Machine::new(&config(RAMP), t0);
+        m.on_verdict(Verdict::Pass, minutes(t0, 10));
+        m.on_verdict(Verdict::Pass, minutes(t0, 20));
+        let record = m.to_record();
+        assert_eq!((record.state.as_str(), record.step), ("running", Some(1)));
+        // Taken up later: the hold began at minute 10, so at minute 40 it has passed.
+        let mut again = Machine::from_record(&config(RAMP), &record, minutes(t0, 39));
+        assert_eq!((again.weight(), again.step()), (5.0, Some(1)));
+        assert!(matches!(
+            again.on_verdict(Verdict::Pass, minutes(t0, 40)),
+            Some(Change::Advance { to, .. }) if to == 100.0
+        ));
+        m.rollback(minutes(t0, 21)).unwrap();
+        let back = Machine::from_record(&config(RAMP), &m.to_record(), minutes(t0, 22));
+        assert_eq!((back.state(), back.weight()), (State::RolledBack, 0.0));
+        let resumed = {
+            let mut b = back.clone();
+            b.resume(minutes(t0, 23)).unwrap();
+            b.weight()
+        };
+        assert_eq!(resumed, 1.0);
+    }
+
+    #[test]
     fn without_a_ramp_resume_restores_the_weight_before_the_rollback() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut m = Machine::new(
             &config("{weight: 12.5, judge: {failures_to_rollback: 1}}"),
             t0,

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 use twinpeak_core::diff::{NoiseRule, Overflow, Signature, Totals};
-use twinpeak_core::timestamp::rfc3339;
+use twinpeak_core::timestamp::{parse_rfc3339, rfc3339};
 use twinpeak_core::{DiffSummary, FieldSummary};
 
 use crate::budget::{ByteBudget, Reservation};
@@ -72,10 +72,11 @@ pub struct ExampleMessage {
     pub truncated: bool,
 }
 
-/// An example and the bytes it holds in the mirror's budget.
+/// An example (as the admin API shows it and the state store keeps it) and the bytes it
+/// holds in the mirror's budget.
 #[derive(Debug)]
 struct KeptExample {
-    example: Arc<Example>,
+    example: Arc<serde_json::Value>,
     _held: Reservation,
 }
 
@@ -141,6 +142,8 @@ struct RouteDiffs {
     signature_ids: HashMap<Box<[FieldId]>, usize>,
     overflow: Overflow,
     window: Window,
+    /// Incremented whenever an example is kept, so unchanged examples are not written again.
+    examples_version: u64,
 }
 
 impl RouteDiffs {
@@ -333,6 +336,7 @@ impl DiffStore {
         }
         let totals = diffs.totals();
         let mut verdicts = Vec::with_capacity(findings.len());
+        let mut kept = 0;
         for (finding, id) in findings.into_iter().zip(ids) {
             let field = &mut diffs.fields[id];
             if field.examples.len() < self.examples_per_field {
@@ -340,9 +344,10 @@ impl DiffStore {
                 let mut held = self.budget.reservation();
                 if held.grow(example.size()) {
                     field.examples.push(KeptExample {
-                        example: Arc::new(example),
+                        example: Arc::new(serde_json::to_value(&example).unwrap_or_default()),
                         _held: held,
                     });
+                    kept += 1;
                 } else {
                     self.examples_over_budget.fetch_add(1, Ordering::Relaxed);
                 }
@@ -352,6 +357,7 @@ impl DiffStore {
                 .is_noise(field.count, field.reference_count, totals);
             verdicts.push((finding, real));
         }
+        diffs.examples_version += kept;
         let result = if verdicts.is_empty() {
             PairResult::Identical
         } else if verdicts.iter().any(|(_, real)| *real) {
@@ -427,7 +433,7 @@ impl DiffStore {
     }
 
     /// The examples kept for a route's field path (all kinds).
-    pub fn examples(&self, route: RouteId, path: &str) -> Vec<Arc<Example>> {
+    pub fn examples(&self, route: RouteId, path: &str) -> Vec<Arc<serde_json::Value>> {
         let diffs = lock(&self.routes[route]);
         diffs
             .fields
@@ -435,6 +441,121 @@ impl DiffStore {
             .filter(|f| f.path == path)
             .flat_map(|f| f.examples.iter().map(|kept| kept.example.clone()))
             .collect()
+    }
+
+    /// How many examples a route has kept so far: it changes whenever one is kept.
+    pub fn examples_version(&self, route: RouteId) -> u64 {
+        lock(&self.routes[route]).examples_version
+    }
+
+    /// Every example a route keeps, per field, as the state store keeps them:
+    /// `[{"path": ..., "kind": ..., "examples": [...]}, ...]`.
+    pub fn examples_record(&self, route: RouteId) -> serde_json::Value {
+        let diffs = lock(&self.routes[route]);
+        let fields = diffs
+            .fields
+            .iter()
+            .filter(|f| !f.examples.is_empty())
+            .map(|f| {
+                let examples: Vec<&serde_json::Value> = f
+                    .examples
+                    .iter()
+                    .map(|kept| kept.example.as_ref())
+                    .collect();
+                serde_json::json!({
+                    "path": f.path,
+                    "kind": f.kind.as_str(),
+                    "examples": examples,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(fields)
+    }
+
+    /// Takes up a route's findings as the state store kept them (its fields, signatures and
+    /// counts, and the examples of [`DiffStore::examples_record`] as far as the byte budget
+    /// allows), in place of what the route holds. Fields of an unknown kind are left out.
+    pub fn restore(&self, route: RouteId, summary: &DiffSummary, examples: &serde_json::Value) {
+        let mut diffs = RouteDiffs {
+            compared: summary.compared,
+            identical: summary.identical,
+            truncated: summary.truncated,
+            reference_compared: summary.reference_compared,
+            overflow: summary.overflow,
+            ..RouteDiffs::default()
+        };
+        let now = SystemTime::now();
+        for field in summary.fields.iter().chain(&summary.noise) {
+            let Some(kind) = DiffKind::ALL.into_iter().find(|k| k.as_str() == field.kind) else {
+                continue;
+            };
+            let key = (field.path.clone(), kind);
+            if diffs.field_ids.contains_key(&key) {
+                continue;
+            }
+            diffs.field_ids.insert(key, diffs.fields.len());
+            diffs.fields.push(FieldStats {
+                path: field.path.clone(),
+                kind,
+                count: field.count,
+                reference_count: field.reference_count,
+                first_seen: parse_rfc3339(&field.first_seen).unwrap_or(now),
+                last_seen: parse_rfc3339(&field.last_seen).unwrap_or(now),
+                examples: Vec::new(),
+            });
+        }
+        for signature in summary.signatures.iter().take(self.max_signatures) {
+            let ids: Option<Vec<FieldId>> = signature
+                .fields
+                .iter()
+                .map(|(path, kind)| {
+                    let kind = DiffKind::ALL.into_iter().find(|k| k.as_str() == kind)?;
+                    diffs.field_ids.get(&(path.clone(), kind)).copied()
+                })
+                .collect();
+            let Some(mut ids) = ids else { continue };
+            ids.sort_unstable();
+            ids.dedup();
+            let fields: Box<[FieldId]> = ids.into();
+            if diffs.signature_ids.contains_key(&fields) {
+                continue;
+            }
+            diffs
+                .signature_ids
+                .insert(fields.clone(), diffs.signatures.len());
+            diffs.signatures.push(SignatureStats {
+                fields,
+                pairs: signature.pairs,
+                window: 0,
+            });
+        }
+        for kept in examples.as_array().into_iter().flatten() {
+            let (Some(path), Some(kind)) = (kept["path"].as_str(), kept["kind"].as_str()) else {
+                continue;
+            };
+            let Some(kind) = DiffKind::ALL.into_iter().find(|k| k.as_str() == kind) else {
+                continue;
+            };
+            let Some(&id) = diffs.field_ids.get(&(path.to_string(), kind)) else {
+                continue;
+            };
+            for example in kept["examples"].as_array().into_iter().flatten() {
+                if diffs.fields[id].examples.len() >= self.examples_per_field {
+                    break;
+                }
+                let mut held = self.budget.reservation();
+                if held.grow(example.to_string().len()) {
+                    diffs.fields[id].examples.push(KeptExample {
+                        example: Arc::new(example.clone()),
+                        _held: held,
+                    });
+                } else {
+                    self.examples_over_budget.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        diffs.examples_version = 1;
+        *lock(&self.routes[route]) = diffs;
     }
 
     /// Forgets everything (after a shadow deploy, say).
@@ -573,6 +694,22 @@ mod tests {
         assert_eq!(summary.fields[0].path, "$.eta");
         assert_eq!((summary.identical, summary.different), (50, 50));
         assert!(summary.noise.is_empty());
+    }
+
+    #[test]
+    fn a_store_restored_from_its_summary_and_examples_carries_on() {
+        let s = store(100, 100);
+        nonce_stream(&s, 0..50);
+        let summary = s.summary(0);
+        let examples = s.examples_record(0);
+        let again = store(100, 100);
+        again.restore(0, &summary, &examples);
+        assert_eq!(again.summary(0), summary);
+        assert_eq!(again.examples(0, "$.price").len(), 2);
+        // It goes on counting from where it was, the nonce still noise.
+        nonce_stream(&again, 50..60);
+        nonce_stream(&s, 50..60);
+        assert_eq!(again.summary(0), s.summary(0));
     }
 
     #[test]

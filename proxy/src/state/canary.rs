@@ -35,6 +35,15 @@ pub struct CanaryRecord {
     pub fails_in_a_row: u32,
     /// The weight before the last rollback.
     pub weight_before_rollback: f64,
+    /// A digest of the plan this state follows (candidate, weight, ramp): a replica started
+    /// with another plan starts the canary over.
+    pub plan: String,
+    /// The last judge interval judged (none yet: `None`), so no interval is judged twice.
+    pub judged_interval: Option<i64>,
+    /// When the judge last judged (RFC 3339), or last tried to.
+    pub judged_at: String,
+    /// Why the judge holds the weight (no fresh judgement possible), empty when it does not.
+    pub holding: String,
 }
 
 /// The stored canary row.
@@ -245,14 +254,34 @@ pub(crate) fn write(
 
 /// The newest `limit` decisions, oldest first.
 pub(crate) fn decisions(conn: &mut dyn Conn, limit: usize) -> Result<Vec<CanaryDecision>, DbError> {
-    let rows = conn.query(
-        "SELECT decision FROM twinpeak_decisions ORDER BY id DESC LIMIT $1",
-        &[i64::try_from(limit).unwrap_or(i64::MAX).into()],
-    )?;
-    let mut decisions: Vec<CanaryDecision> = rows
+    Ok(decisions_after(conn, None, limit)?
         .into_iter()
-        .filter_map(|row| row.into_iter().next()?.into_text())
-        .filter_map(|text| serde_json::from_str(&text).ok())
+        .map(|(_, d)| d)
+        .collect())
+}
+
+/// The newest `limit` decisions written after the one numbered `after` (all of them when
+/// `None`), oldest first, each with its number.
+pub(crate) fn decisions_after(
+    conn: &mut dyn Conn,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Vec<(i64, CanaryDecision)>, DbError> {
+    let rows = conn.query(
+        "SELECT id, decision FROM twinpeak_decisions WHERE id > $1 ORDER BY id DESC LIMIT $2",
+        &[
+            after.unwrap_or(i64::MIN).into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    )?;
+    let mut decisions: Vec<(i64, CanaryDecision)> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            let id = row.next()?.int()?;
+            let decision = serde_json::from_str(&row.next()?.into_text()?).ok()?;
+            Some((id, decision))
+        })
         .collect();
     decisions.reverse();
     Ok(decisions)

@@ -58,7 +58,7 @@ pub struct StateConfig {
 
 /// PostgreSQL: the URL (inline without a password, or from a file or the environment) and,
 /// when the URL carries none, where the password comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// `postgresql://user@host:5432/db` (or libpq `key=value` form), without a password.
@@ -76,6 +76,28 @@ pub struct PostgresConfig {
     /// An environment variable holding the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// A PEM file of certificate authorities trusted for the server's certificate, besides
+    /// the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Whether the server's certificate is verified (against `ca_file` and the system's
+    /// authorities, and its name against the host's). Turn off only for a test server.
+    #[serde(default = "crate::units::on", skip_serializing_if = "is_on")]
+    pub verify_certificate: bool,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: None,
+            url_file: None,
+            url_env: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            verify_certificate: true,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for PostgresConfig {
@@ -94,6 +116,10 @@ impl<'de> Deserialize<'de> for PostgresConfig {
             password_file: Option<PathBuf>,
             #[serde(default)]
             password_env: Option<String>,
+            #[serde(default)]
+            ca_file: Option<PathBuf>,
+            #[serde(default = "crate::units::on")]
+            verify_certificate: bool,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -112,6 +138,8 @@ impl<'de> Deserialize<'de> for PostgresConfig {
                 url_env: f.url_env,
                 password_file: f.password_file,
                 password_env: f.password_env,
+                ca_file: f.ca_file,
+                verify_certificate: f.verify_certificate,
             },
         })
     }
@@ -130,6 +158,10 @@ impl Default for StateConfig {
             max_buffered_bytes: default_max_buffered_bytes(),
         }
     }
+}
+
+fn is_on(value: &bool) -> bool {
+    *value
 }
 
 fn default_flush_interval() -> HumanDuration {
@@ -155,7 +187,45 @@ pub enum Location {
     Sqlite(PathBuf),
     /// A PostgreSQL database; the password, if any, is inside the connection settings and
     /// never printed.
-    Postgres(Box<postgres::Config>),
+    Postgres(Box<PostgresTarget>),
+}
+
+/// A PostgreSQL database to connect to: the connection settings and how TLS is verified.
+#[derive(Clone)]
+pub struct PostgresTarget {
+    /// Host, port, user, password, database, `sslmode` and timeouts.
+    pub config: postgres::Config,
+    /// How the server's certificate is checked when TLS is used (`sslmode=prefer`, the
+    /// default, or `require`).
+    pub tls: TlsSettings,
+}
+
+/// How the server's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Authorities trusted besides the system's (a PEM file).
+    pub ca_file: Option<PathBuf>,
+    /// Whether the certificate is verified at all.
+    pub verify_certificate: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            ca_file: None,
+            verify_certificate: true,
+        }
+    }
+}
+
+impl PostgresTarget {
+    /// Connection settings with the default TLS verification (the system's authorities).
+    pub fn new(config: postgres::Config) -> Self {
+        PostgresTarget {
+            config,
+            tls: TlsSettings::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Location {
@@ -170,7 +240,8 @@ impl Location {
     pub fn describe(&self) -> String {
         match self {
             Location::Sqlite(path) => format!("sqlite {}", path.display()),
-            Location::Postgres(config) => {
+            Location::Postgres(target) => {
+                let config = &target.config;
                 let host = config
                     .get_hosts()
                     .iter()
@@ -232,7 +303,7 @@ impl StateConfig {
             (false, None, None) => Ok(Some(Location::Sqlite(Self::default_sqlite_path(
                 config_file,
             )))),
-            (false, None, Some(pg)) => Ok(Some(Location::Postgres(Box::new(pg.connect_config()?)))),
+            (false, None, Some(pg)) => Ok(Some(Location::Postgres(Box::new(pg.target()?)))),
         }
     }
 
@@ -295,6 +366,17 @@ impl Default for Settings {
 }
 
 impl PostgresConfig {
+    /// The connection settings and the TLS verification ([`PostgresConfig::connect_config`]).
+    pub fn target(&self) -> Result<PostgresTarget, StateError> {
+        Ok(PostgresTarget {
+            config: self.connect_config()?,
+            tls: TlsSettings {
+                ca_file: self.ca_file.clone(),
+                verify_certificate: self.verify_certificate,
+            },
+        })
+    }
+
     /// The connection settings: the URL from where it is given, the password from its file
     /// or variable. Refuses an inline URL that carries a password.
     pub fn connect_config(&self) -> Result<postgres::Config, StateError> {
@@ -426,7 +508,8 @@ mod tests {
         let Some(Location::Postgres(pg)) = config.location(Path::new("c.yaml")).unwrap() else {
             panic!("not postgres");
         };
-        assert_eq!(pg.get_password(), Some(&b"s3cret-value"[..]));
+        assert_eq!(pg.config.get_password(), Some(&b"s3cret-value"[..]));
+        assert!(pg.tls.verify_certificate);
         let described = Location::Postgres(pg).describe();
         assert_eq!(described, "postgres tp@db.internal:6432/tp");
 

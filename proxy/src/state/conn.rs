@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::config::PostgresTarget;
 use super::error::DbError;
 
 /// A parameter or a column value.
@@ -210,15 +211,17 @@ const MAX_PREPARED: usize = 128;
 /// A PostgreSQL connection, made again on the next call once it broke.
 pub(crate) struct PostgresConn {
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<postgres::Client>,
     prepared: HashMap<String, postgres::Statement>,
 }
 
 impl PostgresConn {
-    /// Connects now, so a wrong address or password is reported at start.
-    pub(crate) fn connect(config: postgres::Config) -> Result<Self, DbError> {
+    /// Connects now, so a wrong address, password or certificate is reported at start.
+    pub(crate) fn connect(target: PostgresTarget) -> Result<Self, DbError> {
         let mut conn = PostgresConn {
-            config,
+            tls: super::tls::connector(&target.tls).map_err(DbError::Tls)?,
+            config: target.config,
             client: None,
             prepared: HashMap::new(),
         };
@@ -230,7 +233,7 @@ impl PostgresConn {
         if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
             self.prepared.clear();
             self.client = None;
-            self.client = Some(self.config.connect(postgres::NoTls)?);
+            self.client = Some(self.config.connect(self.tls.clone())?);
         }
         Ok(self.client.as_mut().expect("connected just above"))
     }

@@ -9,6 +9,9 @@ pub enum DbError {
     /// PostgreSQL reported an error, or could not be reached.
     #[error("postgres: {}", describe_postgres(.0))]
     Postgres(#[from] postgres::Error),
+    /// TLS could not be set up (an unreadable CA file).
+    #[error("{0}")]
+    Tls(String),
     /// A query returned a value of a type the store never writes there.
     #[error("unexpected value in column {column} of `{query}`")]
     Column {

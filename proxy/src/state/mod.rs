@@ -25,10 +25,13 @@ mod config;
 mod conn;
 mod error;
 mod handle;
+mod intervals;
+pub(crate) mod live;
 pub mod metrics;
 mod pending;
 mod rows;
 mod schema;
+mod tls;
 mod view;
 mod windows;
 
@@ -42,9 +45,10 @@ pub use batch::{counters_from_families, Batch, RouteFindings, Tracker};
 pub use canary::{
     AuditEntry, AuditRecord, CanaryRecord, CanaryRow, CanaryUpdate, CanaryWrite, Lease,
 };
-pub use config::{Location, PostgresConfig, Settings, StateConfig};
+pub use config::{Location, PostgresConfig, PostgresTarget, Settings, StateConfig, TlsSettings};
 pub use error::{DbError, StateError};
 pub use handle::SharedStore;
+pub use intervals::{interval_of, interval_start, IntervalWindow, SideCounts};
 pub use rows::{CounterKey, Series};
 pub use schema::SCHEMA_VERSION;
 pub use view::{RouteView, View};
@@ -182,8 +186,8 @@ impl Store {
                 }
                 Box::new(SqliteConn::open(path).map_err(open_error)?)
             }
-            Location::Postgres(config) => {
-                Box::new(PostgresConn::connect(config.as_ref().clone()).map_err(open_error)?)
+            Location::Postgres(target) => {
+                Box::new(PostgresConn::connect(target.as_ref().clone()).map_err(open_error)?)
             }
         };
         schema::migrate(conn.as_mut(), SCHEMA_VERSION, &described)?;
@@ -418,6 +422,42 @@ impl Store {
             location: self.location.clone(),
             attempts: CHANGE_ATTEMPTS,
         })
+    }
+
+    /// The newest `limit` canary decisions written after the one numbered `after` (the newest
+    /// `limit` when `None`), oldest first, each with its number: what a replica that applied
+    /// decisions up to `after` has not seen yet.
+    pub fn decisions_after(
+        &mut self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, CanaryDecision)>, StateError> {
+        let result = canary::decisions_after(self.conn.as_mut(), after, limit);
+        self.note(result)
+    }
+
+    /// Writes this replica's window of judge interval `seq` (of `width`).
+    pub fn write_interval(
+        &mut self,
+        width: Duration,
+        seq: i64,
+        window: &IntervalWindow,
+    ) -> Result<(), StateError> {
+        let replica = self.settings.replica.clone();
+        let result = intervals::write(self.conn.as_mut(), &replica, width, seq, window);
+        self.note(result)
+    }
+
+    /// Every replica's windows of judge intervals `from..=to` (of `width`), per interval and
+    /// replica.
+    pub fn intervals(
+        &mut self,
+        width: Duration,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<i64, BTreeMap<String, IntervalWindow>>, StateError> {
+        let result = intervals::read(self.conn.as_mut(), width, from, to);
+        self.note(result)
     }
 
     /// The newest `limit` canary decisions, oldest first.

@@ -15,12 +15,14 @@
 //!   increments (what every replica polls).
 //! - `twinpeak_decisions`, `twinpeak_audit`: the canary's history and the admin audit trail.
 //! - `twinpeak_lease`: who holds the judge, until when.
+//! - `twinpeak_intervals`: per judge interval × replica, what the primary and the candidate
+//!   did there (the judge adds every replica's row of an interval).
 
 use super::conn::{transaction, Conn, Dialect, Value};
 use super::error::{DbError, StateError};
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1: what a replica learns.
 const V1: &str = "
@@ -80,6 +82,18 @@ CREATE TABLE twinpeak_lease (
 );
 ";
 
+/// Version 3: the canary judge's intervals, one row per replica and interval.
+const V3: &str = "
+CREATE TABLE twinpeak_intervals (
+    width_ms BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    replica TEXT NOT NULL,
+    written_ms BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (width_ms, seq, replica)
+);
+";
+
 /// The statements that bring a store from version `n - 1` to `n`, for `n` in 1..=`SCHEMA_VERSION`.
 fn migration(dialect: Dialect, to: i64) -> String {
     let id = match dialect {
@@ -94,6 +108,7 @@ fn migration(dialect: Dialect, to: i64) -> String {
         }
         (1, Dialect::Sqlite) => V1.to_string(),
         (2, _) => V2.replace("{ID}", id),
+        (3, _) => V3.to_string(),
         _ => unreachable!("no migration to version {to}"),
     }
 }

@@ -1,0 +1,224 @@
+//! What the state and fleet tests share: a `twinpeak proxy` whose configuration lives in a
+//! directory of the test's (so it can be killed with SIGKILL and started again on the same
+//! state), load that counts what it saw, and admin reads. Every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::client;
+
+/// A free loopback address (the listener is closed before the proxy binds it).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A proxy process run from `dir/NAME.yaml`, restartable on the same files.
+pub struct Replica {
+    child: Option<Child>,
+    pub name: String,
+    pub config: PathBuf,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    starts: usize,
+}
+
+impl Replica {
+    /// Writes `dir/NAME.yaml` (listen and admin filled in before `body`) and starts it.
+    pub async fn start(dir: &Path, name: &str, body: &str) -> Replica {
+        let addr = free_addr();
+        let admin = free_addr();
+        let config = dir.join(format!("{name}.yaml"));
+        let text = format!("listen: {addr}\nadmin: {{ listen: {admin} }}\nthreads: 2\n{body}");
+        std::fs::write(&config, text).unwrap();
+        let mut replica = Replica {
+            child: None,
+            name: name.to_string(),
+            config,
+            addr,
+            admin,
+            starts: 0,
+        };
+        replica.restart().await;
+        replica
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.config.with_extension(format!("{}.log", self.starts))
+    }
+
+    /// Starts it (again) and waits until both listeners take connections.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "{} is running", self.name);
+        self.starts += 1;
+        let child = Command::new(env!("CARGO_BIN_EXE_twinpeak"))
+            .args(["proxy", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .env("HOSTNAME", &self.name)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("{} exited ({status}): {}", self.name, self.log());
+            }
+            let up = tokio::net::TcpStream::connect(self.addr).await.is_ok()
+                && tokio::net::TcpStream::connect(self.admin).await.is_ok();
+            if up {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{} did not start: {}", self.name, self.log());
+    }
+
+    /// SIGKILL: nothing is flushed on the way out.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The log of its latest start.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `http://addr` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GETs an admin JSON endpoint.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let body = client()
+            .get(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    /// The Prometheus text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// One sample's value from the Prometheus text (`name{labels}` as written there).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// Sends an admin change with a JSON body.
+    pub async fn change(&self, method: &str, path: &str, body: &'static str) -> reqwest::Response {
+        client()
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{path}", self.admin),
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Counts of what a load loop saw.
+#[derive(Default)]
+pub struct Seen {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Slowest answer, µs.
+    pub slowest_us: AtomicU64,
+}
+
+/// Sends GETs to `urls` from `concurrency` tasks until `stop` is set or `limit` passes.
+pub fn load(
+    urls: Vec<String>,
+    concurrency: usize,
+    limit: Duration,
+    stop: Arc<AtomicBool>,
+) -> Arc<Seen> {
+    let seen = Arc::new(Seen::default());
+    let deadline = Instant::now() + limit;
+    for task in 0..concurrency {
+        let url = urls[task % urls.len()].clone();
+        let (seen, stop) = (seen.clone(), stop.clone());
+        tokio::spawn(async move {
+            let c = client();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                i += 1;
+                let started = Instant::now();
+                let sent = c
+                    .get(format!("{url}/{task}-{i}"))
+                    .header("x-user-id", format!("u{task}-{}", i % 50))
+                    .send()
+                    .await;
+                let answered = match sent {
+                    Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                let counter = if answered { &seen.ok } else { &seen.failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let us = started.elapsed().as_micros() as u64;
+                seen.slowest_us.fetch_max(us, Ordering::Relaxed);
+            }
+        });
+    }
+    seen
+}
+
+/// Waits until `check` holds, for at most `limit`; returns whether it did.
+pub async fn within<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
