@@ -66,10 +66,16 @@ async fn start_fleet(dir: &std::path::Path, body: &str, n: usize) -> Vec<Replica
     fleet
 }
 
-fn db(pg: &ThrowawayPostgres) -> postgres::Client {
+/// Runs `query` on the database from a blocking thread (the driver blocks).
+async fn db<T: Send + 'static>(
+    pg: &ThrowawayPostgres,
+    query: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> T {
     let mut config: postgres::Config = pg.url().parse().unwrap();
     config.password(pg.password());
-    config.connect(postgres::NoTls).unwrap()
+    tokio::task::spawn_blocking(move || query(&mut config.connect(postgres::NoTls).unwrap()))
+        .await
+        .unwrap()
 }
 
 async fn leaders(fleet: &[Replica]) -> Vec<String> {
@@ -128,20 +134,16 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
         );
     }
     assert!(changed_at.elapsed() < Duration::from_millis(1_500));
-    let audited = tokio::task::spawn_blocking({
-        let mut client = db(&pg);
-        move || {
-            let row = client
-                .query_one(
-                    "SELECT COUNT(*) FROM twinpeak_audit WHERE action = 'weight'",
-                    &[],
-                )
-                .unwrap();
-            row.get::<_, i64>(0)
-        }
+    let audited = db(&pg, |client| {
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM twinpeak_audit WHERE action = 'weight'",
+                &[],
+            )
+            .unwrap();
+        row.get::<_, i64>(0)
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(audited, 1);
 
     // The same users land on the same side whichever replica they reach.
@@ -315,27 +317,23 @@ async fn a_candidate_failing_5_percent_is_rolled_back_fleet_wide() {
     let history = fleet[0].json("/api/v1/canary").await["history"].clone();
     let verdicts = judged(&history);
     assert!(!verdicts.is_empty(), "{history}");
-    let rows: BTreeMap<(i64, String), u64> = tokio::task::spawn_blocking({
-        let mut client = db(&pg);
-        move || {
-            client
-                .query(
-                    "SELECT seq, replica, data FROM twinpeak_intervals WHERE width_ms = 1000",
-                    &[],
-                )
-                .unwrap()
-                .into_iter()
-                .map(|row| {
-                    let data: serde_json::Value =
-                        serde_json::from_str(&row.get::<_, String>(2)).unwrap();
-                    let requests = data["candidate"]["requests"].as_u64().unwrap();
-                    ((row.get::<_, i64>(0), row.get::<_, String>(1)), requests)
-                })
-                .collect()
-        }
+    let rows: BTreeMap<(i64, String), u64> = db(&pg, |client| {
+        client
+            .query(
+                "SELECT seq, replica, data FROM twinpeak_intervals WHERE width_ms = 1000",
+                &[],
+            )
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                let data: serde_json::Value =
+                    serde_json::from_str(&row.get::<_, String>(2)).unwrap();
+                let requests = data["candidate"]["requests"].as_u64().unwrap();
+                ((row.get::<_, i64>(0), row.get::<_, String>(1)), requests)
+            })
+            .collect()
     })
-    .await
-    .unwrap();
+    .await;
     for (seq, requests, replicas) in &verdicts {
         let sum: u64 = replicas.iter().map(|r| rows[&(*seq, r.clone())]).sum();
         assert_eq!(*requests, sum, "interval {seq} over {replicas:?}");
