@@ -24,7 +24,7 @@ fn location(pg: &ThrowawayPostgres) -> Location {
         password_file: Some(pg.password_file()),
         ..PostgresConfig::default()
     };
-    Location::Postgres(Box::new(config.connect_config().unwrap()))
+    Location::Postgres(Box::new(config.target().unwrap()))
 }
 
 fn replica(pg: &ThrowawayPostgres, name: &str) -> Store {
@@ -397,7 +397,7 @@ fn a_newer_schema_is_refused_and_the_password_is_never_shown() {
         ..PostgresConfig::default()
     };
     let err = Store::open(
-        &Location::Postgres(Box::new(wrong.connect_config().unwrap())),
+        &Location::Postgres(Box::new(wrong.target().unwrap())),
         Settings::default(),
     )
     .unwrap_err();

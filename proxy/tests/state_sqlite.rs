@@ -211,6 +211,7 @@ fn record(state: &str, weight: f64, step: usize) -> CanaryRecord {
         passes: 1,
         fails_in_a_row: 0,
         weight_before_rollback: 0.0,
+        ..CanaryRecord::default()
     }
 }
 

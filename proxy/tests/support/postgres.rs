@@ -31,6 +31,8 @@ pub struct ThrowawayPostgres {
     port: u16,
     run_as: Option<(u32, u32)>,
     server: Option<Child>,
+    /// Settings given to the server besides the harness's own (`-c name=value`).
+    settings: Vec<String>,
 }
 
 /// The directory holding `initdb`, `postgres` and `pg_ctl`: the newest under
@@ -94,6 +96,90 @@ fn free_port() -> u16 {
 impl ThrowawayPostgres {
     /// Creates a cluster in a new temporary directory and starts it.
     pub fn start() -> Self {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// Creates a cluster that speaks TLS with a certificate for 127.0.0.1 signed by a
+    /// throwaway authority (made with `openssl`); returns it and the authority's PEM file.
+    pub fn start_with_tls() -> (Self, PathBuf) {
+        let mut authority = PathBuf::new();
+        let pg = Self::start_with(|pg| {
+            let file = |name: &str| pg.dir.path().join(name);
+            let openssl = |args: &[&str]| {
+                let made = Command::new("openssl")
+                    .current_dir(pg.dir.path())
+                    .args(args)
+                    .output()
+                    .expect("openssl runs (Debian's `openssl` package)");
+                assert!(
+                    made.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&made.stderr)
+                );
+            };
+            fs::write(
+                file("server.ext"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+            )
+            .unwrap();
+            openssl(
+                &[
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ]
+                .into_iter()
+                .chain(["-subj", "/CN=twinpeak test authority"])
+                .chain(["-keyout", "ca.key", "-out", "ca.crt"])
+                .collect::<Vec<_>>(),
+            );
+            openssl(
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ]
+                .into_iter()
+                .chain(["-keyout", "server.key", "-out", "server.csr"])
+                .collect::<Vec<_>>(),
+            );
+            openssl(
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                ]
+                .into_iter()
+                .chain(["-CAcreateserial", "-days", "1", "-extfile", "server.ext"])
+                .chain(["-out", "server.crt"])
+                .collect::<Vec<_>>(),
+            );
+            let (key, crt) = (file("server.key"), file("server.crt"));
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some((uid, gid)) = pg.run_as {
+                std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
+                std::os::unix::fs::chown(&crt, Some(uid), Some(gid)).unwrap();
+            }
+            authority = file("ca.crt");
+            vec![
+                "ssl=on".to_string(),
+                format!("ssl_cert_file={}", crt.display()),
+                format!("ssl_key_file={}", key.display()),
+            ]
+        });
+        (pg, authority)
+    }
+
+    /// Creates a cluster, then starts it with the settings `settings` gives (it may write
+    /// files into the cluster's directory first).
+    fn start_with(settings: impl FnOnce(&ThrowawayPostgres) -> Vec<String>) -> Self {
         let bin = server_binaries();
         let run_as = unprivileged_user();
         // As root, in /tmp: the `postgres` user may not reach a TMPDIR of root's.
@@ -111,6 +197,7 @@ impl ThrowawayPostgres {
             port: free_port(),
             run_as,
             server: None,
+            settings: Vec::new(),
         };
         fs::write(pg.password_file(), format!("{}\n", pg.password())).unwrap();
         if let Some((uid, gid)) = run_as {
@@ -139,6 +226,7 @@ impl ThrowawayPostgres {
             String::from_utf8_lossy(&init.stdout),
             String::from_utf8_lossy(&init.stderr)
         );
+        pg.settings = settings(&pg);
         pg.resume();
         pg
     }
@@ -195,6 +283,7 @@ impl ThrowawayPostgres {
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .args(["-c", "max_connections=40", "-c", "shared_buffers=16MB"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
