@@ -31,7 +31,7 @@ async fn backend(body: &'static str, fail_every: u64) -> Backend {
         Duration::ZERO,
         Arc::new(move |_| {
             let i = n.fetch_add(1, Ordering::Relaxed) + 1;
-            if fail_every > 0 && i % fail_every == 0 {
+            if fail_every > 0 && i.is_multiple_of(fail_every) {
                 text(500, "failed")
             } else {
                 text(200, body)
