@@ -20,8 +20,14 @@ use crate::merge::{add_counts, add_histogram};
 use crate::timestamp::{parse_rfc3339, rfc3339};
 
 mod arrivals;
+pub mod fleet;
+mod thresholds;
 
 pub use arrivals::{Arrivals, Latency};
+pub use fleet::{
+    merge_workers, FiledRecord, FleetError, MergedRun, WorkerHealth, WorkerMark, WorkerPhase,
+};
+pub use thresholds::{RunThresholds, Thresholds};
 
 /// Schema tag of a load run record.
 pub const RUN_SCHEMA: &str = "twinpeak.run/v1";
@@ -65,6 +71,18 @@ pub struct RunRecord {
     /// The signal that stopped the run before its schedule was over (`SIGINT`, `SIGTERM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
+    /// The scenario's SLO thresholds, so the records of several load workers, merged, can be
+    /// judged as one run.
+    #[serde(default, skip_serializing_if = "RunThresholds::is_empty")]
+    pub thresholds: RunThresholds,
+    /// Which share of a run spread over several load workers this record holds; absent for
+    /// a run from one machine, and in the record merged from the workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerMark>,
+    /// In the record merged from a run's load workers: each worker's generator health, in
+    /// worker order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerHealth>,
 }
 
 /// A system the load was sent to.
@@ -324,6 +342,9 @@ impl RunRecord {
             slo: Vec::new(),
             partial: false,
             interrupted: None,
+            thresholds: RunThresholds::default(),
+            worker: None,
+            workers: Vec::new(),
         }
     }
 
@@ -342,8 +363,10 @@ impl RunRecord {
     /// [`PhaseRecord::merge`] says; a phase only `other` has is appended. The run spans both
     /// (earlier start, later end) and `scale` is the sum of both. Targets are joined by name and
     /// versions by component, `self`'s winning. The merged record is partial if either is, and
-    /// interrupted by `self`'s signal, else `other`'s. SLO verdicts are cleared: those of each
-    /// part do not hold for the whole, so evaluate the merged figures again.
+    /// interrupted by `self`'s signal, else `other`'s. Thresholds are `self`'s, else `other`'s;
+    /// worker health lists are joined and `self`'s worker mark kept ([`merge_workers`] checks
+    /// that worker records belong together first). SLO verdicts are cleared: those of each part
+    /// do not hold for the whole, so evaluate the merged figures again.
     ///
     /// Fails before changing anything if the schemas or the scenarios (name or SHA-256) differ;
     /// after a histogram error `self` may hold part of `other`.
@@ -387,6 +410,10 @@ impl RunRecord {
         if self.interrupted.is_none() {
             self.interrupted.clone_from(&other.interrupted);
         }
+        if self.thresholds.is_empty() {
+            self.thresholds.clone_from(&other.thresholds);
+        }
+        self.workers.extend(other.workers.iter().cloned());
         self.slo.clear();
         Ok(())
     }
