@@ -10,8 +10,10 @@ use twinpeak_core::yaml_error;
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
 use crate::error::InvalidKey;
+use crate::notify::NotifyConfig;
 use crate::routes::RouteConfig;
 use crate::secret::SecretSource;
+use crate::state::StateConfig;
 use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
 
 /// The whole proxy configuration, as read from YAML with every default filled in.
@@ -48,6 +50,25 @@ pub struct Config {
     /// by the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryConfig>,
+    /// Where what the proxy learns is kept across restarts (an SQLite file beside this file
+    /// by default), and shared by a fleet (PostgreSQL).
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Webhooks told of canary changes and new real differences.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// A listener for `/metrics`, `/health` and `/ready` alone, without the admin token (for
+    /// Prometheus and kubelet probes); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The metrics-only listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics`, `/health` and `/ready` are served (`0.0.0.0:9902` in a pod).
+    pub listen: SocketAddr,
 }
 
 /// The admin listener.
@@ -212,6 +233,16 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>
 /// `file:line:col: key: message`.
 pub type ConfigError = twinpeak_core::YamlFileError;
 
+/// The key a `state:` error is about: the one it names, else the section.
+fn state_key(error: &crate::state::StateError) -> String {
+    let text = error.to_string();
+    text.split(|c: char| c == ':' || c.is_whitespace())
+        .find(|word| word.starts_with("state."))
+        .unwrap_or("state")
+        .trim_end_matches(',')
+        .to_string()
+}
+
 /// A configuration together with where it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
@@ -221,6 +252,18 @@ pub struct LoadedConfig {
     pub path: PathBuf,
     /// SHA-256 of the file's bytes, hex; records name the configuration by it.
     pub sha256: String,
+}
+
+impl LoadedConfig {
+    /// Where the state is kept, in words (`sqlite /etc/tp/proxy.state.sqlite3`,
+    /// `postgres twinpeak@db:5432/twinpeak`, or `off`).
+    pub fn state_location(&self) -> String {
+        match self.config.state.location(&self.path) {
+            Ok(Some(location)) => location.describe(),
+            Ok(None) => "off (nothing is kept across restarts)".into(),
+            Err(e) => format!("unusable: {e}"),
+        }
+    }
 }
 
 impl Config {
@@ -246,12 +289,22 @@ impl Config {
         }
         config.validate().map_err(located)?;
         config.read_secrets().map_err(located)?;
+        if let Err(e) = config.state.location(file) {
+            return Err(ConfigError::at_key(
+                file,
+                text,
+                Some(state_key(&e)),
+                None,
+                e.to_string(),
+            ));
+        }
         Ok(config)
     }
 
     /// Reads the secrets the configuration names (from their files or the environment).
     fn read_secrets(&mut self) -> Result<(), InvalidKey> {
         self.admin.token.resolve("admin.token")?;
+        self.notify.resolve()?;
         if let Some(canary) = self.canary.as_mut() {
             canary.force.secret.resolve("canary.force.secret")?;
         }
@@ -310,6 +363,15 @@ impl Config {
         if let Some(canary) = &self.canary {
             canary.validate()?;
         }
+        if let Some(metrics) = &self.metrics {
+            if self.listen.contains(&metrics.listen) || metrics.listen == self.admin.listen {
+                return Err(InvalidKey::new(
+                    "metrics.listen",
+                    format!("{} is also a proxy or admin listen address", metrics.listen),
+                ));
+            }
+        }
+        self.notify.validate()?;
         crate::routes::check(&self.routes)
     }
 
@@ -453,6 +515,29 @@ routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("canary.judge.interval"));
         assert_eq!(e.line, Some(6));
+    }
+
+    #[test]
+    fn state_is_kept_beside_the_file_unless_off_and_its_errors_name_the_key() {
+        let c = parse(MINIMAL).unwrap();
+        let loaded = LoadedConfig {
+            config: c,
+            path: PathBuf::from("/etc/tp/proxy.yaml"),
+            sha256: String::new(),
+        };
+        assert_eq!(
+            loaded.state_location(),
+            "sqlite /etc/tp/proxy.state.sqlite3"
+        );
+        let off = parse(&format!("{MINIMAL}state: {{off: true}}\n")).unwrap();
+        assert!(off.state.off);
+        let e = parse(&format!(
+            "{MINIMAL}state:\n  postgres: postgresql://tp:pw@db/tp\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("state.postgres.url"));
+        assert_eq!(e.line, Some(4));
+        assert!(!e.to_string().contains("pw@"), "{e}");
     }
 
     #[test]

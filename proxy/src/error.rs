@@ -93,7 +93,7 @@ pub enum SetupProblem {
     },
     /// The state store could not be opened, or what it holds taken up.
     #[error("{0}")]
-    State(crate::state::StateError),
+    State(Box<crate::state::StateError>),
 }
 
 /// Why the proxy could not start, shown as `FILE: KEY: reason`.

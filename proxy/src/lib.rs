@@ -41,7 +41,10 @@
 //!     pair's latency delta beside them, and in Prometheus counters (`labels` holds the label
 //!     values).
 //! 11. `admin`: `/metrics`, `/api/v1/...` and `twinpeak.snapshot/v1` records, and live changes
-//!     to the mirror and the canary, behind the admin guard.
+//!     to the mirror and the canary, behind the admin guard; `/ready` and the metrics-only
+//!     listener without it.
+//! 12. `notify`: canary decisions and new real differences, posted to webhooks from bounded
+//!     queues off the request path.
 //!
 //! Around them: `config` (the file), `server` (the wiring), `upstream` (peers resolved at
 //! start), `error`, `secret`, `ratelimit`, `shards` and `units`; [`state`] is the store that
@@ -59,6 +62,7 @@ mod headers;
 mod labels;
 mod metrics;
 mod mirror;
+mod notify;
 mod ratelimit;
 mod routes;
 mod sampling;

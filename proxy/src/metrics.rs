@@ -2,10 +2,12 @@
 //! comes from a closed set or from the configured route templates, so cardinality is bounded.
 //! Handles are bound once per route at start-up, so the request path never hashes label sets.
 
-use prometheus::proto::MetricFamily;
+use prometheus::core::Collector;
+use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{
     Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use twinpeak_core::DiffSummary;
 
 use crate::diff::DiffKind;
 use crate::labels::{
@@ -78,9 +80,23 @@ impl UpstreamErrorKind {
     }
 }
 
+/// `twinpeak_paired_delta_seconds{route, quantile}`, made at scrape time.
+pub const PAIRED_DELTA: &str = "twinpeak_paired_delta_seconds";
+
+/// `twinpeak_diff_field_pairs{route, field, kind}`, made at scrape time.
+pub const DIFF_FIELD_PAIRS: &str = "twinpeak_diff_field_pairs";
+
+/// Fields per route in `twinpeak_diff_field_pairs`: its cardinality is bounded by it.
+pub const TOP_FIELDS: usize = 10;
+
+/// Longest field path shown as a label value, in characters (paths come from answers).
+const MAX_FIELD_LABEL_CHARS: usize = 120;
+
 /// The proxy's registry and its bound handles.
 pub struct Metrics {
     registry: Registry,
+    /// Collectors rendered with the rest but not kept in the state store.
+    local: Registry,
     routes: Vec<RouteMetrics>,
     /// `twinpeak_mirror_in_flight`.
     pub mirror_in_flight: IntGauge,
@@ -228,6 +244,7 @@ impl Metrics {
             .collect();
         Metrics {
             registry,
+            local: Registry::new(),
             routes,
             mirror_in_flight,
             mirror_percent,
@@ -245,11 +262,25 @@ impl Metrics {
         &self.routes[id]
     }
 
+    /// Every registered family as it stands (what the state store's counters are read from).
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// Registers a collector that is rendered with the rest but not kept in the state store:
+    /// what a replica says about its own process (its webhook deliveries).
+    pub fn register_local(&self, collector: Box<dyn Collector>) {
+        if let Err(error) = self.local.register(collector) {
+            log::error!("metrics: {error}");
+        }
+    }
+
     /// Everything in Prometheus' text exposition format, with `extra` families (those made at
-    /// scrape time) among the registered ones.
+    /// scrape time) among the registered ones; an extra family without a metric is left out.
     pub fn render(&self, extra: Vec<MetricFamily>) -> Vec<u8> {
         let mut families = self.registry.gather();
-        families.extend(extra);
+        families.extend(self.local.gather());
+        families.extend(extra.into_iter().filter(|f| !f.get_metric().is_empty()));
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = Vec::new();
         TextEncoder::new()
@@ -257,6 +288,65 @@ impl Metrics {
             .expect("encoding to a Vec cannot fail");
         out
     }
+}
+
+/// A gauge family made at scrape time: one gauge per set of labels (shown sorted by name, as
+/// the registered metrics show theirs).
+pub fn gauge_family(
+    name: &str,
+    help: &str,
+    gauges: Vec<(Vec<(&str, String)>, f64)>,
+) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.into());
+    family.set_help(help.into());
+    family.set_field_type(MetricType::GAUGE);
+    for (mut labels, value) in gauges {
+        labels.sort_by_key(|(name, _)| *name);
+        let mut gauge = proto::Gauge::default();
+        gauge.set_value(value);
+        let mut metric = proto::Metric::default();
+        metric.set_label(
+            labels
+                .into_iter()
+                .map(|(name, value)| {
+                    let mut pair = proto::LabelPair::default();
+                    pair.set_name(name.into());
+                    pair.set_value(value);
+                    pair
+                })
+                .collect(),
+        );
+        metric.set_gauge(gauge);
+        family.mut_metric().push(metric);
+    }
+    family
+}
+
+/// `twinpeak_diff_field_pairs{route, field, kind}` from each route's summary: the pairs in
+/// which a field differed for real, for the [`TOP_FIELDS`] fields with the most per route
+/// (a summary lists real fields most frequent first, noise apart).
+pub fn diff_field_family(summaries: &[(&str, DiffSummary)]) -> MetricFamily {
+    let gauges = summaries
+        .iter()
+        .flat_map(|(route, summary)| {
+            summary.fields.iter().take(TOP_FIELDS).map(move |field| {
+                let path: String = field.path.chars().take(MAX_FIELD_LABEL_CHARS).collect();
+                let labels = vec![
+                    ("route", route.to_string()),
+                    ("field", path),
+                    ("kind", field.kind.clone()),
+                ];
+                (labels, field.count as f64)
+            })
+        })
+        .collect();
+    gauge_family(
+        DIFF_FIELD_PAIRS,
+        "Pairs in which a field differed for real (noise excluded), for the 10 fields with the \
+         most on each route.",
+        gauges,
+    )
 }
 
 #[cfg(test)]
@@ -291,5 +381,38 @@ mod tests {
         assert!(text.contains("twinpeak_canary_weight 12.5"));
         assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="rollback"} 1"#));
         assert!(text.contains(r#"twinpeak_canary_decisions_total{decision="pass"} 0"#));
+    }
+
+    #[test]
+    fn the_top_fields_of_each_route_are_gauges_and_empty_extras_are_left_out() {
+        let field = |path: String, count: u64| twinpeak_core::FieldSummary {
+            path,
+            kind: "value_changed".into(),
+            count,
+            rate: 0.0,
+            reference_count: 0,
+            reference_rate: None,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            suggested_ignore: None,
+        };
+        let summary = DiffSummary {
+            fields: std::iter::once(field("x".repeat(500), 1000))
+                .chain((0..15).map(|i| field(format!("$.f{i:02}"), 100 - i)))
+                .collect(),
+            ..DiffSummary::default()
+        };
+        let family = diff_field_family(&[("/a", summary)]);
+        assert_eq!(family.get_metric().len(), TOP_FIELDS);
+        let m = Metrics::new(&RouteTable::new(&[]));
+        let empty = gauge_family(PAIRED_DELTA, "none yet", Vec::new());
+        let text = String::from_utf8(m.render(vec![family, empty])).unwrap();
+        assert!(text.contains(
+            r#"twinpeak_diff_field_pairs{field="$.f00",kind="value_changed",route="/a"} 100"#
+        ));
+        assert!(!text.contains("$.f09"), "{text}");
+        let long = format!("field=\"{}\"", "x".repeat(MAX_FIELD_LABEL_CHARS));
+        assert!(text.contains(&long), "{text}");
+        assert!(!text.contains(PAIRED_DELTA), "{text}");
     }
 }

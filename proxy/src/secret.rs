@@ -125,6 +125,12 @@ impl Secret {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
     }
+
+    /// The secret itself, for sending it on (a webhook's `Authorization` header); never log
+    /// or print it.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -8,15 +8,18 @@ use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, AdminApp, ListenerProbe, MetricsListener};
 use crate::budget::ByteBudget;
-use crate::canary::{Canary, JudgeService};
+use crate::canary::fleet::FleetService;
+use crate::canary::{Canary, Fleet, JudgeService};
 use crate::comparison::{Comparator, PairWorker};
 use crate::config::{Config, LoadedConfig};
 use crate::error::{SetupError, SetupProblem, StartError};
 use crate::mirror::{pair_queue, Mirror};
+use crate::notify::{notifier, DiffSources};
 use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
+use crate::state::live::{FlushService, Live, Sources};
 use crate::stats::Stats;
 
 /// Builds the server for a configuration, ready to run. Fails when an address to listen on is
@@ -49,6 +52,26 @@ fn assemble(loaded: LoadedConfig) -> Result<Server, SetupError> {
         )?)),
         None => None,
     };
+    let state_error = |e| SetupError::new("state", SetupProblem::State(Box::new(e)));
+    let sources = Sources {
+        routes: routes.clone(),
+        stats: stats.clone(),
+        diffs: comparator.store().clone(),
+    };
+    let (state, fleet) = match Live::open(&config.state, &loaded.path, sources, canary.is_some())
+        .map_err(state_error)?
+    {
+        Some((live, control)) => {
+            let fleet = match (&canary, control) {
+                (Some(canary), Some(control)) => Some(Arc::new(
+                    Fleet::bootstrap(canary.clone(), control).map_err(state_error)?,
+                )),
+                _ => None,
+            };
+            (Some(Arc::new(live)), fleet)
+        }
+        None => (None, None),
+    };
     let (pairs, intake) = pair_queue(config.diff.queue, stats.clone());
     let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
@@ -79,6 +102,11 @@ fn assemble(loaded: LoadedConfig) -> Result<Server, SetupError> {
         proxy_service.add_tcp(&address.to_string());
     }
 
+    let diff_sources = DiffSources {
+        store: comparator.store().clone(),
+        stats: stats.clone(),
+        routes: routes.clone(),
+    };
     let admin = Admin::new(
         loaded.clone(),
         routes,
@@ -86,21 +114,71 @@ fn assemble(loaded: LoadedConfig) -> Result<Server, SetupError> {
         mirror,
         comparator,
         canary.clone(),
-    );
-    let mut admin_service = Service::new("twinpeak admin".to_string(), admin);
+    )
+    .with_state(state.clone(), fleet.clone());
+    let admin = Arc::new(admin);
+    let mut admin_service = Service::new("twinpeak admin".to_string(), AdminApp(admin.clone()));
     admin_service.add_tcp(&config.admin.listen.to_string());
     admin_service.threads = Some(1);
 
     server.add_service(proxy_service);
     server.add_service(admin_service);
     server.add_service(background_service("twinpeak pair worker", worker));
-    if let Some(canary) = canary {
+    add_operations(&mut server, config, admin, canary.as_deref(), diff_sources);
+    match (canary, fleet) {
+        (_, Some(fleet)) => {
+            server.add_service(background_service(
+                "twinpeak canary fleet",
+                FleetService::new(fleet),
+            ));
+        }
+        (Some(canary), None) => {
+            server.add_service(background_service(
+                "twinpeak canary judge",
+                JudgeService::new(canary),
+            ));
+        }
+        (None, None) => {}
+    }
+    if let Some(state) = state {
         server.add_service(background_service(
-            "twinpeak canary judge",
-            JudgeService::new(canary),
+            "twinpeak state",
+            FlushService::new(state),
         ));
     }
     Ok(server)
+}
+
+/// The services operators and their tools talk to: the metrics-only listener, the readiness
+/// probe, and the notifier with its webhooks.
+fn add_operations(
+    server: &mut Server,
+    config: &Config,
+    admin: Arc<Admin>,
+    canary: Option<&Canary>,
+    diffs: DiffSources,
+) {
+    let readiness = admin.readiness().clone();
+    // What the state store holds was restored when it opened, before the services were made.
+    readiness.set_restored();
+    let probe = ListenerProbe::new(&config.listen, readiness.clone());
+    server.add_service(background_service("twinpeak readiness", probe));
+    if let Some(metrics) = &config.metrics {
+        let listener = MetricsListener::new(admin.clone());
+        let mut service = Service::new("twinpeak metrics".to_string(), listener);
+        service.add_tcp(&metrics.listen.to_string());
+        service.threads = Some(1);
+        server.add_service(service);
+    }
+    let replica = config.state.replica_name();
+    let stats = diffs.stats.clone();
+    let (notifier, service) = notifier(&config.notify, replica, stats.metrics(), diffs, readiness);
+    if let Some(canary) = canary {
+        canary.notify().connect(notifier);
+    }
+    if let Some(service) = service {
+        server.add_service(background_service("twinpeak notifier", service));
+    }
 }
 
 /// Fails at once, naming the key, when an address to listen on cannot be bound (taken, or not
@@ -110,7 +188,8 @@ fn check_listen_addresses(config: &Config) -> Result<(), SetupError> {
         .listen
         .iter()
         .map(|address| ("listen", address))
-        .chain(std::iter::once(("admin.listen", &config.admin.listen)));
+        .chain(std::iter::once(("admin.listen", &config.admin.listen)))
+        .chain(config.metrics.iter().map(|m| ("metrics.listen", &m.listen)));
     for (key, address) in addresses {
         // Bound without SO_REUSEPORT, so another proxy that shares ports that way is found too;
         // the probe closes before Pingora binds.
@@ -125,7 +204,7 @@ fn check_listen_addresses(config: &Config) -> Result<(), SetupError> {
 /// Runs the proxy until SIGINT or SIGTERM.
 pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
     log::info!(
-        "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}, canary {}",
+        "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}, canary {}, state {}",
         loaded
             .config
             .listen
@@ -148,6 +227,7 @@ pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
             .and_then(|c| c.upstream.as_ref())
             .map(|u| u.to_string())
             .unwrap_or_else(|| "none".into()),
+        loaded.state_location(),
     );
     build(loaded)?.run(RunArgs::default());
     Ok(())

@@ -15,7 +15,6 @@ use twinpeak_core::timestamp::rfc3339;
 use twinpeak_core::{EncodedHistogram, LatencySummary, SignedSummary, Snapshot};
 
 use crate::canary::{AdminAction, Canary};
-use crate::comparison::store::Example;
 use crate::comparison::Comparator;
 use crate::config::LoadedConfig;
 use crate::labels::{MirrorOutcome, PairResult, Side};
@@ -24,9 +23,13 @@ use crate::routes::RouteTable;
 use crate::stats::Stats;
 use crate::units::{Method as ConfigMethod, Percent, SampleKey};
 
+mod fleet;
 mod guard;
+mod probes;
 mod response;
+use fleet::StoredView;
 use guard::{Change, Guard};
+pub use probes::{AdminApp, ListenerProbe, MetricsListener, Readiness};
 use response::{error_response, json_response, respond};
 
 /// The admin API's view of the running proxy.
@@ -40,6 +43,11 @@ pub struct Admin {
     guard: Guard,
     started_at: SystemTime,
     started: Instant,
+    readiness: Readiness,
+    /// The state store, when state is on.
+    state: Option<Arc<crate::state::live::Live>>,
+    /// The canary's link to the store, when both are on.
+    fleet: Option<Arc<crate::canary::Fleet>>,
 }
 
 /// The body of a change that takes no settings (`POST /api/v1/canary/pause`, ...).
@@ -99,6 +107,9 @@ impl Admin {
             canary,
             started_at: SystemTime::now(),
             started: Instant::now(),
+            readiness: Readiness::new(),
+            state: None,
+            fleet: None,
         }
     }
 
@@ -122,6 +133,35 @@ impl Admin {
         snapshot
     }
 
+    /// `GET /metrics`, here and on the metrics listener: every metric, those made at scrape
+    /// time among them.
+    pub fn metrics(&self) -> Response<Vec<u8>> {
+        let buffered = self.mirror.budget().used();
+        let metrics = self.stats.metrics();
+        metrics.mirror_buffered_bytes.set(buffered as i64);
+        let store = self.comparator.store();
+        let summaries: Vec<(&str, twinpeak_core::DiffSummary)> = self
+            .routes
+            .names()
+            .iter()
+            .enumerate()
+            .map(|(id, name)| (name.as_str(), store.summary(id)))
+            .collect();
+        let mut extra = vec![crate::metrics::diff_field_family(&summaries)];
+        extra.extend(self.state_families());
+        let body = self.stats.render_metrics_with(&self.routes, extra);
+        respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body,
+        )
+    }
+
+    /// Whether the proxy is ready for traffic (`/ready`); the server marks it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
     /// `GET /api/v1/canary`: state, weight, step, ramp, settings and the decision history.
     fn canary_view(canary: &Canary) -> serde_json::Value {
         let history = canary.history();
@@ -137,22 +177,24 @@ impl Admin {
             "side_header": config.side_header,
             "judge": config.judge,
             "fails_in_a_row": canary.fails_in_a_row(),
+            "fleet": Self::standing_view(canary),
+            "holding": canary.standing().holding.is_some(),
             "history": history.decisions,
         })
     }
 
     /// A canary change that takes no settings: its body may only name who and why.
-    fn canary_action(&self, action: AdminAction, change: Change) -> Response<Vec<u8>> {
+    async fn canary_action(&self, action: AdminAction, change: Change) -> Response<Vec<u8>> {
         let action = change
             .settings::<NoSettings>()
             .map(|NoSettings {}| action)
             .map_err(|e| {
                 format!("bad body (expected {{}} or {{\"by\": ..., \"reason\": ...}}): {e}")
             });
-        self.canary_change(action, &change)
+        self.canary_change(action, &change).await
     }
 
-    fn canary_change(
+    async fn canary_change(
         &self,
         action: Result<AdminAction, String>,
         change: &Change,
@@ -164,12 +206,21 @@ impl Admin {
             Ok(action) => action,
             Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
         };
-        match canary.admin(action, &change.who()) {
+        let done = match &self.fleet {
+            Some(fleet) => fleet.admin(action, &change.who()).await,
+            None => canary.admin(action, &change.who()).map_err(Into::into),
+        };
+        match done {
             Ok(change) => json_response(
                 StatusCode::OK,
                 &json!({ "change": change, "canary": Self::canary_view(canary) }),
             ),
-            Err(refused) => error_response(StatusCode::CONFLICT, &refused.to_string()),
+            Err(crate::canary::FleetRefusal::Refused(refused)) => {
+                error_response(StatusCode::CONFLICT, &refused.to_string())
+            }
+            Err(unreachable) => {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, &unreachable.to_string())
+            }
         }
     }
 
@@ -219,24 +270,9 @@ impl Admin {
                         continue;
                     }
                     let histogram = self.stats.latency(id, side);
-                    let latency = SideLatency {
-                        summary: LatencySummary::from_histogram(&histogram),
-                        histogram: EncodedHistogram(histogram),
-                    };
-                    sides.insert(
-                        side.as_str().into(),
-                        serde_json::to_value(latency).unwrap_or_default(),
-                    );
+                    sides.insert(side.as_str().into(), fleet::side_latency(&histogram));
                 }
-                let delta = self.stats.delta(id);
-                let delta = DeltaLatency {
-                    summary: delta.summary(),
-                    histogram: delta,
-                };
-                sides.insert(
-                    "delta".into(),
-                    serde_json::to_value(delta).unwrap_or_default(),
-                );
+                sides.insert("delta".into(), fleet::delta_latency(&self.stats.delta(id)));
                 (name.as_str(), serde_json::Value::Object(sides))
             })
             .collect();
@@ -260,13 +296,17 @@ impl Admin {
                 })
             })
             .collect();
+        json!({ "noise_reference": self.noise_reference(), "routes": routes })
+    }
+
+    /// Where the noise reference comes from.
+    fn noise_reference(&self) -> serde_json::Value {
         let noise = &self.config.config.diff.noise;
-        let reference = match (&noise.secondary, noise.resample_percent.value()) {
+        match (&noise.secondary, noise.resample_percent.value()) {
             (Some(url), _) => json!({ "source": "secondary", "url": url }),
             (None, p) if p > 0.0 => json!({ "source": "resample", "percent": p }),
             _ => json!({ "source": "none" }),
-        };
-        json!({ "noise_reference": reference, "routes": routes })
+        }
     }
 
     fn diff_examples(&self, query: &str) -> Result<serde_json::Value, (StatusCode, String)> {
@@ -287,7 +327,7 @@ impl Admin {
             .position(|n| *n == route)
             .ok_or((StatusCode::NOT_FOUND, format!("no route {route:?}")))?;
         let examples = self.comparator.store().examples(id, &path);
-        let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
+        let examples: Vec<&serde_json::Value> = examples.iter().map(|e| e.as_ref()).collect();
         Ok(json!({ "route": route, "path": path, "examples": examples }))
     }
 
@@ -320,8 +360,11 @@ impl Admin {
     async fn route(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        if (method.clone(), path.as_str()) == (Method::GET, "/health") {
-            return respond(StatusCode::OK, "text/plain", b"ok\n".to_vec());
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
+        match (method.clone(), path.as_str()) {
+            (Method::GET, "/health") => return probes::health_response(),
+            (Method::GET, "/ready") => return self.readiness.response(),
+            _ => {}
         }
         let caller = match self.guard.admit(session) {
             Ok(caller) => caller,
@@ -337,20 +380,20 @@ impl Admin {
             None
         };
         match (method, path.as_str()) {
-            (Method::GET, "/metrics") => {
-                let buffered = self.mirror.budget().used();
-                let metrics = self.stats.metrics();
-                metrics.mirror_buffered_bytes.set(buffered as i64);
-                let body = self.stats.render_metrics(&self.routes);
-                respond(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    body,
-                )
-            }
+            (Method::GET, "/metrics") => self.metrics(),
             (Method::GET, "/api/v1/status") => json_response(StatusCode::OK, &self.status()),
-            (Method::GET, "/api/v1/latency") => json_response(StatusCode::OK, &self.latency()),
-            (Method::GET, "/api/v1/snapshot") => json_response(StatusCode::OK, &self.snapshot()),
+            (Method::GET, "/api/v1/latency") => {
+                match self.stored(StoredView::Latency, &query).await {
+                    Some(stored) => stored,
+                    None => json_response(StatusCode::OK, &self.latency()),
+                }
+            }
+            (Method::GET, "/api/v1/snapshot") => {
+                match self.stored(StoredView::Snapshot, &query).await {
+                    Some(stored) => stored,
+                    None => json_response(StatusCode::OK, &self.snapshot()),
+                }
+            }
             (Method::GET, "/api/v1/mirror") => {
                 json_response(StatusCode::OK, &*self.mirror.settings())
             }
@@ -373,21 +416,28 @@ impl Admin {
                     .map_err(|e| {
                         format!("bad canary settings (expected {{\"weight\": 12.5}}): {e}")
                     });
-                self.canary_change(action, &change)
+                self.canary_change(action, &change).await
             }
             (Method::POST, "/api/v1/canary/pause") => {
                 self.canary_action(AdminAction::Pause, change.expect("POST is a change"))
+                    .await
             }
             (Method::POST, "/api/v1/canary/resume") => {
                 self.canary_action(AdminAction::Resume, change.expect("POST is a change"))
+                    .await
             }
             (Method::POST, "/api/v1/canary/promote") => {
                 self.canary_action(AdminAction::Promote, change.expect("POST is a change"))
+                    .await
             }
             (Method::POST, "/api/v1/canary/rollback") => {
                 self.canary_action(AdminAction::Rollback, change.expect("POST is a change"))
+                    .await
             }
-            (Method::GET, "/api/v1/diffs") => json_response(StatusCode::OK, &self.diffs()),
+            (Method::GET, "/api/v1/diffs") => match self.stored(StoredView::Diffs, &query).await {
+                Some(stored) => stored,
+                None => json_response(StatusCode::OK, &self.diffs()),
+            },
             (Method::DELETE, "/api/v1/diffs") => {
                 let change = change.expect("DELETE is a change");
                 self.comparator.store().reset();
@@ -413,7 +463,8 @@ impl Admin {
                 | "/api/v1/canary/resume"
                 | "/api/v1/canary/promote"
                 | "/api/v1/canary/rollback"
-                | "/health",
+                | "/health"
+                | "/ready",
             ) => error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
             _ => error_response(StatusCode::NOT_FOUND, "no such admin endpoint"),
         }

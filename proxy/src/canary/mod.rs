@@ -6,6 +6,7 @@
 //! operators' changes.
 
 pub mod config;
+pub mod fleet;
 pub mod force;
 pub mod judge;
 pub mod ramp;
@@ -15,12 +16,13 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
+use twinpeak_core::digest::hex_sha256;
 use twinpeak_core::timestamp::rfc3339;
 use twinpeak_core::{CanaryDecision, CanaryHistory, CanaryReason, CanaryStep};
 
@@ -29,11 +31,13 @@ use crate::error::{SetupError, SetupProblem};
 use crate::labels::{CanaryDecision as DecisionLabel, Side};
 use crate::ratelimit::RateLimitedLog;
 use crate::sampling::{key_value, salted_hash, unit_interval};
+use crate::state::CanaryRecord;
 use crate::stats::Stats;
 use crate::units::{Percent, SampleKey, UpstreamUrl};
 use twinpeak_core::sync::lock;
 
 use config::CanaryConfig;
+pub use fleet::{Fleet, FleetRefusal};
 use force::ForcePolicy;
 use judge::{Decision, Verdict};
 pub use ramp::{Change, Machine, Refused};
@@ -66,6 +70,11 @@ impl History {
         }
         list.push_back((self.next, entry));
         self.next += 1;
+    }
+
+    /// Whether an entry is a judge's verdict (rather than a change).
+    fn is_verdict(entry: &CanaryDecision) -> bool {
+        ["pass", "fail", "inconclusive"].contains(&entry.decision.as_str())
     }
 
     /// Every entry, oldest first.
@@ -119,6 +128,55 @@ pub struct Canary {
     /// (the shadow is the candidate), so their diff rate says something about it.
     comparisons: Option<Arc<DiffStore>>,
     unreachable_log: RateLimitedLog,
+    /// Where its decisions are told (webhooks).
+    notify: crate::notify::Hook,
+    /// Where the canary stands in the fleet, when its state is kept in the store.
+    standing: Mutex<Standing>,
+}
+
+/// Where this replica's canary stands in the fleet (with the state store on).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Standing {
+    /// Whether the state store keeps the canary (one decision for every replica).
+    pub stored: bool,
+    /// Whether this replica holds the judge's lease.
+    pub leader: bool,
+    /// The replica that holds it, as last seen.
+    pub judge: Option<String>,
+    /// Why the weight holds because no fresh judgement is possible; `None` when it does not.
+    pub holding: Option<String>,
+}
+
+/// One judgement worked out on a machine: the verdict and every check, the machine before and
+/// after it, the change it led to, and the history entries it makes (each with whether it is
+/// a verdict).
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// The verdict and its checks.
+    pub decision: Decision,
+    /// The machine as judged.
+    pub before: Machine,
+    /// The machine after the verdict.
+    pub after: Machine,
+    /// The advance or rollback it led to.
+    pub change: Option<Change>,
+    /// The history entries, oldest first.
+    pub entries: Vec<(bool, CanaryDecision)>,
+}
+
+/// One operator's change worked out on a machine.
+#[derive(Debug, Clone)]
+pub struct AdminChange {
+    /// What was done.
+    pub action: AdminAction,
+    /// Who did it.
+    pub who: String,
+    /// The change in words.
+    pub text: String,
+    /// The machine after it.
+    pub after: Machine,
+    /// The history entry.
+    pub entry: CanaryDecision,
 }
 
 impl Canary {
@@ -142,7 +200,7 @@ impl Canary {
                     SetupProblem::NoCandidate,
                 ))?;
         let force = ForcePolicy::new(&config.force)?;
-        let machine = Machine::new(config, Instant::now());
+        let machine = Machine::new(config, SystemTime::now());
         let canary = Canary {
             comparisons: (shadow == Some(&upstream)).then_some(comparisons),
             upstream,
@@ -154,6 +212,8 @@ impl Canary {
             unreachable_log: RateLimitedLog::new(Duration::from_secs(5)),
             config: config.clone(),
             machine: Mutex::new(machine),
+            standing: Mutex::new(Standing::default()),
+            notify: crate::notify::Hook::default(),
         };
         let summary = format!(
             "canary to {} starting at weight {}{}",
@@ -166,15 +226,94 @@ impl Canary {
         );
         log::info!("{summary}");
         canary.publish_weight(canary.weight());
-        canary.record(
+        let start = canary.entry(
             "start",
             "config",
-            false,
             &lock(&canary.machine),
             summary,
             Vec::new(),
         );
+        canary.record(false, start);
         Ok(canary)
+    }
+
+    /// A digest of the plan the canary follows (candidate, weight, ramp): the state store's
+    /// record of a canary with another plan is not taken up.
+    pub fn plan(&self) -> String {
+        let plan = serde_json::json!({
+            "upstream": self.upstream.to_string(),
+            "weight": self.config.weight.value(),
+            "ramp": self.config.ramp,
+        });
+        hex_sha256(plan.to_string().as_bytes())
+    }
+
+    /// The machine in force, as the state store keeps it (with the plan filled in).
+    pub fn record_now(&self) -> CanaryRecord {
+        CanaryRecord {
+            plan: self.plan(),
+            ..lock(&self.machine).to_record()
+        }
+    }
+
+    /// A copy of the machine in force.
+    pub fn machine(&self) -> Machine {
+        lock(&self.machine).clone()
+    }
+
+    /// The machine `record` describes, for this configuration.
+    pub fn machine_of(&self, record: &CanaryRecord, now: SystemTime) -> Machine {
+        Machine::from_record(&self.config, record, now)
+    }
+
+    /// Puts `machine` in force: its weight serves the next request.
+    pub fn adopt(&self, machine: Machine) {
+        let weight = machine.weight();
+        *lock(&self.machine) = machine;
+        self.publish_weight(weight);
+    }
+
+    /// Replaces the history with `entries` (oldest first), as the state store holds it.
+    pub fn replace_history(&self, entries: Vec<CanaryDecision>) {
+        let mut history = History::default();
+        for entry in entries {
+            history.push(History::is_verdict(&entry), entry);
+        }
+        *lock(&self.history) = history;
+    }
+
+    /// Adds entries another replica made (read from the state store) to the history.
+    pub fn absorb(&self, entries: Vec<CanaryDecision>) {
+        let mut history = lock(&self.history);
+        for entry in entries {
+            history.push(History::is_verdict(&entry), entry);
+        }
+    }
+
+    /// Where the canary stands in the fleet.
+    pub fn standing(&self) -> Standing {
+        lock(&self.standing).clone()
+    }
+
+    /// Changes where the canary stands in the fleet.
+    pub fn set_standing(&self, change: impl FnOnce(&mut Standing)) {
+        change(&mut lock(&self.standing));
+    }
+
+    /// The judge's interval.
+    pub fn interval(&self) -> Duration {
+        self.config.judge.interval()
+    }
+
+    /// What the two sides did since the last call, and the pairs compared against the
+    /// candidate: the interval that ends now.
+    pub fn take_interval(&self) -> (PairWindow, Option<DiffWindow>) {
+        (self.windows.take(), self.diff_window())
+    }
+
+    /// Where its decisions are told: connected to the notifier by the server.
+    pub fn notify(&self) -> &crate::notify::Hook {
+        &self.notify
     }
 
     /// The configuration in force.
@@ -250,9 +389,8 @@ impl Canary {
     }
 
     /// Judges the interval that ends now and acts on the verdict.
-    pub fn tick(&self, now: Instant) -> Decision {
-        let window = self.windows.take();
-        let diff = self.diff_window();
+    pub fn tick(&self, now: SystemTime) -> Decision {
+        let (window, diff) = self.take_interval();
         self.judge_window(&window, diff, now)
     }
 
@@ -269,24 +407,36 @@ impl Canary {
         &self,
         window: &PairWindow,
         diff: Option<DiffWindow>,
-        now: Instant,
+        now: SystemTime,
     ) -> Decision {
         let decision = judge::judge(window, diff, &self.config.judge);
         let mut machine = lock(&self.machine);
-        let judged_at = machine.clone();
-        let change = machine.on_verdict(decision.verdict, now);
-        let label = decision.verdict.label();
-        self.stats.metrics().canary_decisions[label.index()].inc();
+        let judgement = self.work_out(&machine, decision, now, "");
+        *machine = judgement.after.clone();
+        drop(machine);
+        self.report(&judgement);
+        judgement.decision
+    }
+
+    /// Judges `window` against the configured thresholds (nothing is applied).
+    pub fn judge(&self, window: &PairWindow, diff: Option<DiffWindow>) -> Decision {
+        judge::judge(window, diff, &self.config.judge)
+    }
+
+    /// Works out what `decision`, made at `now`, does to `machine`: the machine after it, the
+    /// change, and the history entries (`note` is added to the verdict's summary). Applies
+    /// nothing.
+    pub fn work_out(
+        &self,
+        machine: &Machine,
+        decision: Decision,
+        now: SystemTime,
+        note: &str,
+    ) -> Judgement {
+        let before = machine.clone();
+        let mut after = machine.clone();
+        let change = after.on_verdict(decision.verdict, now);
         let summary = decision.summary();
-        let weight = judged_at.weight();
-        match decision.verdict {
-            Verdict::Fail => log::warn!("canary: fail at weight {weight}: {summary}"),
-            Verdict::Pass => log::info!("canary: pass at weight {weight}: {summary}"),
-            // Every interval at weight 0 is inconclusive: not worth a line each time.
-            Verdict::Inconclusive => {
-                log::debug!("canary: inconclusive at weight {weight}: {summary}")
-            }
-        }
         let reasons = decision
             .reasons
             .iter()
@@ -299,97 +449,177 @@ impl Canary {
                 detail: r.detail.clone(),
             })
             .collect();
-        self.record(
-            label.as_str(),
-            "judge",
+        let label = decision.verdict.label();
+        let mut entries = vec![(
             true,
-            &judged_at,
-            summary.clone(),
-            reasons,
-        );
+            self.entry(
+                label.as_str(),
+                "judge",
+                &before,
+                format!("{summary}{note}"),
+                reasons,
+            ),
+        )];
         match change {
             Some(Change::Advance { from, to, step }) => {
-                self.publish_weight(to);
-                self.stats.metrics().canary_decisions[DecisionLabel::Advance.index()].inc();
                 let text = format!(
                     "advance: weight {from} → {to} (step {} of {}) after a hold with passing verdicts",
                     step + 1,
                     self.config.ramp.len()
                 );
-                log::info!("canary: {text}");
-                self.record("advance", "judge", false, &machine, text, Vec::new());
+                entries.push((
+                    false,
+                    self.entry("advance", "judge", &after, text, Vec::new()),
+                ));
             }
             Some(Change::Rollback { from }) => {
-                self.publish_weight(0.0);
-                self.stats.metrics().canary_decisions[DecisionLabel::Rollback.index()].inc();
                 let text = match self.config.judge.failures_to_rollback {
                     1 => format!("rollback: weight {from} → 0 after a failing interval: {summary}"),
                     n => format!(
                         "rollback: weight {from} → 0 after {n} failing intervals in a row; last: {summary}"
                     ),
                 };
-                log::warn!("canary: {text}");
-                self.record("rollback", "judge", false, &machine, text, Vec::new());
+                entries.push((
+                    false,
+                    self.entry("rollback", "judge", &after, text, Vec::new()),
+                ));
             }
             None => {}
         }
-        decision
+        Judgement {
+            decision,
+            before,
+            after,
+            change,
+            entries,
+        }
+    }
+
+    /// Tells what a judgement applied here did: the log, the decision counters, the history,
+    /// and the weight.
+    pub fn report(&self, judgement: &Judgement) {
+        self.notify.judged(judgement);
+        let decision = &judgement.decision;
+        self.stats.metrics().canary_decisions[decision.verdict.label().index()].inc();
+        let summary = decision.summary();
+        let weight = judgement.before.weight();
+        match decision.verdict {
+            Verdict::Fail => log::warn!("canary: fail at weight {weight}: {summary}"),
+            Verdict::Pass => log::info!("canary: pass at weight {weight}: {summary}"),
+            // Every interval at weight 0 is inconclusive: not worth a line each time.
+            Verdict::Inconclusive => {
+                log::debug!("canary: inconclusive at weight {weight}: {summary}")
+            }
+        }
+        match judgement.change {
+            Some(Change::Advance { .. }) => {
+                self.publish_weight(judgement.after.weight());
+                self.stats.metrics().canary_decisions[DecisionLabel::Advance.index()].inc();
+            }
+            Some(Change::Rollback { .. }) => {
+                self.publish_weight(0.0);
+                self.stats.metrics().canary_decisions[DecisionLabel::Rollback.index()].inc();
+            }
+            None => {}
+        }
+        for (verdict, entry) in &judgement.entries {
+            if !verdict {
+                if judgement
+                    .change
+                    .is_some_and(|c| matches!(c, Change::Rollback { .. }))
+                {
+                    log::warn!("canary: {}", entry.summary);
+                } else {
+                    log::info!("canary: {}", entry.summary);
+                }
+            }
+            self.record(*verdict, entry.clone());
+        }
     }
 
     /// Applies an operator's change; `who` names them in the log and the history. Returns the
     /// change in words, or why it was refused.
     pub fn admin(&self, action: AdminAction, who: &str) -> Result<String, Refused> {
-        let now = Instant::now();
         let mut machine = lock(&self.machine);
+        let change = self.work_out_admin(&machine, action, who, SystemTime::now())?;
+        *machine = change.after.clone();
+        drop(machine);
+        self.report_admin(&change);
+        Ok(change.text)
+    }
+
+    /// Works out an operator's change on `machine` at `now`; applies nothing.
+    pub fn work_out_admin(
+        &self,
+        machine: &Machine,
+        action: AdminAction,
+        who: &str,
+        now: SystemTime,
+    ) -> Result<AdminChange, Refused> {
+        let mut after = machine.clone();
         let text = match action {
             AdminAction::Weight(weight) => {
                 let weight = Percent::new(weight).map_err(Refused::Weight)?;
-                machine.set_weight(weight.value(), now)
+                after.set_weight(weight.value(), now)
             }
-            AdminAction::Pause => machine.pause()?,
-            AdminAction::Resume => machine.resume(now)?,
-            AdminAction::Promote => machine.promote(now),
-            AdminAction::Rollback => machine.rollback(now)?,
+            AdminAction::Pause => after.pause()?,
+            AdminAction::Resume => after.resume(now)?,
+            AdminAction::Promote => after.promote(now),
+            AdminAction::Rollback => after.rollback(now)?,
         };
-        self.publish_weight(machine.weight());
-        if action == AdminAction::Rollback {
-            self.stats.metrics().canary_decisions[DecisionLabel::Rollback.index()].inc();
-            log::warn!("canary: {who}: {text}");
-        } else {
-            log::info!("canary: {who}: {text}");
-        }
-        self.record(
+        let entry = self.entry(
             action.as_str(),
             who,
-            false,
-            &machine,
+            &after,
             format!("{who}: {text}"),
             Vec::new(),
         );
-        Ok(text)
+        Ok(AdminChange {
+            action,
+            who: who.to_string(),
+            text,
+            after,
+            entry,
+        })
     }
 
-    fn record(
+    /// Tells what an operator's change applied here did: the weight, the log, the counter
+    /// of rollbacks and the history.
+    pub fn report_admin(&self, change: &AdminChange) {
+        self.notify.changed(change);
+        self.publish_weight(change.after.weight());
+        if change.action == AdminAction::Rollback {
+            self.stats.metrics().canary_decisions[DecisionLabel::Rollback.index()].inc();
+            log::warn!("canary: {}: {}", change.who, change.text);
+        } else {
+            log::info!("canary: {}: {}", change.who, change.text);
+        }
+        self.record(false, change.entry.clone());
+    }
+
+    /// A history entry made now.
+    fn entry(
         &self,
         decision: &str,
         by: &str,
-        verdict: bool,
         machine: &Machine,
         summary: String,
         reasons: Vec<CanaryReason>,
-    ) {
-        lock(&self.history).push(
-            verdict,
-            CanaryDecision {
-                at: rfc3339(SystemTime::now()),
-                decision: decision.to_string(),
-                by: by.to_string(),
-                weight: machine.weight(),
-                step: machine.step(),
-                summary,
-                reasons,
-            },
-        );
+    ) -> CanaryDecision {
+        CanaryDecision {
+            at: rfc3339(SystemTime::now()),
+            decision: decision.to_string(),
+            by: by.to_string(),
+            weight: machine.weight(),
+            step: machine.step(),
+            summary,
+            reasons,
+        }
+    }
+
+    /// A decision made on this replica: kept in the history.
+    fn record(&self, verdict: bool, entry: CanaryDecision) {
+        lock(&self.history).push(verdict, entry);
     }
 
     /// The state, the ramp and every decision kept, as snapshots and the admin API show them.
@@ -442,7 +672,7 @@ impl BackgroundService for JudgeService {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    self.canary.tick(Instant::now());
+                    self.canary.tick(SystemTime::now());
                 }
                 _ = shutdown.changed() => return,
             }
@@ -538,7 +768,7 @@ mod tests {
     #[test]
     fn verdicts_and_changes_are_recorded_with_reasons_and_counted() {
         let c = canary("{weight: 10, judge: {min_requests: 10, failures_to_rollback: 2}}");
-        let now = Instant::now();
+        let now = SystemTime::now();
         let mut failing = PairWindow::default();
         for i in 0..100 {
             failing
@@ -587,7 +817,7 @@ mod tests {
     #[test]
     fn the_history_is_bounded_per_kind() {
         let c = canary("{weight: 10}");
-        let now = Instant::now();
+        let now = SystemTime::now();
         for _ in 0..HISTORY_LIMIT + 50 {
             c.judge_window(&PairWindow::default(), None, now);
         }
