@@ -78,7 +78,7 @@ pub struct RunRecord {
     /// Which share of a run spread over several load workers this record holds; absent for
     /// a run from one machine, and in the record merged from the workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<WorkerMark>,
+    pub worker: Option<Box<WorkerMark>>,
     /// In the record merged from a run's load workers: each worker's generator health, in
     /// worker order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

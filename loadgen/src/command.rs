@@ -1,4 +1,5 @@
-//! `twinpeak load`: its arguments and what it does with them.
+//! `twinpeak load`: its arguments and what it does with them. With `--worker K/N` the process is
+//! one of N load workers of a run (see [`crate::worker`]); `--check` validates without traffic.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +11,10 @@ use clap::Args;
 use twinpeak_core::units::InvalidValue;
 
 use crate::checkpoint::Checkpoint;
-use crate::runner::{new_record, run_checkpointed, RunOptions, Target};
+use crate::runner::{new_record, run_share, schedule_of, RunOptions, Target};
 use crate::scenario::{LoadedScenario, Scenario};
+use crate::schedule::Share;
+use crate::worker::{clock_offset_ms, note_clock_offset, WorkerPlan, JOB_INDEX_VARIABLE};
 
 /// Exit status when an SLO failed.
 pub const EXIT_SLO_FAILED: u8 = 1;
@@ -25,7 +28,7 @@ pub struct LoadCommand {
     #[arg(required_unless_present = "replay", conflicts_with = "replay")]
     pub scenario: Option<PathBuf>,
     /// A system to load: `URL`, or `NAME=URL`; repeat for several (names needed then).
-    #[arg(long = "target", required = true)]
+    #[arg(long = "target", required_unless_present = "check")]
     pub targets: Vec<String>,
     /// With several targets, alternate them phase by phase instead of one after another.
     #[arg(long)]
@@ -56,6 +59,35 @@ pub struct LoadCommand {
     /// No progress display.
     #[arg(long)]
     pub quiet: bool,
+    /// Be load worker K of N of one run (K counts from 0: `0/4` … `3/4`) and send the run's
+    /// arrivals K, K + N, K + 2N, … (without --seed, every worker derives one from the run id).
+    /// Without it, K is read from
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) when --workers gives N.
+    #[arg(long, value_name = "K/N")]
+    pub worker: Option<String>,
+    /// Number of load workers of the run, with K from JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "N", env = "TWINPEAK_WORKERS")]
+    pub workers: Option<u32>,
+    /// When the schedule starts, on every worker alike (RFC 3339: 2026-12-24T18:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// Names the run in every worker's record (default: derived from the scenario, seed,
+    /// number of workers, --start-at and --scale, the same on every worker of one launch).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Check the scenario and the flags, and say what this process would send, without sending
+    /// anything: exit 0 when all is well, 2 otherwise.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// A run ready to go: what every flag said, checked.
+struct Prepared {
+    loaded: LoadedScenario,
+    options: RunOptions,
+    worker: Option<WorkerPlan>,
+    /// The scenario's `max_users` before the worker's share was taken.
+    all_users: usize,
 }
 
 impl LoadCommand {
@@ -71,6 +103,16 @@ impl LoadCommand {
     }
 
     fn try_execute(&self) -> anyhow::Result<ExitCode> {
+        let prepared = self.prepare()?;
+        if self.check {
+            print!("{}", check_report(&prepared)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        self.run(prepared)
+    }
+
+    /// Reads the scenario and checks every flag, before any traffic.
+    fn prepare(&self) -> anyhow::Result<Prepared> {
         if !(self.scale > 0.0 && self.scale.is_finite()) {
             bail!("--scale must be above 0, got {}", self.scale);
         }
@@ -90,11 +132,62 @@ impl LoadCommand {
             }
             (None, None) => bail!("give a scenario file or --replay FILE"),
         };
-        let loaded = LoadedScenario {
+        let job_index = std::env::var(JOB_INDEX_VARIABLE).ok();
+        let worker = WorkerPlan::from_flags(
+            self.worker.as_deref(),
+            self.workers,
+            job_index.as_deref(),
+            self.start_at.as_deref(),
+            self.run_id.as_deref(),
+            (&loaded.sha256, self.seed, self.scale),
+        )?;
+        let all_users = loaded.scenario.max_users;
+        let mut loaded = LoadedScenario {
             scenario: loaded.scenario.scaled(self.scale),
             ..loaded
         };
-        let seed = self.seed.unwrap_or_else(rand::random);
+        if let Some(plan) = &worker {
+            let (index, count) = (plan.share.index as usize, plan.share.count as usize);
+            loaded.scenario.max_users = plan.users(all_users)?;
+            loaded.data = loaded
+                .data
+                .share(index, count)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.path.display()))?;
+        }
+        crate::runner::schedule_of(
+            &loaded.scenario,
+            0..loaded.scenario.phases.len(),
+            Share::WHOLE,
+        )?;
+        let options = RunOptions {
+            targets,
+            interleave: self.interleave,
+            seed: self
+                .seed
+                .or(worker.as_ref().map(|w| w.seed))
+                .unwrap_or_else(rand::random),
+            scale: self.scale,
+            late_limit: self.late_limit,
+            progress: !self.quiet,
+            replay,
+        };
+        Ok(Prepared {
+            loaded,
+            options,
+            worker,
+            all_users,
+        })
+    }
+
+    /// Runs what [`LoadCommand::prepare`] made ready; prints the summary.
+    fn run(&self, prepared: Prepared) -> anyhow::Result<ExitCode> {
+        let Prepared {
+            loaded,
+            options,
+            worker,
+            ..
+        } = prepared;
+        let seed = options.seed;
         let out = self.out.clone().unwrap_or_else(|| {
             let slug: String = loaded
                 .scenario
@@ -113,15 +206,6 @@ impl LoadCommand {
                 chrono::Local::now().format("%Y%m%d-%H%M%S")
             ))
         });
-        let options = RunOptions {
-            targets,
-            interleave: self.interleave,
-            seed,
-            scale: self.scale,
-            late_limit: self.late_limit,
-            progress: !self.quiet,
-            replay,
-        };
         eprintln!(
             "twinpeak load: {} ({:.0} s, seed {seed}) against {}",
             loaded.scenario.name,
@@ -133,10 +217,23 @@ impl LoadCommand {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        if let Some(plan) = &worker {
+            eprintln!(
+                "worker {}/{} of run {}{}",
+                plan.share.index,
+                plan.share.count,
+                plan.run_id,
+                self.start_at
+                    .as_ref()
+                    .map(|t| format!(", starting at {t}"))
+                    .unwrap_or_default()
+            );
+        }
         crate::runner::check_targets(&options.targets)?;
         // Before any traffic: a run whose record cannot be kept is not worth sending.
         let record_path = out.join("run.json");
         let mut first = new_record(&loaded, &options, std::time::SystemTime::now());
+        first.worker = worker.as_ref().map(|w| Box::new(w.mark()));
         first.partial = true;
         std::fs::create_dir_all(&out)
             .map_err(anyhow::Error::from)
@@ -150,7 +247,25 @@ impl LoadCommand {
             path: record_path.clone(),
             every: self.checkpoint_every,
         };
-        let result = runtime.block_on(run_checkpointed(&loaded, &options, Some(checkpoint)))?;
+        if let (Some(mark), Some(target)) = (first.worker.as_mut(), options.targets.first()) {
+            if let Some(offset) = runtime.block_on(clock_offset_ms(&target.url)) {
+                note_clock_offset(mark, &target.name, offset);
+            }
+        }
+        for warning in first.worker.iter().flat_map(|m| &m.warnings) {
+            eprintln!("warning: {warning}");
+        }
+        first.partial = false;
+        let result = runtime.block_on(run_share(
+            &loaded,
+            &options,
+            Some(checkpoint),
+            first,
+            worker.as_ref(),
+        ))?;
+        for warning in result.record.worker.iter().flat_map(|m| &m.warnings) {
+            eprintln!("warning: {warning}");
+        }
         result.record.write(&record_path)?;
         print!(
             "{}",
@@ -165,6 +280,20 @@ impl LoadCommand {
             return Ok(ExitCode::from(signal.exit_code()));
         }
         let failed: Vec<_> = result.verdicts.iter().filter(|v| !v.pass).collect();
+        if let Some(plan) = worker.as_ref().filter(|w| w.share.count > 1) {
+            // A worker's share is not the run: the merge of every worker's record judges it,
+            // and a worker that failed would be run again by a Job that retries failed pods.
+            if !failed.is_empty() {
+                eprintln!(
+                    "worker {}/{}: {} SLO verdict(s) of this share alone failed; the run's \
+                     verdict is that of `twinpeak report` over every worker's run.json",
+                    plan.share.index,
+                    plan.share.count,
+                    failed.len()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         if failed.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {
@@ -175,6 +304,61 @@ impl LoadCommand {
             Ok(ExitCode::from(EXIT_SLO_FAILED))
         }
     }
+}
+
+/// What `--check` says of a prepared run: the scenario, and the share this process would send.
+fn check_report(prepared: &Prepared) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let Prepared {
+        loaded,
+        worker,
+        all_users,
+        ..
+    } = prepared;
+    let scenario = &loaded.scenario;
+    let share = worker.as_ref().map_or(Share::WHOLE, |w| w.share);
+    let phases = 0..scenario.phases.len();
+    let whole = schedule_of(scenario, phases.clone(), Share::WHOLE)?;
+    let ours = schedule_of(scenario, phases, share)?;
+    let mut text = format!(
+        "{}: scenario `{}` is valid (sha256 {}): {} phase(s), {:.0} s, {} arrivals per target\n",
+        loaded.path.display(),
+        scenario.name,
+        loaded.sha256,
+        scenario.phases.len(),
+        scenario.total_duration().as_secs_f64(),
+        whole.total_arrivals(),
+    );
+    if let Some(plan) = worker {
+        let _ = writeln!(
+            text,
+            "worker {}/{} (from 0) of run {}: {} of those arrivals (the run's {}, {}, {}, …), {} of {} users",
+            share.index,
+            share.count,
+            plan.run_id,
+            ours.total_arrivals(),
+            share.index,
+            share.index + share.count,
+            share.index + 2 * share.count,
+            scenario.max_users,
+            all_users,
+        );
+        if let Some(start) = plan.start_at {
+            let _ = writeln!(
+                text,
+                "starts at {}",
+                twinpeak_core::timestamp::rfc3339(start)
+            );
+        }
+        for name in loaded.data.split_names() {
+            let values = loaded.data.values(name).map_or(0, <[String]>::len);
+            let _ = writeln!(
+                text,
+                "data.{name}: split, {values} value(s) for this worker"
+            );
+        }
+    }
+    Ok(text)
 }
 
 /// `URL` or `NAME=URL`, repeated; several targets need names, and names must differ.

@@ -1,7 +1,12 @@
 //! Data variables: the values a template's `{{name}}` draws from, written inline in the scenario or
 //! read from a CSV file beside it, and resolved once at load time so no file is read during a run.
+//!
+//! A variable written `{split: SOURCE}` holds values only one load worker may use (accounts
+//! that log in, seats to book): spread over N workers, worker K draws from the values whose
+//! position `i` (from 0, in the order written or read) has `i mod N == K`, so no two workers
+//! use one value. Other variables are drawn from whole on every worker, as one machine would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +28,8 @@ pub enum DataSource {
         /// The column named after `#`; the first column when absent.
         column: Option<String>,
     },
+    /// `{split: SOURCE}`: values each load worker of a run takes its own share of.
+    Split(Box<DataSource>),
 }
 
 impl<'de> Deserialize<'de> for DataSource {
@@ -37,17 +44,24 @@ impl<'de> Deserialize<'de> for DataSource {
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Raw {
+        enum Plain {
             List(Vec<Scalar>),
             File(String),
         }
-        let expected = "expected a list of values such as [mumbai, delhi] \
-                        or a CSV file such as data/cities.csv or data/services.csv#service";
-        match Raw::deserialize(deserializer).map_err(|_| de::Error::custom(expected))? {
-            Raw::List(values) if values.is_empty() => {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Plain(Plain),
+            Split { split: Plain },
+        }
+        let expected = "expected a list of values such as [mumbai, delhi], \
+                        a CSV file such as data/cities.csv or data/services.csv#service, \
+                        or either under `split:`";
+        let plain = |raw: Plain| match raw {
+            Plain::List(values) if values.is_empty() => {
                 Err(de::Error::custom("has no values: list at least one"))
             }
-            Raw::List(values) => Ok(DataSource::List(
+            Plain::List(values) => Ok(DataSource::List(
                 values
                     .into_iter()
                     .map(|v| match v {
@@ -58,7 +72,7 @@ impl<'de> Deserialize<'de> for DataSource {
                     })
                     .collect(),
             )),
-            Raw::File(text) => {
+            Plain::File(text) => {
                 let (file, column) = match text.split_once('#') {
                     Some((file, column)) => (file.trim(), Some(column.trim())),
                     None => (text.trim(), None),
@@ -76,6 +90,10 @@ impl<'de> Deserialize<'de> for DataSource {
                     column: column.map(str::to_string),
                 })
             }
+        };
+        match Raw::deserialize(deserializer).map_err(|_| de::Error::custom(expected))? {
+            Raw::Plain(raw) => plain(raw),
+            Raw::Split { split } => Ok(DataSource::Split(Box::new(plain(split)?))),
         }
     }
 }
@@ -90,6 +108,12 @@ impl Serialize for DataSource {
                 }
                 None => serializer.collect_str(&file.display()),
             },
+            DataSource::Split(source) => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("split", source)?;
+                map.end()
+            }
         }
     }
 }
@@ -98,6 +122,8 @@ impl Serialize for DataSource {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Data {
     values: BTreeMap<String, Vec<String>>,
+    /// The variables written `{split: …}`.
+    split: BTreeSet<String>,
 }
 
 /// A data variable that could not be resolved: the dotted key at fault (`data.service`) and why.
@@ -125,29 +151,71 @@ impl Data {
         base_dir: &Path,
     ) -> Result<Data, DataError> {
         let mut values = BTreeMap::new();
+        let mut split = BTreeSet::new();
         for (name, source) in sources {
             let fail = |message: String| DataError {
                 key: format!("data.{name}"),
                 message,
+            };
+            let (source, is_split) = match source {
+                DataSource::Split(inner) => (inner.as_ref(), true),
+                plain => (plain, false),
             };
             let list = match source {
                 DataSource::List(list) => list.clone(),
                 DataSource::Csv { file, column } => {
                     read_column(&base_dir.join(file), file, column.as_deref()).map_err(fail)?
                 }
+                DataSource::Split(_) => return Err(fail("`split:` holds a list or a file".into())),
             };
             if list.is_empty() {
                 return Err(fail("has no values".into()));
             }
+            if is_split {
+                split.insert(name.clone());
+            }
             values.insert(name.clone(), list);
         }
-        Ok(Data { values })
+        Ok(Data { values, split })
+    }
+
+    /// The data load worker `index` of `count` draws from: its own share of every variable
+    /// written `{split: …}` (the values at positions `i` with `i mod count == index`), every
+    /// other variable whole. Fails naming the first split variable with fewer values than
+    /// workers, which would leave a worker without any.
+    pub fn share(&self, index: usize, count: usize) -> Result<Data, DataError> {
+        let mut shared = self.clone();
+        for name in &self.split {
+            let values = shared.values.entry(name.clone()).or_default();
+            if values.len() < count {
+                return Err(DataError {
+                    key: format!("data.{name}"),
+                    message: format!(
+                        "{} value(s) split over {count} load workers leave some without any",
+                        values.len()
+                    ),
+                });
+            }
+            *values = values
+                .iter()
+                .skip(index)
+                .step_by(count.max(1))
+                .cloned()
+                .collect();
+        }
+        Ok(shared)
+    }
+
+    /// The variables written `{split: …}`, in order.
+    pub fn split_names(&self) -> impl Iterator<Item = &str> {
+        self.split.iter().map(String::as_str)
     }
 
     /// Data given directly, for callers that build a scenario in code; empty lists are dropped.
     pub fn from_values(values: impl IntoIterator<Item = (String, Vec<String>)>) -> Data {
         Data {
             values: values.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
+            split: BTreeSet::new(),
         }
     }
 
@@ -308,5 +376,37 @@ mod tests {
         assert!(e.message.contains("no column \"minutes\""), "{e}");
         let e = resolve("empty.csv");
         assert!(e.message.contains("no values"), "{e}");
+    }
+
+    #[test]
+    fn split_variables_give_each_worker_its_own_values() {
+        let split = source("{split: [a, b, c, d, e]}").unwrap();
+        assert_eq!(
+            split,
+            DataSource::Split(Box::new(DataSource::List(
+                ["a", "b", "c", "d", "e"].map(String::from).to_vec()
+            )))
+        );
+        assert_eq!(
+            serde_yaml::to_string(&split).unwrap(),
+            "split:\n- a\n- b\n- c\n- d\n- e\n"
+        );
+        let sources = BTreeMap::from([
+            ("seat".to_owned(), split),
+            ("city".to_owned(), source("[x, y]").unwrap()),
+        ]);
+        let data = Data::resolve(&sources, Path::new(".")).unwrap();
+        let shares: Vec<_> = (0..2).map(|k| data.share(k, 2).unwrap()).collect();
+        assert_eq!(shares[0].values("seat").unwrap(), ["a", "c", "e"]);
+        assert_eq!(shares[1].values("seat").unwrap(), ["b", "d"]);
+        assert_eq!(
+            shares[1].values("city").unwrap(),
+            ["x", "y"],
+            "not split: whole"
+        );
+        let err = data.share(0, 6).unwrap_err();
+        assert_eq!(err.key, "data.seat");
+        assert!(err.message.contains("5 value(s) split over 6"), "{err}");
+        assert!(source("{split: nope}").is_err());
     }
 }

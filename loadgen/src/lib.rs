@@ -39,7 +39,9 @@ mod session;
 mod slo;
 mod summary;
 mod template;
+mod worker;
 
 pub use command::LoadCommand;
 pub use runner::{run, RunError, RunOptions, RunResult, Target};
 pub use scenario::{LoadedScenario, Scenario, ScenarioError};
+pub use slo::{judge, SloVerdict};

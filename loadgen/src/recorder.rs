@@ -181,6 +181,16 @@ pub fn timeline_shape(duration: Duration) -> (Duration, usize) {
     (Duration::from_secs(width), points as usize)
 }
 
+/// The wall-clock time of `instant`, as this machine's clocks read them now.
+fn wall_time_of(instant: Instant) -> SystemTime {
+    let now = (Instant::now(), SystemTime::now());
+    if instant >= now.0 {
+        now.1 + (instant - now.0)
+    } else {
+        now.1 - (now.0 - instant)
+    }
+}
+
 impl Recorder {
     /// A recorder for `phases` phases of a run lasting `duration` from `start`.
     pub fn new(
@@ -211,7 +221,7 @@ impl Recorder {
                 .collect(),
             bucket: width,
             start,
-            wall_start: SystemTime::now(),
+            wall_start: wall_time_of(start),
             request_names,
             sent_total: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),

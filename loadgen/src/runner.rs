@@ -1,7 +1,8 @@
 //! Runs a scenario on Goose: every Goose user takes its next arrival from one shared pacer, so
 //! the offered rate follows the schedule whatever the system under test does (open model), and
 //! each latency is measured from the arrival's intended time as well as from the actual send.
-//! While it runs, the record as measured so far can be checkpointed.
+//! While it runs, the record as measured so far can be checkpointed. A load worker runs its
+//! share of the schedule from the run's common start (see [`crate::worker`]).
 
 use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use twinpeak_core::run::Arrivals;
+use twinpeak_core::run::WorkerMark;
 use twinpeak_core::sync::lock;
 use twinpeak_core::{PhaseRecord, RunRecord, RunTarget, SloRecord};
 
@@ -22,13 +23,23 @@ use crate::progress::ProgressReporter;
 use crate::recorder::Recorder;
 use crate::replay::ReplayEntry;
 use crate::scenario::{LoadedScenario, Scenario};
-use crate::schedule::{PhasePlan, Schedule};
+use crate::schedule::{PhasePlan, Schedule, Share};
 use crate::session::{goose_method, RequestPlan};
-use crate::slo::{evaluate, SloVerdict};
+use crate::slo::{judge, SloVerdict};
+use crate::worker::{note_late_start, WorkerPlan};
 
 /// Time between Goose's start of a run and its first arrival, beyond the time Goose takes to
 /// launch every user.
 const STARTUP_MARGIN: Duration = Duration::from_millis(250);
+
+/// With a common start, how much before it a worker starts Goose, beyond the time Goose takes
+/// to launch every user.
+const START_LEAD: Duration = Duration::from_secs(1);
+
+/// With a common start and several legs (targets), the time between the end of one leg's
+/// schedule and the start of the next, beyond the scenario's request timeout: every worker
+/// starts each leg at the same instant.
+const LEG_GAP: Duration = Duration::from_secs(3);
 
 /// A system the load goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +114,8 @@ pub enum RunError {
 struct Leg {
     /// The pacer and recorder, from the moment Goose starts the run.
     clock: OnceLock<Clocked>,
+    /// When the leg's schedule is to start on every load worker, if they share a start.
+    start_at: Option<Instant>,
     /// Set by [`Leg::stop`]: a clock started later stops at once.
     stopped: AtomicBool,
     schedule: Schedule,
@@ -123,10 +136,12 @@ struct Clocked {
 }
 
 impl Leg {
-    /// Starts the clock: the first arrival is due once every user is running.
+    /// Starts the clock: the first arrival is due once every user is running, and not before
+    /// the common start if there is one.
     fn begin(&self) -> &Clocked {
         let clocked = self.clock.get_or_init(|| {
-            let start = Instant::now() + self.hatch + STARTUP_MARGIN;
+            let ready = Instant::now() + self.hatch + STARTUP_MARGIN;
+            let start = self.start_at.map_or(ready, |at| at.max(ready));
             let phases = self.schedule.phases().len();
             Clocked {
                 recorder: Recorder::new(
@@ -152,6 +167,18 @@ impl Leg {
         }
     }
 
+    /// How much later than the common start the leg's schedule started.
+    fn late(&self) -> Option<Duration> {
+        let start_at = self.start_at?;
+        let clocked = self.clock.get()?;
+        Some(
+            clocked
+                .pacer
+                .start_instant()
+                .saturating_duration_since(start_at),
+        )
+    }
+
     /// The records of the leg's phases started so far.
     fn records(&self) -> Vec<PhaseRecord> {
         self.clock.get().map_or_else(Vec::new, |c| {
@@ -164,6 +191,8 @@ impl Leg {
 /// A run in progress: the record's own fields, the phases of the legs done, and the leg going.
 struct LiveRun {
     base: RunRecord,
+    /// The worker's mark, with what its legs' starts added to it.
+    worker: Mutex<Option<WorkerMark>>,
     done: Mutex<Vec<PhaseRecord>>,
     current: Mutex<Option<Arc<Leg>>>,
 }
@@ -174,6 +203,7 @@ impl LiveRun {
         let mut record = self.base.clone();
         record.ended_at = twinpeak_core::timestamp::rfc3339(SystemTime::now());
         record.phases = lock(&self.done).clone();
+        record.worker = lock(&self.worker).clone().map(Box::new);
         if let Some(leg) = lock(&self.current).as_ref() {
             record.phases.extend(leg.records());
         }
@@ -238,6 +268,7 @@ pub fn new_record(loaded: &LoadedScenario, options: &RunOptions, started: System
             url: t.url.clone(),
         })
         .collect();
+    record.thresholds = loaded.scenario.thresholds();
     record
 }
 
@@ -253,6 +284,20 @@ pub async fn run_checkpointed(
     options: &RunOptions,
     checkpoint: Option<Checkpoint>,
 ) -> Result<RunResult, RunError> {
+    let base = new_record(loaded, options, SystemTime::now());
+    run_share(loaded, options, checkpoint, base, None).await
+}
+
+/// Runs `worker`'s share of the scenario (all of it for `None`) as [`run_checkpointed`] does,
+/// into `base`: the record's own fields, as [`new_record`] makes them and the caller completed
+/// (the worker's mark).
+pub async fn run_share(
+    loaded: &LoadedScenario,
+    options: &RunOptions,
+    checkpoint: Option<Checkpoint>,
+    base: RunRecord,
+    worker: Option<&WorkerPlan>,
+) -> Result<RunResult, RunError> {
     let scenario = Arc::new(loaded.scenario.clone());
     for r in &scenario.requests {
         goose_method(&r.method)
@@ -261,7 +306,8 @@ pub async fn run_checkpointed(
     check_targets(&options.targets)?;
     let data = Arc::new(loaded.data.clone());
     let live = Arc::new(LiveRun {
-        base: new_record(loaded, options, SystemTime::now()),
+        worker: Mutex::new(base.worker.as_deref().cloned()),
+        base,
         done: Mutex::new(Vec::new()),
         current: Mutex::new(None),
     });
@@ -287,20 +333,36 @@ pub async fn run_checkpointed(
         }
         None => None,
     };
+    let mut start_at = worker.and_then(WorkerPlan::start_instant);
+    let share = worker.map_or(Share::WHOLE, |w| w.share);
     for (target, range) in legs {
         if crate::interrupt::interrupted() {
             break;
         }
         let target = &options.targets[target];
-        let phases = run_leg(&scenario, &data, target, range, options, &live).await?;
+        let leg_length: Duration = scenario.phases[range.clone()]
+            .iter()
+            .map(|p| p.duration)
+            .sum();
+        let phases = run_leg(
+            &scenario,
+            &data,
+            target,
+            range,
+            options,
+            &live,
+            (share, start_at),
+        )
+        .await?;
         lock(&live.done).extend(phases);
+        start_at = start_at.map(|at| at + leg_length + scenario.timeout + LEG_GAP);
     }
     if let Some(checkpointer) = checkpointer {
         checkpointer.finish();
     }
     let mut record = live.record();
     record.interrupted = crate::interrupt::signal().map(|s| s.name().to_owned());
-    let verdicts = judge(&scenario, &record, &options.targets);
+    let verdicts = judge(&record);
     record.slo = verdicts.iter().map(SloRecord::from).collect();
     Ok(RunResult {
         record,
@@ -309,31 +371,24 @@ pub async fn run_checkpointed(
     })
 }
 
-/// The SLO verdicts: per system for the whole run, and per phase.
-fn judge(scenario: &Scenario, record: &RunRecord, targets: &[Target]) -> Vec<SloVerdict> {
-    let mut verdicts = Vec::new();
-    for target in targets {
-        let mut all = Arrivals::default();
-        for spec in &scenario.phases {
-            let Some(phase) = record.phase(&spec.name, &target.name) else {
-                continue;
-            };
-            let Ok(arrivals) = Arrivals::of_phase(phase) else {
-                continue;
-            };
-            let _ = all.add(&arrivals);
-            if spec.slo.is_some() {
-                verdicts.extend(evaluate(
-                    &format!("phase {}", spec.name),
-                    &target.name,
-                    &scenario.slo_for(spec),
-                    &arrivals,
-                ));
-            }
-        }
-        verdicts.extend(evaluate("run", &target.name, &scenario.slo, &all));
-    }
-    verdicts
+/// The schedule of `share` of the scenario's `phases`.
+pub(crate) fn schedule_of(
+    scenario: &Scenario,
+    phases: std::ops::Range<usize>,
+    share: Share,
+) -> Result<Schedule, RunError> {
+    let plans: Vec<PhasePlan> = scenario.phases[phases]
+        .iter()
+        .map(|p| PhasePlan {
+            name: p.name.clone(),
+            duration: p.duration,
+            start_rps: p.rps.start * scenario.baseline_rps,
+            end_rps: p.rps.end * scenario.baseline_rps,
+        })
+        .collect();
+    Ok(Schedule::new(plans)
+        .map_err(|e| RunError::Schedule(e.to_string()))?
+        .share(share))
 }
 
 /// Runs some consecutive phases against one system.
@@ -344,22 +399,25 @@ async fn run_leg(
     phases: std::ops::Range<usize>,
     options: &RunOptions,
     live: &LiveRun,
+    (share, start_at): (Share, Option<Instant>),
 ) -> Result<Vec<PhaseRecord>, RunError> {
-    let plans: Vec<PhasePlan> = scenario.phases[phases.clone()]
-        .iter()
-        .map(|p| PhasePlan {
-            name: p.name.clone(),
-            duration: p.duration,
-            start_rps: p.rps.start * scenario.baseline_rps,
-            end_rps: p.rps.end * scenario.baseline_rps,
-        })
-        .collect();
-    let schedule = Schedule::new(plans).map_err(|e| RunError::Schedule(e.to_string()))?;
+    let schedule = schedule_of(scenario, phases.clone(), share)?;
     let total = schedule.total_duration();
     let users = scenario.max_users.max(1);
     let hatch = Duration::from_secs_f64(users as f64 / hatch_rate(users) as f64);
+    if let Some(at) = start_at {
+        // Goose starts just in time to have every user running by the common start.
+        let goose_start = at.checked_sub(hatch + STARTUP_MARGIN + START_LEAD);
+        if let Some(goose_start) = goose_start.filter(|&t| t > Instant::now()) {
+            tokio::select! {
+                () = tokio::time::sleep_until(goose_start.into()) => {}
+                () = crate::interrupt::stopping() => return Ok(Vec::new()),
+            }
+        }
+    }
     let leg = Arc::new(Leg {
         clock: OnceLock::new(),
+        start_at,
         stopped: AtomicBool::new(false),
         schedule,
         late_limit: options.late_limit,
@@ -403,9 +461,13 @@ async fn run_leg(
         Box::pin(async move { step(user, &leg).await })
     }))
     .set_name("arrival");
-    let run_time = (total + hatch + STARTUP_MARGIN + scenario.timeout + Duration::from_secs(2))
-        .as_secs()
-        .max(1) as usize;
+    let wait = start_at.map_or(Duration::ZERO, |at| {
+        at.saturating_duration_since(Instant::now())
+    });
+    let run_time =
+        (wait + total + hatch + STARTUP_MARGIN + scenario.timeout + Duration::from_secs(2))
+            .as_secs()
+            .max(1) as usize;
     let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
         .map_err(|e| RunError::Goose(e.to_string()))?
         .register_scenario(
@@ -422,6 +484,9 @@ async fn run_leg(
         reporter.finish();
     }
     let records = leg.records();
+    if let (Some(late), Some(mark)) = (leg.late(), lock(&live.worker).as_mut()) {
+        note_late_start(mark, late);
+    }
     *lock(&live.current) = None;
     result.map_err(|e| RunError::Goose(e.to_string()))?;
     Ok(records)

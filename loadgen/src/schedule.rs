@@ -3,7 +3,10 @@
 //! system meets the same load as a fast one and its queueing shows in the latencies.
 //!
 //! A [`Schedule`] says when the k-th arrival is due, and how many are due before any instant;
-//! the [`Pacer`](crate::pacer::Pacer) hands them out to the load users.
+//! the [`Pacer`](crate::pacer::Pacer) hands them out to the load users. A load worker's
+//! schedule is its [`Share`] of the run's: worker K of N takes the run's arrivals K, K + N,
+//! K + 2N, …, so each offers 1/N of the rate at every moment and together they send the run's
+//! schedule exactly.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -49,11 +52,43 @@ pub enum ScheduleError {
     },
 }
 
+/// Which of a run's arrivals a schedule holds: those whose index in the run is `index` modulo
+/// `count`. The whole run is share 0 of 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This share, from 0.
+    pub index: u64,
+    /// Shares the run is split into.
+    pub count: u64,
+}
+
+impl Share {
+    /// The whole run.
+    pub const WHOLE: Share = Share { index: 0, count: 1 };
+
+    /// How many of the run's first `n` arrivals are in this share.
+    fn of_first(self, n: u64) -> u64 {
+        if n <= self.index {
+            0
+        } else {
+            (n - self.index - 1) / self.count + 1
+        }
+    }
+
+    /// Index in the run of this share's `k`-th arrival.
+    fn run_index(self, k: u64) -> Option<u64> {
+        k.checked_mul(self.count)?.checked_add(self.index)
+    }
+}
+
 /// When one request is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrival {
-    /// Position in the run, from 0.
+    /// Position in this schedule (its share of the run), from 0.
     pub index: u64,
+    /// Position in the whole run, the same on every load worker: what picks the arrival's
+    /// requests. Equal to `index` for the whole run.
+    pub run_index: u64,
     /// Index of the phase it belongs to.
     pub phase: usize,
     /// When it is due, from the start of the run.
@@ -74,8 +109,11 @@ pub struct Schedule {
     starts: Vec<Duration>,
     /// Expected arrivals before each phase; one more entry for the whole run.
     expected_before: Vec<f64>,
-    /// Index of the first arrival of each phase; one more entry for the number of arrivals.
+    /// Index in the run of the first arrival of each phase; one more entry for the number of
+    /// the run's arrivals.
     first: Vec<u64>,
+    /// Which of the run's arrivals this schedule holds.
+    share: Share,
 }
 
 impl Schedule {
@@ -115,7 +153,20 @@ impl Schedule {
             starts,
             expected_before,
             first,
+            share: Share::WHOLE,
         })
+    }
+
+    /// This schedule's `share` of the run: the same phases, instants and rates, with the
+    /// arrivals of the other shares left out. A share `count` of 0, or an `index` not below it,
+    /// is taken as the whole run.
+    pub fn share(mut self, share: Share) -> Self {
+        self.share = if share.index < share.count {
+            share
+        } else {
+            Share::WHOLE
+        };
+        self
     }
 
     /// The phases, in order.
@@ -128,8 +179,13 @@ impl Schedule {
         self.starts.last().copied().unwrap_or_default()
     }
 
-    /// Number of arrivals in the whole run.
+    /// Number of arrivals in the schedule (its share of the run).
     pub fn total_arrivals(&self) -> u64 {
+        self.share.of_first(self.run_arrivals())
+    }
+
+    /// Number of arrivals in the whole run, of every share.
+    fn run_arrivals(&self) -> u64 {
         self.first.last().copied().unwrap_or_default()
     }
 
@@ -138,27 +194,41 @@ impl Schedule {
         self.phases.get(phase).map(|_| self.starts[phase])
     }
 
-    /// Requests `phase` is expected to hold: its mean rate × its duration (0 past the last phase).
+    /// Requests `phase` is expected to hold in this schedule: its mean rate × its duration, over
+    /// the number of shares (0 past the last phase).
     pub fn expected_count(&self, phase: usize) -> f64 {
         self.phases.get(phase).map_or(0.0, |_| {
-            self.expected_before[phase + 1] - self.expected_before[phase]
+            (self.expected_before[phase + 1] - self.expected_before[phase])
+                / self.share.count as f64
         })
     }
 
     /// Indices of the arrivals of `phase` (empty past the last phase).
     pub fn arrival_range(&self, phase: usize) -> Range<u64> {
         match self.phases.get(phase) {
-            Some(_) => self.first[phase]..self.first[phase + 1],
+            Some(_) => {
+                self.share.of_first(self.first[phase])..self.share.of_first(self.first[phase + 1])
+            }
             None => 0..0,
         }
     }
 
-    /// The `k`-th arrival of the run (from 0); `None` past the last one.
+    /// The `k`-th arrival of the schedule (from 0); `None` past the last one.
     ///
     /// Offsets never decrease with `k`, and each lies within its phase: at or after its start,
     /// before its end.
     pub fn arrival(&self, k: u64) -> Option<Arrival> {
-        if k >= self.total_arrivals() {
+        let run_index = self.share.run_index(k)?;
+        let arrival = self.run_arrival(run_index)?;
+        Some(Arrival {
+            index: k,
+            ..arrival
+        })
+    }
+
+    /// The `k`-th arrival of the whole run; `None` past the last one.
+    fn run_arrival(&self, k: u64) -> Option<Arrival> {
+        if k >= self.run_arrivals() {
             return None;
         }
         // The phase whose arrival range holds k: phases without arrivals are passed over.
@@ -172,21 +242,27 @@ impl Schedule {
             .min(plan.duration.saturating_sub(Duration::from_nanos(1)));
         Some(Arrival {
             index: k,
+            run_index: k,
             phase,
             offset: self.starts[phase] + within,
         })
     }
 
-    /// Number of arrivals due strictly before `offset` from the start of the run, which is also
-    /// the index of the first arrival due at or after it.
+    /// Number of the schedule's arrivals due strictly before `offset` from the start of the
+    /// run, which is also the index of its first arrival due at or after it.
+    pub fn arrivals_before(&self, offset: Duration) -> u64 {
+        self.share.of_first(self.run_arrivals_before(offset))
+    }
+
+    /// Number of the whole run's arrivals due strictly before `offset`.
     ///
     /// Constant time: the expected count by `offset` is computed from the rates, then set right
     /// against the arrivals' own offsets, which it is within one of (a binary search is the
     /// fallback should floating error ever put it further off).
-    pub fn arrivals_before(&self, offset: Duration) -> u64 {
+    fn run_arrivals_before(&self, offset: Duration) -> u64 {
         const STEPS: u32 = 8;
-        let total = self.total_arrivals();
-        let is_before = |k: u64| self.arrival(k).is_some_and(|a| a.offset < offset);
+        let total = self.run_arrivals();
+        let is_before = |k: u64| self.run_arrival(k).is_some_and(|a| a.offset < offset);
         let mut k = self.expected_by(offset).min(total);
         for _ in 0..STEPS {
             match () {
@@ -211,7 +287,7 @@ impl Schedule {
     fn expected_by(&self, offset: Duration) -> u64 {
         let phase = self.starts[1..].partition_point(|&end| end <= offset);
         let Some(plan) = self.phases.get(phase) else {
-            return self.total_arrivals();
+            return self.run_arrivals();
         };
         let t = offset.saturating_sub(self.starts[phase]).as_secs_f64();
         let duration = plan.duration.as_secs_f64();

@@ -75,15 +75,18 @@ impl RequestPlan {
             on_time: slot.handoff == Handoff::OnTime,
         };
         if let Some(entries) = &self.replay {
-            let entry = &entries[(slot.arrival.index % entries.len() as u64) as usize];
+            let entry = &entries[(slot.arrival.run_index % entries.len() as u64) as usize];
             send_replay(user, entry, &mut observation).await;
             observation.done = Instant::now();
             recorder.record(&observation);
             return;
         }
         let global_phase = self.first_phase + slot.arrival.phase;
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(arrival_seed(self.seed, global_phase, slot.arrival.index));
+        let mut rng = ChaCha8Rng::seed_from_u64(arrival_seed(
+            self.seed,
+            global_phase,
+            slot.arrival.run_index,
+        ));
         let Some(picked) = choose_request(&self.scenario.requests, &mut rng) else {
             return;
         };

@@ -8,12 +8,9 @@
 //! must never pass for want of data.
 
 use std::fmt;
-use std::time::Duration;
 
-use twinpeak_core::run::{Arrivals, Latency};
-use twinpeak_core::SloRecord;
-
-use crate::scenario::Slo;
+use twinpeak_core::run::{Arrivals, Latency, Thresholds};
+use twinpeak_core::{RunRecord, SloRecord};
 
 /// The outcome of one target for one system.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,13 +99,41 @@ impl From<&SloVerdict> for SloRecord {
     }
 }
 
+/// Every SLO verdict of `record` against the thresholds it carries: per system (those the
+/// record lists), per phase that sets its own thresholds, then for the whole run. The same
+/// whether the record is one machine's or merged from a run's load workers.
+pub fn judge(record: &RunRecord) -> Vec<SloVerdict> {
+    let thresholds = &record.thresholds;
+    let mut verdicts = Vec::new();
+    for target in &record.targets {
+        let mut all = Arrivals::default();
+        for phase in record.phases.iter().filter(|p| p.target == target.name) {
+            let Ok(arrivals) = Arrivals::of_phase(phase) else {
+                continue;
+            };
+            let _ = all.add(&arrivals);
+            if let Some(own) = thresholds.phases.get(&phase.name) {
+                let scope = format!("phase {}", phase.name);
+                verdicts.extend(evaluate(&scope, &target.name, own, &arrivals));
+            }
+        }
+        verdicts.extend(evaluate("run", &target.name, &thresholds.run, &all));
+    }
+    verdicts
+}
+
 /// Holds one system's `arrivals` in `scope` against the thresholds of `targets`, one verdict per
 /// threshold set.
 ///
 /// Latency targets fail when nothing was sent and nothing dropped, or when every request failed;
 /// and when the percentile is only a lower bound. The error-rate target fails when nothing was
 /// sent or dropped.
-pub fn evaluate(scope: &str, target: &str, targets: &Slo, arrivals: &Arrivals) -> Vec<SloVerdict> {
+pub fn evaluate(
+    scope: &str,
+    target: &str,
+    targets: &Thresholds,
+    arrivals: &Arrivals,
+) -> Vec<SloVerdict> {
     let verdict = |metric: &str, limit: f64, actual: Result<(f64, bool), &'static str>, unit| {
         let (actual, lower_bound, reason) = match actual {
             Ok((actual, bound)) => (actual, bound, None),
@@ -135,40 +160,38 @@ pub fn evaluate(scope: &str, target: &str, targets: &Slo, arrivals: &Arrivals) -
 
     let mut verdicts = Vec::new();
     for (metric, limit, quantile) in [
-        ("p50", targets.p50, Some(0.5)),
-        ("p95", targets.p95, Some(0.95)),
-        ("p99", targets.p99, Some(0.99)),
-        ("p999", targets.p999, Some(0.999)),
-        ("max", targets.max, None),
+        ("p50", targets.p50_ms, Some(0.5)),
+        ("p95", targets.p95_ms, Some(0.95)),
+        ("p99", targets.p99_ms, Some(0.99)),
+        ("p999", targets.p999_ms, Some(0.999)),
+        ("max", targets.max_ms, None),
     ] {
         if let Some(limit) = limit {
             let actual = latency_us(quantile)
                 .map(|latency: Latency| (latency.us() as f64 / 1_000.0, latency.is_lower_bound()));
-            verdicts.push(verdict(metric, millis(limit), actual, "ms"));
+            verdicts.push(verdict(metric, limit, actual, "ms"));
         }
     }
-    if let Some(limit) = targets.error_rate {
+    if let Some(limit) = targets.error_rate_pct {
         let actual = arrivals
             .error_rate()
             .map(|rate| (rate * 100.0, false))
             .ok_or("no requests sent");
-        verdicts.push(verdict("error_rate", limit.value(), actual, "%"));
+        verdicts.push(verdict("error_rate", limit, actual, "%"));
     }
     verdicts
-}
-
-/// `d` in milliseconds.
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1_000.0
 }
 
 #[cfg(test)]
 mod tests {
     use hdrhistogram::Histogram;
+    use std::time::Duration;
     use twinpeak_core::units::Percent;
+
     use twinpeak_core::{new_latency_histogram, record_saturating};
 
     use super::*;
+    use crate::scenario::Slo;
 
     fn ms(n: u64) -> Option<Duration> {
         Some(Duration::from_millis(n))
@@ -213,10 +236,10 @@ mod tests {
             p99: ms(200),
             ..Slo::default()
         };
-        let verdicts = evaluate("run", "legacy", &targets, &measured(1_000, 0));
+        let verdicts = evaluate("run", "legacy", &targets.thresholds(), &measured(1_000, 0));
         assert_eq!(verdicts.len(), 1);
         assert!(Slo::default().is_empty() && !targets.is_empty());
-        assert!(evaluate("run", "legacy", &Slo::default(), &measured(1_000, 0)).is_empty());
+        assert!(evaluate("run", "legacy", &Thresholds::default(), &measured(1_000, 0)).is_empty());
     }
 
     #[test]
@@ -229,7 +252,12 @@ mod tests {
             max: ms(1_000),
             error_rate: None,
         };
-        let verdicts = evaluate("phase peak", "rebuilt", &targets, &measured(1_000, 0));
+        let verdicts = evaluate(
+            "phase peak",
+            "rebuilt",
+            &targets.thresholds(),
+            &measured(1_000, 0),
+        );
         let outcomes: Vec<_> = verdicts
             .iter()
             .map(|v| (v.metric.as_str(), v.pass))
@@ -270,7 +298,7 @@ mod tests {
             error_rate: percent(1.0),
             ..Slo::default()
         };
-        let failing = &evaluate("run", "legacy", &targets, &measured(1_000, 25))[0];
+        let failing = &evaluate("run", "legacy", &targets.thresholds(), &measured(1_000, 25))[0];
         assert_eq!(
             (failing.limit, failing.actual, failing.pass),
             (1.0, 2.5, false)
@@ -279,7 +307,7 @@ mod tests {
             failing.to_string(),
             "FAIL run (legacy): error_rate 2.50% > 1.00% (+150%)"
         );
-        let passing = &evaluate("run", "legacy", &targets, &measured(1_000, 10))[0];
+        let passing = &evaluate("run", "legacy", &targets.thresholds(), &measured(1_000, 10))[0];
         assert!(passing.pass);
         assert_eq!(
             passing.to_string(),
@@ -294,7 +322,7 @@ mod tests {
             error_rate: percent(1.0),
             ..Slo::default()
         };
-        let verdicts = evaluate("run", "legacy", &targets, &Arrivals::default());
+        let verdicts = evaluate("run", "legacy", &targets.thresholds(), &Arrivals::default());
         assert!(verdicts
             .iter()
             .all(|v| !v.pass && v.reason == Some("no requests sent")));
@@ -309,7 +337,7 @@ mod tests {
             failed: 5,
             ..Arrivals::default()
         };
-        let verdicts = evaluate("run", "legacy", &targets, &all_failed);
+        let verdicts = evaluate("run", "legacy", &targets.thresholds(), &all_failed);
         let p99 = find(&verdicts, "p99");
         assert_eq!((p99.pass, p99.reason), (false, Some("no latency recorded")));
         assert_eq!(find(&verdicts, "error_rate").actual, 100.0);
@@ -321,7 +349,7 @@ mod tests {
             error_rate: percent(0.0),
             ..Slo::default()
         };
-        let verdict = &evaluate("run", "legacy", &targets, &measured(1_000, 1))[0];
+        let verdict = &evaluate("run", "legacy", &targets.thresholds(), &measured(1_000, 1))[0];
         assert_eq!(
             verdict.to_string(),
             "FAIL run (legacy): error_rate 0.10% > 0.00%"
@@ -334,7 +362,7 @@ mod tests {
             p99: ms(200),
             ..Slo::default()
         };
-        let verdict = &evaluate("run", "legacy", &targets, &measured(1_000, 0))[0];
+        let verdict = &evaluate("run", "legacy", &targets.thresholds(), &measured(1_000, 0))[0];
         let record = SloRecord::from(verdict);
         assert_eq!(
             (
@@ -368,7 +396,7 @@ mod tests {
             not_taken: 250,
             ..measured(1_000, 0)
         };
-        let verdicts = evaluate("run", "legacy", &targets, &saturated);
+        let verdicts = evaluate("run", "legacy", &targets.thresholds(), &saturated);
         let p50 = find(&verdicts, "p50");
         assert!(p50.pass && !p50.lower_bound, "{p50}");
         let p99 = find(&verdicts, "p99");

@@ -227,7 +227,7 @@ fn merge_run(
     mut members: Vec<FiledRecord>,
     others: Vec<(PathBuf, String)>,
 ) -> Result<MergedRun, FleetError> {
-    let mark = |r: &RunRecord| r.worker.clone().unwrap_or_default();
+    let mark = |r: &RunRecord| r.worker.as_deref().cloned().unwrap_or_default();
     let (first_path, first) = members[0].clone();
     let count = mark(&first).count;
     for (path, record) in &members[1..] {
@@ -305,7 +305,7 @@ fn merge_run(
 /// What `record`'s worker offered, phase by phase.
 fn health(path: &Path, record: &RunRecord) -> WorkerHealth {
     WorkerHealth {
-        mark: record.worker.clone().unwrap_or_default(),
+        mark: record.worker.as_deref().cloned().unwrap_or_default(),
         file: path.display().to_string(),
         phases: record.phases.iter().map(worker_phase).collect(),
     }
@@ -363,12 +363,12 @@ mod tests {
             requests: BTreeMap::from([("get".to_owned(), request)]),
             ..PhaseRecord::default()
         });
-        record.worker = Some(WorkerMark {
+        record.worker = Some(Box::new(WorkerMark {
             run_id: run_id.into(),
             index,
             count,
             ..WorkerMark::default()
-        });
+        }));
         (PathBuf::from(format!("{run_id}/w{index}/run.json")), record)
     }
 

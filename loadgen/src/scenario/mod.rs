@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use twinpeak_core::digest::hex_sha256;
+use twinpeak_core::run::{RunThresholds, Thresholds};
 use twinpeak_core::units::Percent;
 use twinpeak_core::yaml_error;
 
@@ -246,6 +247,20 @@ impl Scenario {
         phase.slo.map_or(self.slo, |own| own.or(&self.slo))
     }
 
+    /// Every threshold the scenario sets, as a run record carries them: the whole run's, and
+    /// each phase's that sets its own (see [`Scenario::slo_for`]).
+    pub fn thresholds(&self) -> RunThresholds {
+        RunThresholds {
+            run: self.slo.thresholds(),
+            phases: self
+                .phases
+                .iter()
+                .filter(|p| p.slo.is_some())
+                .map(|p| (p.name.clone(), self.slo_for(p).thresholds()))
+                .collect(),
+        }
+    }
+
     /// The scenario with every default filled in, as YAML.
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).expect("a scenario always serializes")
@@ -347,6 +362,20 @@ impl Slo {
     /// Whether no threshold is set.
     pub fn is_empty(&self) -> bool {
         *self == Slo::default()
+    }
+
+    /// The thresholds as a run record carries them: latencies in milliseconds, the error rate
+    /// in percent.
+    pub fn thresholds(&self) -> Thresholds {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1_000.0);
+        Thresholds {
+            p50_ms: ms(self.p50),
+            p95_ms: ms(self.p95),
+            p99_ms: ms(self.p99),
+            p999_ms: ms(self.p999),
+            max_ms: ms(self.max),
+            error_rate_pct: self.error_rate.map(|p| p.value()),
+        }
     }
 
     /// Each threshold set here, else the one from `fallback`.

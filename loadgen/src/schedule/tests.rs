@@ -213,3 +213,56 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn shares_interleave_into_the_whole_run(
+        phases in prop::collection::vec((0u64..3_000, 0.0f64..900.0, 0.0f64..900.0), 1..4),
+        count in 1u64..6,
+        probes in prop::collection::vec(0u64..10_000_000, 1..20)
+    ) {
+        let phases: Vec<_> = phases
+            .into_iter()
+            .map(|(ms, a, b)| phase("p", ms as f64 / 1_000.0, a, b))
+            .collect();
+        let whole = schedule(phases);
+        let shares: Vec<Schedule> = (0..count)
+            .map(|index| whole.clone().share(Share { index, count }))
+            .collect();
+        let mut joined: Vec<Arrival> = shares.iter().flat_map(all_arrivals).collect();
+        joined.sort_by_key(|a| a.run_index);
+        let expected: Vec<_> = all_arrivals(&whole);
+        prop_assert_eq!(joined.len(), expected.len());
+        for (ours, theirs) in joined.iter().zip(&expected) {
+            prop_assert_eq!((ours.run_index, ours.phase, ours.offset), (theirs.index, theirs.phase, theirs.offset));
+            prop_assert_eq!(ours.run_index % count, shares.iter().position(|s| s.arrival(ours.index) == Some(*ours)).unwrap() as u64);
+        }
+        for p in 0..whole.phases().len() {
+            let held: u64 = shares.iter().map(|s| s.arrival_range(p).end - s.arrival_range(p).start).sum();
+            prop_assert_eq!(held, whole.arrival_range(p).end - whole.arrival_range(p).start);
+            let expected: f64 = shares.iter().map(|s| s.expected_count(p)).sum();
+            prop_assert!((expected - whole.expected_count(p)).abs() < 1e-6);
+        }
+        for us in probes {
+            let offset = Duration::from_micros(us);
+            let before: u64 = shares.iter().map(|s| s.arrivals_before(offset)).sum();
+            prop_assert_eq!(before, whole.arrivals_before(offset));
+            for s in &shares {
+                let k = s.arrivals_before(offset);
+                prop_assert!(k == 0 || s.arrival(k - 1).unwrap().offset < offset);
+                prop_assert!(s.arrival(k).is_none_or(|a| a.offset >= offset));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_share_holds_every_nth_arrival() {
+    let s = schedule(vec![phase("flat", 1.0, 10.0, 10.0)]).share(Share { index: 1, count: 4 });
+    let picked: Vec<_> = all_arrivals(&s)
+        .iter()
+        .map(|a| (a.index, a.run_index))
+        .collect();
+    assert_eq!(picked, [(0, 1), (1, 5), (2, 9)]);
+    assert_eq!(s.arrival(0).unwrap().offset, Duration::from_millis(100));
+}

@@ -16,7 +16,7 @@ use super::prose::{self, Facts};
 use super::runs::{before_and_after, Runs};
 use super::slo::{self, Limits};
 use super::snapshots::Snapshots;
-use super::{health, Charts, Input, ReportError};
+use super::{health, workers, Charts, Input, ReportError};
 
 /// The report of `inputs`: its model and its charts.
 pub(super) fn build(inputs: Vec<(PathBuf, Input)>) -> Result<(Summary, Charts), ReportError> {
@@ -106,6 +106,7 @@ impl Default for Page {
                 charts: Vec::new(),
                 reproducibility: Reproducibility::default(),
                 health: Vec::new(),
+                workers: Vec::new(),
                 inputs: Vec::new(),
                 notes: Vec::new(),
             },
@@ -163,6 +164,7 @@ impl Page {
         };
         s.slo = slo::rows(runs, &limits, Some(&before), after.as_deref())?;
         s.health = health::rows(runs)?;
+        s.workers = workers::rows(runs);
         self.basis = "Latency is corrected for coordinated omission: each request is timed from \
                       the moment the scenario's schedule made it due, over every request of the \
                       run."

@@ -27,6 +27,7 @@ mod runs;
 mod slo;
 mod snapshots;
 mod table;
+mod workers;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,8 @@ pub use input::{read_input, Input};
 pub use model::{
     CanaryChange, CanaryReasonRow, CanaryRollback, CanaryView, Change, ChartInfo, Column,
     DeltaView, DiffRouteRow, DiffView, FieldRow, Figure, Headline, HeadlineRow, HealthRow,
-    InputInfo, Outcome, Reproducibility, RouteRow, SloCell, SloRow, Summary, SUMMARY_SCHEMA,
+    InputInfo, Outcome, Reproducibility, RouteRow, SloCell, SloRow, Summary, WorkerRow,
+    SUMMARY_SCHEMA,
 };
 
 /// A built report: the computed figures and the charts drawn from them.

@@ -34,6 +34,9 @@ pub struct Summary {
     pub reproducibility: Reproducibility,
     /// Whether the load generator kept up, per phase and system.
     pub health: Vec<HealthRow>,
+    /// For a run spread over load workers, each worker's generator, per phase and system.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerRow>,
     /// The files the report was built from.
     pub inputs: Vec<InputInfo>,
     /// Remarks on what the report left out or how it read the inputs.
@@ -421,6 +424,41 @@ pub struct HealthRow {
     /// arrivals fell due, and how many it could not take; `None` when it took them all.
     pub saturated: Option<String>,
     /// What looks wrong with the generator, in words; empty when it kept up.
+    pub warnings: Vec<String>,
+}
+
+/// What one load worker of a run offered in one phase against one system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    /// The worker, `K/N` (K from 0).
+    pub worker: String,
+    /// Its record file.
+    pub file: String,
+    /// Phase name.
+    pub phase: String,
+    /// System name.
+    pub target: String,
+    /// Its share of the schedule's rate.
+    pub intended: Figure,
+    /// Rate it sent.
+    pub achieved: Figure,
+    /// `achieved` over `intended`, e.g. `99.8%`.
+    pub achieved_share: String,
+    /// Requests it sent.
+    pub sent: Figure,
+    /// Arrivals it dropped with every user busy waiting for the system.
+    pub not_taken: Figure,
+    /// Arrivals it was itself too late for.
+    pub dropped_by_generator: Figure,
+    /// Arrivals it sent late, every user busy.
+    pub queued: Figure,
+    /// Median of its scheduling lag.
+    pub lag_p50: Figure,
+    /// 99th percentile of its scheduling lag.
+    pub lag_p99: Figure,
+    /// How it started: `on time`, or how late and how far its clock was off.
+    pub start: String,
+    /// What was wrong with its start, in words.
     pub warnings: Vec<String>,
 }
 
