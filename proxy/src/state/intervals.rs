@@ -67,7 +67,7 @@ pub struct IntervalWindow {
 
 impl IntervalWindow {
     /// Adds another replica's window of the same interval.
-    pub fn add(&mut self, other: &IntervalWindow) -> Result<(), String> {
+    pub(crate) fn add(&mut self, other: &IntervalWindow) -> Result<(), String> {
         self.primary.add(&other.primary)?;
         self.candidate.add(&other.candidate)?;
         self.compared += other.compared;
