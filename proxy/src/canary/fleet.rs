@@ -26,8 +26,8 @@ use super::window::{PairWindow, SideWindow};
 use super::{AdminAction, Canary, Refused, HISTORY_LIMIT};
 use crate::comparison::store::DiffWindow;
 use crate::state::{
-    interval_of, interval_start, AuditEntry, CanaryRecord, CanaryRow, CanaryUpdate, IntervalWindow,
-    SharedStore, SideCounts, StateError, Store,
+    interval_of, interval_start, AuditEntry, CanaryChange, CanaryRecord, CanaryRow, CanaryUpdate,
+    IntervalWindow, SharedStore, SideCounts, StateError, Store,
 };
 
 /// How often a replica looks for a new decision.
@@ -52,6 +52,24 @@ pub enum FleetRefusal {
     /// The state store could not take it: nothing changed on any replica.
     #[error("the change was not made: the state store cannot be reached ({0})")]
     Store(String),
+    /// The fleet's canary follows another plan (written by the named replica): a replica of
+    /// another configuration changes nothing.
+    #[error("the change was not made: {}", other_plan(.0))]
+    OtherPlan(String),
+}
+
+/// Why a replica leaves the fleet's canary alone: the row follows another plan, written by
+/// `by`.
+fn other_plan(by: &str) -> String {
+    format!(
+        "another plan in force (written by {by}): this replica's canary configuration differs, \
+         so it neither judges nor takes up the fleet's decisions"
+    )
+}
+
+/// Whether `row` follows another plan than `plan`.
+fn follows_other_plan(row: Option<&CanaryRow>, plan: &str) -> bool {
+    row.is_some_and(|row| row.record.plan != plan)
 }
 
 /// The canary's link to the state store.
@@ -79,7 +97,7 @@ fn key(entry: &CanaryDecision) -> String {
 fn keep_judge_fields(record: CanaryRecord, row: Option<&CanaryRow>) -> CanaryRecord {
     match row {
         Some(row) => CanaryRecord {
-            judged_interval: row.record.judged_interval,
+            judged_until_ms: row.record.judged_until_ms,
             judged_at: row.record.judged_at.clone(),
             holding: row.record.holding.clone(),
             ..record
@@ -113,10 +131,11 @@ impl Fleet {
                 row
             }
             stale => {
-                if stale.is_some() {
+                let mut start = canary.history().decisions;
+                if let Some(stale) = &stale {
                     log::info!("canary: the stored canary followed another plan; it starts over");
+                    start.extend(keep_stopped(&canary, &stale.record, now));
                 }
-                let start = canary.history().decisions;
                 let record = canary.record_now();
                 let written = store.change_canary(|current| match current {
                     Some(row) if row.record.plan == plan => None,
@@ -149,6 +168,8 @@ impl Fleet {
         })
     }
 
+    /// Remembers entries written from here (once written: an entry never written must not
+    /// hide the same entry read back).
     fn remember(own: &Mutex<VecDeque<String>>, entries: &[CanaryDecision]) {
         let mut own = lock(own);
         for entry in entries {
@@ -161,28 +182,39 @@ impl Fleet {
 
     /// Applies an operator's change to the fleet's canary: written to the store once (with
     /// its audit entry), then in force here; the other replicas take it up within [`POLL`].
+    /// A replica whose plan is not the fleet's changes nothing.
     pub async fn admin(&self, action: AdminAction, who: &str) -> Result<String, FleetRefusal> {
         let canary = self.canary.clone();
         let own = self.own.clone();
         let who = who.to_string();
-        let outcome = Arc::new(Mutex::new(None));
-        let worked_out = outcome.clone();
-        let written = self
+        let (row, change) = self
             .store
             .call(move |store| {
-                store.change_canary(|row| {
-                    let now = SystemTime::now();
-                    let machine = row
-                        .map(|r| canary.machine_of(&r.record, now))
-                        .unwrap_or_else(|| canary.machine());
-                    let change = canary.work_out_admin(&machine, action, &who, now);
-                    let update = change.as_ref().ok().map(|change| {
-                        Fleet::remember(&own, std::slice::from_ref(&change.entry));
+                let plan = canary.plan();
+                let mut refusal = None;
+                let changed = store
+                    .change_canary_with(|row| {
+                        refusal = None;
+                        if follows_other_plan(row, &plan) {
+                            refusal = row.map(|r| FleetRefusal::OtherPlan(r.updated_by.clone()));
+                            return None;
+                        }
+                        let now = SystemTime::now();
+                        let machine = row
+                            .map(|r| canary.machine_of(&r.record, now))
+                            .unwrap_or_else(|| canary.machine());
+                        let change = match canary.work_out_admin(&machine, action, &who, now) {
+                            Ok(change) => change,
+                            Err(refused) => {
+                                refusal = Some(refused.into());
+                                return None;
+                            }
+                        };
                         let record = CanaryRecord {
-                            plan: canary.plan(),
+                            plan: plan.clone(),
                             ..change.after.to_record()
                         };
-                        CanaryUpdate {
+                        let update = CanaryUpdate {
                             record: keep_judge_fields(record, row),
                             decisions: vec![change.entry.clone()],
                             audit: Some(AuditEntry {
@@ -191,27 +223,30 @@ impl Fleet {
                                 action: action.as_str().to_string(),
                                 summary: change.text.clone(),
                             }),
-                        }
-                    });
-                    *lock(&worked_out) = Some(change);
-                    update
-                })
+                        };
+                        Some((update, change))
+                    })
+                    .map_err(|e| FleetRefusal::Store(e.to_string()))?;
+                match changed {
+                    CanaryChange::Written { row, outcome } => {
+                        Fleet::remember(&own, std::slice::from_ref(&outcome.entry));
+                        Ok((row, outcome))
+                    }
+                    CanaryChange::Unchanged(_) => {
+                        Err(refusal.unwrap_or_else(|| FleetRefusal::Store("no canary row".into())))
+                    }
+                }
             })
-            .await
-            .map_err(|e| FleetRefusal::Store(e.to_string()))?;
-        let change = lock(&outcome)
-            .take()
-            .ok_or_else(|| FleetRefusal::Store("no canary row".into()))??;
+            .await?;
         self.canary.adopt(change.after.clone());
         self.canary.report_admin(&change);
-        if let Some(row) = written {
-            lock(&self.applied).generation = Some(row.generation);
-        }
+        lock(&self.applied).generation = Some(row.generation);
         Ok(change.text)
     }
 
-    /// Takes up a decision made elsewhere, if the row moved: the machine, and the history
-    /// entries not made here. Returns the row read, if any.
+    /// Takes up a decision made elsewhere, if the row moved: the machine (unless the row
+    /// follows another plan), and the history entries not made here. Returns the row read,
+    /// if any.
     async fn poll(&self) -> Result<Option<CanaryRow>, StateError> {
         let applied = *lock(&self.applied);
         let generation = self.store.call(|s| s.canary_generation()).await?;
@@ -229,16 +264,24 @@ impl Fleet {
         let Some(row) = row else {
             return Ok(None);
         };
-        let machine = self.canary.machine_of(&row.record, SystemTime::now());
-        let before = self.canary.weight();
-        if machine.weight() != before {
-            log::info!(
-                "canary: weight {before} → {} as decided on {}",
-                machine.weight(),
-                row.updated_by
+        if follows_other_plan(Some(&row), &self.canary.plan()) {
+            log::warn!(
+                "canary: {}; the weight stays {}",
+                other_plan(&row.updated_by),
+                self.canary.weight()
             );
+        } else {
+            let machine = self.canary.machine_of(&row.record, SystemTime::now());
+            let before = self.canary.weight();
+            if machine.weight() != before {
+                log::info!(
+                    "canary: weight {before} → {} as decided on {}",
+                    machine.weight(),
+                    row.updated_by
+                );
+            }
+            self.canary.adopt(machine);
         }
-        self.canary.adopt(machine);
         let own: BTreeSet<String> = lock(&self.own).iter().cloned().collect();
         let mut applied = lock(&self.applied);
         applied.generation = Some(row.generation);
@@ -271,29 +314,42 @@ impl Fleet {
     /// Judges interval `seq` over every replica's rows, or says why it cannot.
     async fn judge(&self, seq: i64) -> Result<(), String> {
         let width = self.canary.interval();
-        let rows = self
+        let since = interval_start(seq - EXPECTED_WITHIN, width);
+        let (rows, widths) = self
             .store
-            .call(move |s| s.intervals(width, seq - EXPECTED_WITHIN, seq))
+            .call(move |s| {
+                let rows = s.intervals(width, seq - EXPECTED_WITHIN, seq)?;
+                Ok::<_, StateError>((rows, s.interval_widths(since)?))
+            })
             .await
             .map_err(|e| format!("the state store cannot be reached ({e})"))?;
+        one_width(&widths, width)?;
         let fleet = fleet_window(&rows, seq)?;
         let (window, diff) = from_stored(&fleet.window);
         let decision = self.canary.judge(&window, diff);
+        let start = interval_start(seq, width);
         let note = format!(
             " [interval {} over {} replica{}: {}]",
-            rfc3339(interval_start(seq, width)),
+            rfc3339(start),
             fleet.replicas.len(),
             if fleet.replicas.len() == 1 { "" } else { "s" },
             fleet.replicas.join(", ")
         );
+        let end = interval_start(seq + 1, width);
         let canary = self.canary.clone();
         let own = self.own.clone();
-        let outcome = Arc::new(Mutex::new(None));
-        let worked_out = outcome.clone();
-        self.store
+        let (changed, refusal) = self
+            .store
             .call(move |store| {
-                store.change_canary(|row| {
-                    if row.and_then(|r| r.record.judged_interval) >= Some(seq) {
+                let plan = canary.plan();
+                let mut refusal = None;
+                let changed = store.change_canary_with(|row| {
+                    refusal = None;
+                    if follows_other_plan(row, &plan) {
+                        refusal = row.map(|r| other_plan(&r.updated_by));
+                        return None;
+                    }
+                    if row.is_some_and(|r| r.record.judged_since(start)) {
                         return None;
                     }
                     let now = SystemTime::now();
@@ -301,29 +357,35 @@ impl Fleet {
                         .map(|r| canary.machine_of(&r.record, now))
                         .unwrap_or_else(|| canary.machine());
                     let judgement = canary.work_out(&machine, decision.clone(), now, &note);
-                    let entries: Vec<CanaryDecision> =
-                        judgement.entries.iter().map(|(_, e)| e.clone()).collect();
-                    Fleet::remember(&own, &entries);
-                    let record = CanaryRecord {
-                        plan: canary.plan(),
-                        judged_interval: Some(seq),
+                    let mut record = CanaryRecord {
+                        plan: plan.clone(),
                         judged_at: rfc3339(now),
                         holding: String::new(),
                         ..judgement.after.to_record()
                     };
-                    *lock(&worked_out) = Some(judgement);
-                    Some(CanaryUpdate {
+                    record.judged_until(end);
+                    let update = CanaryUpdate {
                         record,
-                        decisions: entries,
+                        decisions: judgement.entries.iter().map(|(_, e)| e.clone()).collect(),
                         audit: None,
-                    })
-                })
+                    };
+                    Some((update, judgement))
+                })?;
+                if let CanaryChange::Written { outcome, .. } = &changed {
+                    let entries: Vec<CanaryDecision> =
+                        outcome.entries.iter().map(|(_, e)| e.clone()).collect();
+                    Fleet::remember(&own, &entries);
+                }
+                Ok::<_, StateError>((changed, refusal))
             })
             .await
             .map_err(|e| format!("the verdict could not be written ({e})"))?;
-        if let Some(judgement) = lock(&outcome).take() {
-            self.canary.adopt(judgement.after.clone());
-            self.canary.report(&judgement);
+        if let Some(reason) = refusal {
+            return Err(reason);
+        }
+        if let CanaryChange::Written { outcome, .. } = changed {
+            self.canary.adopt(outcome.after.clone());
+            self.canary.report(&outcome);
         }
         Ok(())
     }
@@ -340,17 +402,17 @@ impl Fleet {
         }
     }
 
-    /// Records in the row that the judge holds, and why (once, when it begins to).
+    /// Records in the row that the judge holds, and why (once, when it begins to); not in a
+    /// row of another plan.
     async fn hold(&self, reason: String) {
         let canary = self.canary.clone();
         let own = self.own.clone();
-        let entry = Arc::new(Mutex::new(None));
-        let held = entry.clone();
         let written = self
             .store
             .call(move |store| {
-                store.change_canary(|row| {
-                    let row = row?;
+                let plan = canary.plan();
+                let changed = store.change_canary_with(|row| {
+                    let row = row.filter(|r| !follows_other_plan(Some(r), &plan))?;
                     if row.record.holding == reason {
                         return None;
                     }
@@ -364,26 +426,26 @@ impl Fleet {
                         summary: format!("hold at weight {}: {reason}", machine.weight()),
                         reasons: Vec::new(),
                     };
-                    Fleet::remember(&own, std::slice::from_ref(&entry));
-                    *lock(&held) = Some(entry.clone());
-                    Some(CanaryUpdate {
+                    let update = CanaryUpdate {
                         record: CanaryRecord {
                             holding: reason.clone(),
                             judged_at: rfc3339(SystemTime::now()),
                             ..row.record.clone()
                         },
-                        decisions: vec![entry],
+                        decisions: vec![entry.clone()],
                         audit: None,
-                    })
-                })
+                    };
+                    Some((update, entry))
+                })?;
+                if let CanaryChange::Written { outcome, .. } = &changed {
+                    Fleet::remember(&own, std::slice::from_ref(outcome));
+                }
+                Ok::<_, StateError>(changed)
             })
             .await;
         match written {
-            Ok(_) => {
-                if let Some(entry) = lock(&entry).take() {
-                    self.canary.absorb(vec![entry]);
-                }
-            }
+            Ok(CanaryChange::Written { outcome, .. }) => self.canary.absorb(vec![outcome]),
+            Ok(CanaryChange::Unchanged(_)) => {}
             Err(e) => log::debug!("canary: could not record the hold: {e}"),
         }
     }
@@ -472,7 +534,9 @@ impl Fleet {
             let holding = holding(
                 store_error.as_deref(),
                 judge_problem.as_deref(),
-                last_row.as_ref(),
+                last_row
+                    .as_ref()
+                    .map(|row| (row, follows_other_plan(Some(row), &self.canary.plan()))),
                 interval * EXPECTED_WITHIN as u32 + grace * 2,
             );
             self.canary.set_standing(|s| s.holding = holding);
@@ -497,21 +561,25 @@ impl Fleet {
     }
 }
 
-/// Why the weight holds, if it does: the store away, the judge unable to judge, or no
-/// judgement for longer than `stale`.
+/// Why the weight holds, if it does: the store away, the judge unable to judge, the row read
+/// (with whether it follows another plan) of another plan or holding, or no judgement for
+/// longer than `stale`.
 fn holding(
     store_error: Option<&str>,
     judge_problem: Option<&str>,
-    row: Option<&CanaryRow>,
+    row: Option<(&CanaryRow, bool)>,
     stale: Duration,
 ) -> Option<String> {
     if let Some(e) = store_error {
         return Some(format!("the state store cannot be reached ({e})"));
     }
+    if let Some((row, true)) = row {
+        return Some(other_plan(&row.updated_by));
+    }
     if let Some(problem) = judge_problem {
         return Some(problem.to_string());
     }
-    let row = row?;
+    let (row, _) = row?;
     if !row.record.holding.is_empty() {
         return Some(row.record.holding.clone());
     }
@@ -525,6 +593,46 @@ fn until_next_interval(width: Duration) -> Duration {
     let now = SystemTime::now();
     let next = interval_start(interval_of(now, width) + 1, width);
     next.duration_since(now).unwrap_or_default()
+}
+
+/// Refuses to judge while a replica counts judge intervals of another width than `width`
+/// (`widths`: every replica that wrote one lately, with the width of its newest): the judge
+/// would add only part of the fleet's traffic, and could not tell a replica missing.
+pub fn one_width(widths: &BTreeMap<String, Duration>, width: Duration) -> Result<(), String> {
+    let others: Vec<String> = widths
+        .iter()
+        .filter(|(_, w)| **w != width)
+        .map(|(replica, w)| format!("{replica} ({w:?})"))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "judge.interval differs across the fleet: this judge's intervals are {width:?}, \
+         other widths from {}",
+        others.join(", ")
+    ))
+}
+
+/// A canary stopped under the stored plan (rolled back or paused) stays stopped when another
+/// plan starts over: the new plan's machine is put in force rolled back or paused, and the
+/// history entry that says so returned. A config rollout never undoes a rollback.
+fn keep_stopped(canary: &Canary, stored: &CanaryRecord, now: SystemTime) -> Option<CanaryDecision> {
+    let mut machine = canary.machine();
+    let (decision, text) = match stored.state.as_str() {
+        "rolled_back" => ("rollback", machine.rollback(now).ok()?),
+        "paused" => ("pause", machine.pause().ok()?),
+        _ => return None,
+    };
+    let summary = format!(
+        "{text}: the canary was {} under the plan before, and the new plan starts so; \
+         resume to run it",
+        stored.state.replace('_', " ")
+    );
+    log::warn!("canary: {summary}");
+    let entry = canary.entry(decision, "config", &machine, summary, Vec::new());
+    canary.adopt(machine);
+    Some(entry)
 }
 
 /// Every replica's rows of one interval, added.
@@ -624,35 +732,4 @@ impl BackgroundService for FleetService {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn window(candidate: u64, errors: u64) -> IntervalWindow {
-        let mut w = IntervalWindow::default();
-        w.candidate.requests = candidate;
-        w.candidate.errors = errors;
-        w.primary.requests = candidate * 4;
-        w
-    }
-
-    #[test]
-    fn the_fleet_window_adds_every_replica_and_refuses_a_missing_one() {
-        let mut rows: BTreeMap<i64, BTreeMap<String, IntervalWindow>> = BTreeMap::new();
-        for (seq, replicas) in [(7, vec!["a", "b"]), (8, vec!["a", "b", "c"])] {
-            for (i, r) in replicas.into_iter().enumerate() {
-                rows.entry(seq)
-                    .or_default()
-                    .insert(r.to_string(), window(10 * (i as u64 + 1), i as u64));
-            }
-        }
-        let fleet = fleet_window(&rows, 8).unwrap();
-        assert_eq!(fleet.replicas, ["a", "b", "c"]);
-        assert_eq!(fleet.window.candidate.requests, 60);
-        assert_eq!(fleet.window.candidate.errors, 3);
-        assert_eq!(fleet.window.primary.requests, 240);
-        rows.get_mut(&8).unwrap().remove("b");
-        let refused = fleet_window(&rows, 8).unwrap_err();
-        assert!(refused.contains("from b"), "{refused}");
-        assert!(fleet_window(&rows, 9).is_err());
-    }
-}
+mod tests;

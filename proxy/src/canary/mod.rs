@@ -687,7 +687,7 @@ mod tests {
     use crate::routes::RouteTable;
     use crate::sampling::headers;
 
-    fn canary(text: &str) -> Canary {
+    pub(crate) fn canary(text: &str) -> Canary {
         let routes = RouteTable::new(&[]);
         let stats = Arc::new(Stats::new(&routes, 1, true));
         let comparisons = Arc::new(DiffStore::new(

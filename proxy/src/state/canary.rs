@@ -36,14 +36,30 @@ pub struct CanaryRecord {
     /// The weight before the last rollback.
     pub weight_before_rollback: f64,
     /// A digest of the plan this state follows (candidate, weight, ramp): a replica started
-    /// with another plan starts the canary over.
+    /// with another plan starts the canary over, and a replica of another plan never writes it.
     pub plan: String,
-    /// The last judge interval judged (none yet: `None`), so no interval is judged twice.
-    pub judged_interval: Option<i64>,
+    /// When the last judged interval ended (Unix ms, wall clock; none yet: `None`): an
+    /// interval that starts before it is not judged, so no traffic is judged twice, whatever
+    /// the judge interval was then and is now.
+    pub judged_until_ms: Option<i64>,
     /// When the judge last judged (RFC 3339), or last tried to.
     pub judged_at: String,
     /// Why the judge holds the weight (no fresh judgement possible), empty when it does not.
     pub holding: String,
+}
+
+impl CanaryRecord {
+    /// Whether traffic at `start` was judged already: the last judged interval ended after
+    /// it (wall clock, so it holds across a change of the judge interval).
+    pub fn judged_since(&self, start: SystemTime) -> bool {
+        self.judged_until_ms
+            .is_some_and(|until| until > unix_ms(start))
+    }
+
+    /// Records that the interval judged ended at `end`.
+    pub fn judged_until(&mut self, end: SystemTime) {
+        self.judged_until_ms = Some(unix_ms(end));
+    }
 }
 
 /// The stored canary row.
@@ -175,6 +191,8 @@ pub(crate) fn generation(conn: &mut dyn Conn) -> Result<Option<u64>, DbError> {
 
 /// Writes `update` if the row is still at generation `expected` (`None`: no row yet), with
 /// its decisions and audit entry, in one transaction; keeps the newest `max_history` of each.
+/// A write that committed is never reported as failed: the row written is what was written,
+/// and a conflict's row is read in the same transaction.
 pub(crate) fn write(
     conn: &mut dyn Conn,
     replica: &str,
@@ -184,7 +202,7 @@ pub(crate) fn write(
 ) -> Result<CanaryWrite, DbError> {
     let now = SystemTime::now();
     let record = serde_json::to_string(&update.record).expect("the canary record encodes");
-    let written = transaction(conn, |conn| {
+    transaction(conn, |conn| {
         let changed = match expected {
             None => conn.execute(
                 "INSERT INTO twinpeak_canary (name, generation, record, updated_ms, updated_by) \
@@ -209,7 +227,7 @@ pub(crate) fn write(
             )?,
         };
         if changed == 0 {
-            return Ok(false);
+            return Ok(CanaryWrite::Conflict(read(conn)?));
         }
         for decision in &update.decisions {
             conn.execute(
@@ -243,12 +261,12 @@ pub(crate) fn write(
                 &[keep.into()],
             )?;
         }
-        Ok::<_, DbError>(true)
-    })?;
-    let row = read(conn)?;
-    Ok(match (written, row) {
-        (true, Some(row)) => CanaryWrite::Written(row),
-        (_, row) => CanaryWrite::Conflict(row),
+        Ok(CanaryWrite::Written(CanaryRow {
+            generation: expected.map_or(1, |g| g + 1),
+            record: update.record.clone(),
+            updated_at: from_unix_ms(unix_ms(now)),
+            updated_by: replica.to_string(),
+        }))
     })
 }
 

@@ -201,6 +201,43 @@ pub(crate) fn read(
     Ok(out)
 }
 
+/// Every replica that wrote an interval row at or after `since` (its clock), with the width
+/// of its newest one: whether the fleet counts intervals of one width.
+pub(crate) fn widths(
+    conn: &mut dyn Conn,
+    since: SystemTime,
+) -> Result<BTreeMap<String, Duration>, DbError> {
+    let rows = conn.query(
+        "SELECT replica, width_ms, MAX(written_ms) FROM twinpeak_intervals \
+         WHERE written_ms >= $1 GROUP BY replica, width_ms",
+        &[unix_ms(since).into()],
+    )?;
+    let mut newest: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for row in rows {
+        let mut row = row.into_iter();
+        let (Some(replica), Some(width), Some(written)) = (
+            row.next().and_then(Value::into_text),
+            row.next().and_then(|v| v.int()),
+            row.next().and_then(|v| v.int()),
+        ) else {
+            continue;
+        };
+        let entry = newest.entry(replica).or_insert((written, width));
+        if written > entry.0 {
+            *entry = (written, width);
+        }
+    }
+    Ok(newest
+        .into_iter()
+        .map(|(replica, (_, width))| {
+            (
+                replica,
+                Duration::from_millis(u64::try_from(width).unwrap_or(0)),
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

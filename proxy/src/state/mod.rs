@@ -92,6 +92,20 @@ impl Health {
     }
 }
 
+/// What a [`Store::change_canary_with`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CanaryChange<T> {
+    /// The update worked out on the row as it then was is written.
+    Written {
+        /// The row as written.
+        row: CanaryRow,
+        /// What was worked out with the update written.
+        outcome: T,
+    },
+    /// Nothing was written: the row as it is (none yet: `None`).
+    Unchanged(Option<CanaryRow>),
+}
+
 /// What became of a batch handed to [`Store::flush`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flushed {
@@ -227,46 +241,33 @@ impl Store {
         schema::version(self.conn.as_mut()).map_err(|e| self.failed(e))
     }
 
-    fn failed(&mut self, source: DbError) -> StateError {
-        self.health.up = false;
-        self.health.last_error = Some(source.to_string());
+    fn failed(&self, source: DbError) -> StateError {
         StateError::Database {
             location: self.location.clone(),
             source,
         }
     }
 
-    fn succeeded(&mut self) {
-        self.health.up = true;
-        self.health.last_error = None;
-    }
-
-    /// Writes `batch` with anything buffered before it, in one transaction that also coarsens
-    /// old windows and deletes expired ones (an empty batch still does, and so shows the
-    /// database is reachable). While the database cannot be reached, keeps it in the buffer
-    /// (merged, bounded) and tries again after a backoff; never fails.
+    /// Writes `batch` in one transaction that also coarsens old windows and deletes expired
+    /// ones (an empty batch still does, and so shows the database is reachable); anything
+    /// buffered is written first, in a transaction of its own, so the flush on which the
+    /// database returns writes its batch too even when the buffer is full. While the database
+    /// cannot be reached, keeps the batch in the buffer (merged, bounded) and tries again after
+    /// a backoff; never fails.
     pub fn flush(&mut self, batch: &Batch) -> Flushed {
         let now = Instant::now();
-        let ready = self.backoff.ready(now);
-        if self.pending.is_empty() {
-            if ready && self.write(Rows::of_batch(batch), now).is_ok() {
-                return Flushed::Written;
-            }
+        if !self.backoff.ready(now) {
             return self.keep(batch);
         }
-        let kept = self.keep(batch);
-        if !ready {
-            return kept;
-        }
-        match self.write(Rows::of_pending(&self.pending), now) {
-            Ok(()) => {
-                self.pending = Pending::default();
-                match kept {
-                    Flushed::Dropped => Flushed::Dropped,
-                    _ => Flushed::Written,
-                }
+        if !self.pending.is_empty() {
+            if self.write(Rows::of_pending(&self.pending), now).is_err() {
+                return self.keep(batch);
             }
-            Err(()) => kept,
+            self.pending = Pending::default();
+        }
+        match self.write(Rows::of_batch(batch), now) {
+            Ok(()) => Flushed::Written,
+            Err(()) => self.keep(batch),
         }
     }
 
@@ -298,15 +299,17 @@ impl Store {
                 self.health.replaced_rows += replaced;
                 self.health.writes_ok += 1;
                 self.health.last_ok = Some(wall);
-                self.succeeded();
+                self.health.up = true;
+                self.health.last_error = None;
                 self.backoff.succeeded();
                 Ok(())
             }
             Err(e) => {
                 log::warn!("state: write to {} failed: {e}", self.location);
                 self.health.writes_failed += 1;
+                self.health.up = false;
+                self.health.last_error = Some(e.to_string());
                 self.backoff.failed(now, self.settings.max_retry_backoff);
-                let _ = self.failed(e);
                 Err(())
             }
         }
@@ -330,14 +333,10 @@ impl Store {
         self.note(result)
     }
 
-    fn note<T>(&mut self, result: Result<T, DbError>) -> Result<T, StateError> {
-        match result {
-            Ok(value) => {
-                self.succeeded();
-                Ok(value)
-            }
-            Err(e) => Err(self.failed(e)),
-        }
+    /// A call's result, its error saying where. Only a flush's write changes the health:
+    /// `twinpeak_state_up` says whether writes land, whatever reads do.
+    fn note<T>(&self, result: Result<T, DbError>) -> Result<T, StateError> {
+        result.map_err(|e| self.failed(e))
     }
 
     /// Latency, counters and findings of the period `[from, to)` (whole windows that overlap
@@ -403,18 +402,35 @@ impl Store {
     /// Applies `change` to the canary row as it is now (`None` when there is none yet) and
     /// writes what it returns, compare-and-set, reading again and retrying when another
     /// replica wrote in between: so a change is written exactly once, after every other.
-    /// `change` returning `None` writes nothing. Returns the row as written.
+    /// `change` returning `None` writes nothing. Returns the row as written, or as it is when
+    /// nothing was.
     pub fn change_canary(
         &mut self,
         mut change: impl FnMut(Option<&CanaryRow>) -> Option<CanaryUpdate>,
     ) -> Result<Option<CanaryRow>, StateError> {
+        Ok(
+            match self.change_canary_with(|row| change(row).map(|u| (u, ())))? {
+                CanaryChange::Written { row, .. } => Some(row),
+                CanaryChange::Unchanged(row) => row,
+            },
+        )
+    }
+
+    /// [`Store::change_canary`], where `change` also works out an outcome with its update
+    /// (the judgement or the operator's change it writes): returned with the row when that
+    /// update is the one written, so an attempt that lost to another writer leaves nothing
+    /// behind.
+    pub fn change_canary_with<T>(
+        &mut self,
+        mut change: impl FnMut(Option<&CanaryRow>) -> Option<(CanaryUpdate, T)>,
+    ) -> Result<CanaryChange<T>, StateError> {
         let mut current = self.canary()?;
         for _ in 0..CHANGE_ATTEMPTS {
-            let Some(update) = change(current.as_ref()) else {
-                return Ok(current);
+            let Some((update, outcome)) = change(current.as_ref()) else {
+                return Ok(CanaryChange::Unchanged(current));
             };
             match self.write_canary(current.as_ref().map(|r| r.generation), &update)? {
-                CanaryWrite::Written(row) => return Ok(Some(row)),
+                CanaryWrite::Written(row) => return Ok(CanaryChange::Written { row, outcome }),
                 CanaryWrite::Conflict(row) => current = row,
             }
         }
@@ -457,6 +473,16 @@ impl Store {
         to: i64,
     ) -> Result<BTreeMap<i64, BTreeMap<String, IntervalWindow>>, StateError> {
         let result = intervals::read(self.conn.as_mut(), width, from, to);
+        self.note(result)
+    }
+
+    /// Every replica that wrote a judge interval at or after `since`, with the width of its
+    /// newest one.
+    pub fn interval_widths(
+        &mut self,
+        since: SystemTime,
+    ) -> Result<BTreeMap<String, Duration>, StateError> {
+        let result = intervals::widths(self.conn.as_mut(), since);
         self.note(result)
     }
 

@@ -161,3 +161,131 @@ fn a_stored_row_that_cannot_be_merged_is_replaced_and_counted() {
     assert_eq!(view.routes["/a"].latency[&Series::Primary].len(), 1);
     assert_eq!(view.skipped_rows, 0);
 }
+
+/// Makes every flush fail (a trigger refuses the row each one writes) until `allow`.
+fn refuse_flushes(conn: &mut SqliteConn) {
+    conn.batch(
+        "CREATE TRIGGER refuse_flushes BEFORE INSERT ON twinpeak_replicas \
+         BEGIN SELECT RAISE(FAIL, 'the disk is full'); END",
+    )
+    .unwrap();
+}
+
+fn allow_flushes(conn: &mut SqliteConn) {
+    conn.batch("DROP TRIGGER refuse_flushes").unwrap();
+}
+
+#[test]
+fn reads_leave_the_health_to_writes_and_the_flush_on_which_writes_return_keeps_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let settings = Settings {
+        max_buffered_bytes: 4 * 1024,
+        max_retry_backoff: Duration::from_millis(1),
+        ..settings()
+    };
+    let mut store = Store::open(&Location::Sqlite(path.clone()), settings).unwrap();
+    let now = SystemTime::now();
+    assert_eq!(store.flush(&batch(now, &[10], 1)), Flushed::Written);
+    let mut conn = SqliteConn::open(&path).unwrap();
+    refuse_flushes(&mut conn);
+
+    // Earlier minutes each: the buffer grows until a batch does not fit.
+    let mut buffered = 0u64;
+    let mut dropped = false;
+    for i in 1..=200u64 {
+        std::thread::sleep(Duration::from_millis(2));
+        let values: Vec<u64> = (0..50).map(|v| 1_000 + v * 37 + i).collect();
+        match store.flush(&batch(now - Duration::from_secs(60 * i), &values, 1)) {
+            Flushed::Buffered => buffered += 1,
+            Flushed::Dropped => {
+                dropped = true;
+                break;
+            }
+            Flushed::Written => panic!("written while every flush fails"),
+        }
+    }
+    assert!(dropped && buffered > 0, "the buffer never filled");
+    let health = store.health();
+    assert!(!health.up && health.last_error.is_some(), "{health:?}");
+
+    // Reads still work, and say nothing of whether writes do.
+    assert!(store.canary().unwrap().is_none());
+    store.read_view(None, None, None).unwrap();
+    let health = store.health();
+    assert!(!health.up, "a read made the store look up: {health:?}");
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("disk is full"),
+        "{health:?}"
+    );
+
+    // Writes work again: the full buffer lands, and the batch of that flush with it.
+    allow_flushes(&mut conn);
+    std::thread::sleep(Duration::from_millis(2));
+    assert_eq!(store.flush(&batch(now, &[20], 7)), Flushed::Written);
+    let health = store.health();
+    assert!(health.up && health.buffered_bytes == 0, "{health:?}");
+    let requests = CounterKey::new(
+        "twinpeak_requests_total",
+        [("route", "/a"), ("side", "primary")],
+    );
+    let all = store.read_view(None, None, None).unwrap();
+    assert_eq!(all.counters[&requests], 1 + buffered + 7);
+}
+
+#[test]
+fn a_change_that_lost_to_another_writer_and_then_gave_up_returns_no_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = Location::Sqlite(dir.path().join("state.sqlite3"));
+    let mut store = Store::open(&location, settings()).unwrap();
+    let mut other = Store::open(
+        &location,
+        Settings {
+            replica: "r2".into(),
+            ..settings()
+        },
+    )
+    .unwrap();
+    let update = |weight: f64| CanaryUpdate {
+        record: CanaryRecord {
+            state: "running".into(),
+            weight,
+            ..CanaryRecord::default()
+        },
+        ..CanaryUpdate::default()
+    };
+    store.change_canary(|_| Some(update(5.0))).unwrap();
+
+    // The first attempt loses to r2's write; seeing it, the second writes nothing.
+    let mut attempts = 0;
+    let changed = store
+        .change_canary_with(|row| {
+            attempts += 1;
+            let row = row.unwrap();
+            if row.record.weight != 5.0 {
+                return None;
+            }
+            other.change_canary(|_| Some(update(50.0))).unwrap();
+            Some((update(10.0), "weight 5 → 10"))
+        })
+        .unwrap();
+    assert_eq!(attempts, 2);
+    let CanaryChange::Unchanged(Some(row)) = changed else {
+        panic!("an attempt that lost left its outcome behind: {changed:?}");
+    };
+    assert_eq!((row.record.weight, row.updated_by.as_str()), (50.0, "r2"));
+
+    // A change that is written returns the row as the store now holds it, with its outcome.
+    let changed = store
+        .change_canary_with(|_| Some((update(60.0), "weight 50 → 60")))
+        .unwrap();
+    let CanaryChange::Written { row, outcome } = changed else {
+        panic!("not written: {changed:?}");
+    };
+    assert_eq!(outcome, "weight 50 → 60");
+    assert_eq!(Some(row), store.canary().unwrap());
+}
