@@ -1,7 +1,8 @@
 //! A fleet of `twinpeak proxy` processes on loopback sharing one throwaway PostgreSQL: the
 //! split and the weight agree on every replica, one replica judges, killing it hands the judge
-//! to another within two intervals with the state intact, a candidate failing 5% is rolled
-//! back fleet-wide on figures that add every replica's, the fleet's latency is every replica's
+//! to another within two intervals with the state intact and the successor judging, a
+//! candidate failing 5% is rolled back fleet-wide on figures that add every replica's, each
+//! interval judged once, the fleet's latency is every replica's
 //! histograms added, and with the database away requests flow untouched, the canary holds and
 //! says so, and what was buffered lands when it returns. Every wait is bounded.
 
@@ -10,16 +11,15 @@ mod common;
 mod pg;
 mod state_support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 use pg::ThrowawayPostgres;
 use state_support::*;
 use twinpeak_core::merge::add_histogram;
-use twinpeak_core::timestamp::parse_rfc3339;
 use twinpeak_core::EncodedHistogram;
 
 const ROUTE: &str = "/items/{id}";
@@ -76,6 +76,31 @@ async fn db<T: Send + 'static>(
     tokio::task::spawn_blocking(move || query(&mut config.connect(postgres::NoTls).unwrap()))
         .await
         .unwrap()
+}
+
+/// Every verdict in the store, oldest first: the replica that wrote it, and the start of the
+/// interval it judged.
+async fn stored_verdicts(pg: &ThrowawayPostgres) -> Vec<(String, SystemTime)> {
+    db(pg, |client| {
+        client
+            .query(
+                "SELECT replica, decision FROM twinpeak_decisions ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .into_iter()
+            .filter_map(|row| {
+                let decision: serde_json::Value =
+                    serde_json::from_str(&row.get::<_, String>(1)).unwrap();
+                if !is_verdict(&decision) {
+                    return None;
+                }
+                let (start, _) = judged_interval(decision["summary"].as_str()?)?;
+                Some((row.get::<_, String>(0), start))
+            })
+            .collect()
+    })
+    .await
 }
 
 async fn leaders(fleet: &[Replica]) -> Vec<String> {
@@ -215,6 +240,7 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
     let leader = leaders(&fleet).await.pop().unwrap();
     let at = fleet.iter().position(|r| r.name == leader).unwrap();
     let before = fleet[(at + 1) % 3].json("/api/v1/canary").await;
+    let killed_at = SystemTime::now();
     fleet[at].kill();
     let killed = Instant::now();
     let rest: Vec<&Replica> = fleet.iter().filter(|r| r.name != leader).collect();
@@ -239,6 +265,21 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
         assert_eq!(now["weight"], before["weight"]);
         assert_eq!(now["fleet"]["judge"].as_str(), successor.as_deref());
     }
+    // The successor judges: once the killed replica's rows are past, a verdict it wrote over
+    // an interval that began after the kill.
+    let successor = successor.unwrap();
+    let judging = within(Duration::from_secs(10), || async {
+        stored_verdicts(&pg)
+            .await
+            .iter()
+            .any(|(by, start)| *by == successor && *start >= killed_at)
+    })
+    .await;
+    assert!(
+        judging,
+        "{successor} never judged after the handover: {}",
+        fleet[0].json("/api/v1/canary").await
+    );
     fleet.remove(at);
 }
 
@@ -250,16 +291,8 @@ fn judged(history: &serde_json::Value) -> Vec<(i64, u64, Vec<String>)> {
         .iter()
         .filter(|d| d["decision"] == "fail" || d["decision"] == "pass")
         .filter_map(|d| {
-            let summary = d["summary"].as_str()?;
-            let (_, note) = summary.rsplit_once("[interval ")?;
-            let (start, rest) = note.split_once(" over ")?;
-            let (_, replicas) = rest.split_once(": ")?;
-            let replicas = replicas
-                .trim_end_matches(']')
-                .split(", ")
-                .map(String::from)
-                .collect();
-            let start_ms = parse_rfc3339(start)?
+            let (start, replicas) = judged_interval(d["summary"].as_str()?)?;
+            let start_ms = start
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()?
                 .as_millis() as i64;
@@ -349,6 +382,23 @@ async fn a_candidate_failing_5_percent_is_rolled_back_fleet_wide() {
         .filter(|d| d["decision"] == "rollback")
         .count();
     assert_eq!(rollbacks, 1, "one rollback for the fleet");
+    // One verdict per interval, in the store and in every replica's history.
+    let stored = stored_verdicts(&pg).await;
+    let intervals: BTreeSet<SystemTime> = stored.iter().map(|(_, start)| *start).collect();
+    assert_eq!(
+        intervals.len(),
+        stored.len(),
+        "an interval judged twice: {stored:?}"
+    );
+    for r in &fleet {
+        let history = r.json("/api/v1/canary").await["history"].clone();
+        let seen: Vec<i64> = judged(&history)
+            .into_iter()
+            .map(|(seq, _, _)| seq)
+            .collect();
+        let unique: BTreeSet<i64> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "{}: {seen:?}", r.name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,16 +1,18 @@
 //! The default state (an SQLite file beside the configuration) across `kill -9`: a ramp goes on
-//! at its step with its hold, a rollback stays, and findings, counters and latency histograms
-//! go on from what was flushed. Real processes on loopback; every wait bounded.
+//! at its step with its hold, a rollback stays, findings, counters and latency histograms go on
+//! from what was flushed, and the judge goes on judging after a restart with a longer judge
+//! interval. Real processes on loopback; every wait bounded.
 
 mod common;
 mod state_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use state_support::*;
+use twinpeak_core::timestamp::parse_rfc3339;
 
 async fn fixed(status: u16, body: &'static str) -> Backend {
     Backend::start(Duration::ZERO, Arc::new(move |_| text(status, body))).await
@@ -188,4 +190,88 @@ async fn a_rollback_stays_and_findings_go_on_after_kill_9() {
     assert!(grew, "findings did not go on from the restored counts");
     let canary = proxy.json("/api/v1/canary").await;
     assert_eq!(canary["state"], "rolled_back", "a rollback stays: {canary}");
+}
+
+/// The verdicts in a canary view's history made at or after `since`.
+fn verdicts_since(canary: &serde_json::Value, since: SystemTime) -> Vec<serde_json::Value> {
+    canary["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| is_verdict(d))
+        .filter(|d| {
+            d["at"]
+                .as_str()
+                .and_then(parse_rfc3339)
+                .is_some_and(|at| at >= since)
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_judge_goes_on_after_a_restart_with_a_longer_interval() {
+    let primary = fixed(200, "legacy").await;
+    let candidate = fixed(200, "rebuilt").await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = |interval: &str| {
+        format!(
+            "primary: {{ url: {} }}\nroutes: [\"/items/{{id}}\"]\ncanary:\n  upstream: {}\n  \
+             weight: 20\n  sticky: header:x-user-id\n  \
+             judge: {{interval: {interval}, min_requests: 5, max_p99_ratio: 100, latency_effect: 0.95}}\n\
+             state: {{flush_interval: 500ms}}\n",
+            primary.url(),
+            candidate.url()
+        )
+    };
+    let mut proxy = Replica::start(dir.path(), "solo", &body("300ms")).await;
+    let started = SystemTime::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _seen = load(
+        vec![proxy.url("/items")],
+        4,
+        Duration::from_secs(20),
+        stop.clone(),
+    );
+    let judged = within(Duration::from_secs(5), || async {
+        verdicts_since(&proxy.json("/api/v1/canary").await, started).len() >= 3
+    })
+    .await;
+    assert!(judged, "never judged: {}", proxy.log());
+
+    // The judge interval is not part of the plan: the stored canary is taken up as it is.
+    proxy.kill();
+    proxy.reconfigure(&body("1s"));
+    let restarted = SystemTime::now();
+    proxy.restart().await;
+    let judging = within(Duration::from_secs(6), || async {
+        verdicts_since(&proxy.json("/api/v1/canary").await, restarted).len() >= 2
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let canary = proxy.json("/api/v1/canary").await;
+    assert!(
+        judging,
+        "no verdict after the restart: {canary} {}",
+        proxy.log()
+    );
+    let starts = canary["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["decision"] == "start")
+        .count();
+    assert_eq!(starts, 1, "the canary was started over: {canary}");
+    // One verdict per interval, and none over time an earlier verdict judged.
+    let mut judged_until = SystemTime::UNIX_EPOCH;
+    for verdict in verdicts_since(&canary, started) {
+        let at = parse_rfc3339(verdict["at"].as_str().unwrap()).unwrap();
+        let (start, _) = judged_interval(verdict["summary"].as_str().unwrap()).unwrap();
+        assert!(
+            start >= judged_until,
+            "{verdict} judges time judged already (up to {judged_until:?})"
+        );
+        let width = if at < restarted { 300 } else { 1_000 };
+        judged_until = start + Duration::from_millis(width);
+    }
 }

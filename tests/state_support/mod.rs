@@ -34,21 +34,27 @@ pub struct Replica {
 impl Replica {
     /// Writes `dir/NAME.yaml` (listen and admin filled in before `body`) and starts it.
     pub async fn start(dir: &Path, name: &str, body: &str) -> Replica {
-        let addr = free_addr();
-        let admin = free_addr();
-        let config = dir.join(format!("{name}.yaml"));
-        let text = format!("listen: {addr}\nadmin: {{ listen: {admin} }}\nthreads: 2\n{body}");
-        std::fs::write(&config, text).unwrap();
         let mut replica = Replica {
             child: None,
             name: name.to_string(),
-            config,
-            addr,
-            admin,
+            config: dir.join(format!("{name}.yaml")),
+            addr: free_addr(),
+            admin: free_addr(),
             starts: 0,
         };
+        replica.reconfigure(body);
         replica.restart().await;
         replica
+    }
+
+    /// Writes its configuration file again with `body` (same listen and admin addresses):
+    /// in force from the next start.
+    pub fn reconfigure(&mut self, body: &str) {
+        let text = format!(
+            "listen: {}\nadmin: {{ listen: {} }}\nthreads: 2\n{body}",
+            self.addr, self.admin
+        );
+        std::fs::write(&self.config, text).unwrap();
     }
 
     fn log_path(&self) -> PathBuf {
@@ -203,6 +209,25 @@ pub fn load(
         });
     }
     seen
+}
+
+/// Whether a canary history entry is a judge's verdict.
+pub fn is_verdict(entry: &serde_json::Value) -> bool {
+    ["pass", "fail", "inconclusive"].contains(&entry["decision"].as_str().unwrap_or(""))
+}
+
+/// The interval a verdict's summary names (`[interval START over N replicas: A, B]`): its
+/// start and the replicas added.
+pub fn judged_interval(summary: &str) -> Option<(std::time::SystemTime, Vec<String>)> {
+    let (_, note) = summary.rsplit_once("[interval ")?;
+    let (start, rest) = note.split_once(" over ")?;
+    let (_, replicas) = rest.split_once(": ")?;
+    let replicas = replicas
+        .trim_end_matches(']')
+        .split(", ")
+        .map(String::from)
+        .collect();
+    Some((twinpeak_core::timestamp::parse_rfc3339(start)?, replicas))
 }
 
 /// Waits until `check` holds, for at most `limit`; returns whether it did.
