@@ -9,6 +9,8 @@
 //!    by `replay`, into one leg per system.
 //! 2. `schedule` says when each arrival of a leg is due: the k-th arrival at the instant the
 //!    expected count of the phases' rates reaches k, whatever the system answers (open model).
+//!    A load worker's schedule is its share of the run's (`worker`: which share, the run id,
+//!    the common start, the split of users and data).
 //! 3. `pacer` hands each arrival, at its instant, to one idle load user, or keeps it for the
 //!    first user to finish when all are busy, or drops it past the late limit; it counts which
 //!    of the three became of every arrival, and whose doing a drop was.
@@ -21,8 +23,9 @@
 //!    generator's own lag, the timeline.
 //! 7. `checkpoint` writes the record as measured so far every few seconds, so a killed run
 //!    loses at most one interval; `interrupt` turns SIGINT and SIGTERM into a graceful stop.
-//! 8. `slo` holds the merged figures over the intended arrivals against the scenario's
-//!    thresholds, and `summary` prints the closing table beside the `twinpeak.run/v1` record.
+//! 8. `slo` holds the merged figures over the intended arrivals against the thresholds the
+//!    record carries (of one machine's run, or of a run merged from its workers), and `summary`
+//!    prints the closing table beside the `twinpeak.run/v1` record.
 
 mod checkpoint;
 mod command;

@@ -32,9 +32,10 @@ use crate::worker::{note_late_start, WorkerPlan};
 /// launch every user.
 const STARTUP_MARGIN: Duration = Duration::from_millis(250);
 
-/// With a common start, how much before it a worker starts Goose, beyond the time Goose takes
-/// to launch every user.
-const START_LEAD: Duration = Duration::from_secs(1);
+/// With a common start, how long before it a worker starts Goose at the latest: launching
+/// hundreds of users (a client each) can take seconds on a busy machine, and users launched
+/// early only wait for the first arrival.
+const START_LEAD: Duration = Duration::from_secs(30);
 
 /// With a common start and several legs (targets), the time between the end of one leg's
 /// schedule and the start of the next, beyond the scenario's request timeout: every worker
@@ -406,8 +407,8 @@ async fn run_leg(
     let users = scenario.max_users.max(1);
     let hatch = Duration::from_secs_f64(users as f64 / hatch_rate(users) as f64);
     if let Some(at) = start_at {
-        // Goose starts just in time to have every user running by the common start.
-        let goose_start = at.checked_sub(hatch + STARTUP_MARGIN + START_LEAD);
+        // Goose starts early enough to have every user running by the common start.
+        let goose_start = at.checked_sub(START_LEAD);
         if let Some(goose_start) = goose_start.filter(|&t| t > Instant::now()) {
             tokio::select! {
                 () = tokio::time::sleep_until(goose_start.into()) => {}
