@@ -559,7 +559,8 @@ impl crate::progress::ProgressSource for Leg {
             phase: plan.name.clone(),
             elapsed,
             total: schedule.total_duration(),
-            target_rps: plan.start_rps + (plan.end_rps - plan.start_rps) * fraction,
+            target_rps: (plan.start_rps + (plan.end_rps - plan.start_rps) * fraction)
+                / schedule.share_of_run().count as f64,
             achieved_rps: progress.recent_rps,
             p99_us: progress.p99_us,
             lag_p99_us: progress.lag_p99_us,

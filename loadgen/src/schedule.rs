@@ -169,6 +169,11 @@ impl Schedule {
         self
     }
 
+    /// Which of the run's arrivals the schedule holds.
+    pub fn share_of_run(&self) -> Share {
+        self.share
+    }
+
     /// The phases, in order.
     pub fn phases(&self) -> &[PhasePlan] {
         &self.phases
