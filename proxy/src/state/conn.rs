@@ -97,6 +97,19 @@ pub(crate) trait Conn: Send {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
     /// Runs statements without parameters, separated by `;`.
     fn batch(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Starts a transaction.
+    fn begin(&mut self) -> Result<(), DbError> {
+        let begin = self.dialect().begin();
+        self.batch(begin)
+    }
+    /// Commits the transaction begun.
+    fn commit(&mut self) -> Result<(), DbError> {
+        self.batch("COMMIT")
+    }
+    /// Rolls the transaction begun back.
+    fn rollback(&mut self) -> Result<(), DbError> {
+        self.batch("ROLLBACK")
+    }
 }
 
 /// Runs `work` in one transaction: committed when it returns `Ok`, rolled back otherwise.
@@ -104,15 +117,15 @@ pub(crate) fn transaction<T, E: From<DbError>>(
     conn: &mut dyn Conn,
     work: impl FnOnce(&mut dyn Conn) -> Result<T, E>,
 ) -> Result<T, E> {
-    conn.batch(conn.dialect().begin())?;
+    conn.begin()?;
     match work(conn) {
         Ok(value) => {
-            conn.batch("COMMIT")?;
+            conn.commit()?;
             Ok(value)
         }
         Err(e) => {
             // The rollback can fail only with the connection gone, which rolls back too.
-            let _ = conn.batch("ROLLBACK");
+            let _ = conn.rollback();
             Err(e)
         }
     }
@@ -208,12 +221,16 @@ fn column_error(column: usize, sql: &str) -> DbError {
 /// Prepared statements kept per connection; past this many the cache starts over.
 const MAX_PREPARED: usize = 128;
 
-/// A PostgreSQL connection, made again on the next call once it broke.
+/// A PostgreSQL connection, made again on the next call once it broke, but never inside a
+/// transaction: the rest of it would run on the new connection outside any transaction, and
+/// a part of it would be committed as if it were the whole.
 pub(crate) struct PostgresConn {
     config: postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<postgres::Client>,
     prepared: HashMap<String, postgres::Statement>,
+    /// Between a BEGIN that succeeded and its COMMIT or ROLLBACK.
+    in_transaction: bool,
 }
 
 impl PostgresConn {
@@ -224,15 +241,24 @@ impl PostgresConn {
             config: target.config,
             client: None,
             prepared: HashMap::new(),
+            in_transaction: false,
         };
         conn.client()?;
         Ok(conn)
     }
 
+    /// Whether the connection is gone (never made, or broken).
+    fn lost(&self) -> bool {
+        self.client.as_ref().is_none_or(postgres::Client::is_closed)
+    }
+
     fn client(&mut self) -> Result<&mut postgres::Client, DbError> {
-        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+        if self.lost() {
             self.prepared.clear();
             self.client = None;
+            if self.in_transaction {
+                return Err(DbError::LostInTransaction);
+            }
             self.client = Some(self.config.connect(self.tls.clone())?);
         }
         Ok(self.client.as_mut().expect("connected just above"))
@@ -324,6 +350,29 @@ impl Conn for PostgresConn {
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         let result = self.client()?.batch_execute(sql);
         result.map_err(|e| self.on_error(e))
+    }
+
+    fn begin(&mut self) -> Result<(), DbError> {
+        self.batch(Dialect::Postgres.begin())?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), DbError> {
+        let committed = self.batch("COMMIT");
+        self.in_transaction = false;
+        committed
+    }
+
+    fn rollback(&mut self) -> Result<(), DbError> {
+        // A lost connection took its transaction with it: there is nothing to roll back.
+        let rolled_back = if self.lost() {
+            Ok(())
+        } else {
+            self.batch("ROLLBACK")
+        };
+        self.in_transaction = false;
+        rolled_back
     }
 }
 

@@ -9,6 +9,10 @@ pub enum DbError {
     /// PostgreSQL reported an error, or could not be reached.
     #[error("postgres: {}", describe_postgres(.0))]
     Postgres(#[from] postgres::Error),
+    /// The connection broke inside a transaction: the database rolled it back, and the rest
+    /// of it is not run on a new connection.
+    #[error("postgres: the connection was lost inside a transaction (rolled back)")]
+    LostInTransaction,
     /// TLS could not be set up (an unreadable CA file).
     #[error("{0}")]
     Tls(String),

@@ -1,10 +1,12 @@
-//! The store's internals against a real SQLite file: migrations, coarsening, retention.
+//! The store's internals against a real SQLite file (migrations, coarsening, retention, the
+//! health, the buffer, compare-and-set changes) and a throwaway PostgreSQL (a connection lost
+//! inside a transaction).
 
 use std::time::{Duration, SystemTime};
 
 use twinpeak_core::{new_latency_histogram, record_saturating};
 
-use super::conn::{Conn, SqliteConn};
+use super::conn::{transaction, Conn, PostgresConn, SqliteConn};
 use super::rows::{RowKey, HOUR_S, MINUTE_S};
 use super::*;
 
@@ -288,4 +290,64 @@ fn a_change_that_lost_to_another_writer_and_then_gave_up_returns_no_outcome() {
     };
     assert_eq!(outcome, "weight 50 → 60");
     assert_eq!(Some(row), store.canary().unwrap());
+}
+
+#[path = "../../tests/support/postgres.rs"]
+mod pg;
+
+#[test]
+fn a_postgres_connection_lost_inside_a_transaction_is_not_made_again_until_it_ends() {
+    let server = pg::ThrowawayPostgres::start();
+    let config = PostgresConfig {
+        url: Some(server.url()),
+        password_file: Some(server.password_file()),
+        ..PostgresConfig::default()
+    };
+    let mut conn = PostgresConn::connect(config.target().unwrap()).unwrap();
+    let mut admin = PostgresConn::connect(config.target().unwrap()).unwrap();
+    conn.batch("CREATE TABLE t (a BIGINT NOT NULL)").unwrap();
+    let insert =
+        |conn: &mut dyn Conn, a: i64| conn.execute("INSERT INTO t VALUES ($1)", &[a.into()]);
+    let pid = conn
+        .query("SELECT CAST(pg_backend_pid() AS BIGINT)", &[])
+        .unwrap()[0][0]
+        .int()
+        .unwrap();
+
+    let mut attempts = Vec::new();
+    let written: Result<(), DbError> = transaction(&mut conn, |conn| {
+        insert(conn, 1)?;
+        admin
+            .query(
+                "SELECT CAST(pg_terminate_backend(CAST(CAST($1 AS BIGINT) AS INTEGER)) AS TEXT)",
+                &[pid.into()],
+            )
+            .unwrap();
+        // Whatever the statements after it do, none runs outside the transaction.
+        for a in 2..=4 {
+            attempts.push(insert(conn, a).map(drop).map_err(|e| e.to_string()));
+        }
+        Ok(())
+    });
+    assert!(
+        written.is_err(),
+        "the transaction was reported committed: {attempts:?}"
+    );
+    assert!(attempts.iter().all(Result::is_err), "{attempts:?}");
+    assert!(
+        attempts
+            .last()
+            .unwrap()
+            .as_ref()
+            .unwrap_err()
+            .contains("lost inside a transaction"),
+        "{attempts:?}"
+    );
+    // Once it ended, the next call connects again.
+    assert_eq!(
+        conn.query("SELECT CAST(COUNT(*) AS BIGINT) FROM t", &[])
+            .unwrap(),
+        vec![vec![conn::Value::Int(0)]],
+        "a part of the transaction was written"
+    );
 }
