@@ -7,7 +7,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use support::postgres::ThrowawayPostgres;
@@ -135,6 +135,61 @@ fn three_replicas_merge_exactly() {
         .read_view(Some(now - Duration::from_secs(1)), Some(now), None)
         .unwrap();
     assert_eq!(minute.counters[&requests()], 200 + 250 + 300);
+}
+
+#[test]
+fn a_stopped_replicas_old_minutes_are_coarsened_once_by_the_replicas_still_running() {
+    let pg = ThrowawayPostgres::start();
+    let now = SystemTime::now();
+    let old = now - Duration::from_secs(30 * 3600);
+    let old_s = old.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let hour = UNIX_EPOCH + Duration::from_secs(old_s - old_s % 3600);
+    // A replica flushed four minutes of that hour, then stopped (a pod of an old rollout).
+    let mut gone = replica(&pg, "gone");
+    for minute in 0..4u64 {
+        let at = hour + Duration::from_secs(minute * 60 + 5);
+        assert_eq!(gone.flush(&batch(at, minute, 100)), Flushed::Written);
+    }
+    drop(gone);
+    let mut config: postgres::Config = pg.url().parse().unwrap();
+    config.password(pg.password());
+    let mut client = config.connect(postgres::NoTls).unwrap();
+    let old_ms = old.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    client
+        .execute(
+            "UPDATE twinpeak_replicas SET flushed_ms = $1 WHERE replica = 'gone'",
+            &[&old_ms],
+        )
+        .unwrap();
+
+    // Two replicas still running flush at the same time, again and again.
+    let mut running: Vec<Store> = ["a", "b"].iter().map(|n| replica(&pg, n)).collect();
+    std::thread::scope(|scope| {
+        for store in running.iter_mut() {
+            scope.spawn(move || {
+                for seed in 0..5 {
+                    assert_eq!(store.flush(&batch(now, seed, 10)), Flushed::Written);
+                }
+            });
+        }
+    });
+    let minutes: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM twinpeak_windows WHERE replica = 'gone' AND width_s = 60",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(minutes, 0, "the stopped replica's old minutes are left");
+    let view = running[0]
+        .read_view(
+            Some(hour),
+            Some(hour + Duration::from_secs(3600)),
+            Some("gone"),
+        )
+        .unwrap();
+    assert_eq!(view.counters[&requests()], 400, "coarsened once, exactly");
+    assert_eq!(view.routes["/a"].latency[&Series::Primary].len(), 400);
 }
 
 /// What a replica's judge loop sees of the lease after one attempt.

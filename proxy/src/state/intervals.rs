@@ -20,8 +20,9 @@ use super::codec;
 use super::conn::{Conn, Value};
 use super::error::DbError;
 
-/// Intervals of its own a replica keeps; older rows are deleted when it writes.
-const KEPT_INTERVALS: i64 = 64;
+/// Intervals a replica's write keeps: rows older than this many of its intervals are deleted,
+/// whichever replica wrote them (one that stopped writes no more).
+const KEPT_INTERVALS: u32 = 64;
 
 /// One side over one interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,8 +140,8 @@ fn width_ms(width: Duration) -> i64 {
     i64::try_from(width.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
-/// Writes (or replaces) `replica`'s window of interval `seq`, and deletes its rows older than
-/// [`KEPT_INTERVALS`] intervals.
+/// Writes (or replaces) `replica`'s window of interval `seq`, and deletes every replica's rows
+/// written more than [`KEPT_INTERVALS`] intervals ago.
 pub(crate) fn write(
     conn: &mut dyn Conn,
     replica: &str,
@@ -148,6 +149,10 @@ pub(crate) fn write(
     seq: i64,
     window: &IntervalWindow,
 ) -> Result<(), DbError> {
+    let now = SystemTime::now();
+    let cutoff = now
+        .checked_sub(width.saturating_mul(KEPT_INTERVALS))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let width = width_ms(width);
     conn.execute(
         "INSERT INTO twinpeak_intervals (width_ms, seq, replica, written_ms, data) \
@@ -157,13 +162,13 @@ pub(crate) fn write(
             width.into(),
             seq.into(),
             replica.into(),
-            unix_ms(SystemTime::now()).into(),
+            unix_ms(now).into(),
             encode(window).into(),
         ],
     )?;
     conn.execute(
-        "DELETE FROM twinpeak_intervals WHERE replica = $1 AND seq < $2",
-        &[replica.into(), (seq - KEPT_INTERVALS).into()],
+        "DELETE FROM twinpeak_intervals WHERE written_ms < $1",
+        &[unix_ms(cutoff).into()],
     )?;
     Ok(())
 }

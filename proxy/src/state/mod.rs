@@ -11,7 +11,9 @@
 //!
 //! Every replica writes its own rows (keyed by its name); readers ([`Store::read_view`])
 //! merge the rows of one or all replicas exactly. Latency and counters are kept per minute,
-//! merged into hours past `coarsen_after`, deleted past `retention`, and as all-time totals.
+//! merged into hours past `coarsen_after`, deleted past `retention`, and as all-time totals;
+//! a replica that stopped has its old minutes merged by the others, and is forgotten once
+//! silent past `retention`.
 //! The canary's state machine is one row every replica polls, changed compare-and-set
 //! ([`Store::change_canary`]); one replica at a time holds the judge's lease
 //! ([`Store::try_lease`]).
@@ -291,7 +293,9 @@ impl Store {
         let result = transaction(self.conn.as_mut(), move |conn| {
             let replaced = windows::write(conn, &replica, rows, canary::unix_ms(wall))?;
             windows::coarsen(conn, &replica, coarsen_cutoff)?;
+            windows::coarsen_stopped(conn, &replica, coarsen_cutoff)?;
             windows::prune(conn, prune_cutoff)?;
+            windows::forget_silent(conn, prune_cutoff)?;
             Ok::<_, DbError>(replaced)
         });
         match result {

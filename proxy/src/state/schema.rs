@@ -22,7 +22,7 @@ use super::conn::{transaction, Conn, Dialect, Value};
 use super::error::{DbError, StateError};
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1: what a replica learns.
 const V1: &str = "
@@ -94,6 +94,13 @@ CREATE TABLE twinpeak_intervals (
 );
 ";
 
+/// Version 4: indexes for what every replica reads and deletes whatever replica wrote it: the
+/// fleet's all-time totals and old minutes by width, judge intervals by age.
+const V4: &str = "
+CREATE INDEX twinpeak_windows_by_width ON twinpeak_windows (width_s, start_s);
+CREATE INDEX twinpeak_intervals_by_age ON twinpeak_intervals (written_ms);
+";
+
 /// The statements that bring a store from version `n - 1` to `n`, for `n` in 1..=`SCHEMA_VERSION`.
 fn migration(dialect: Dialect, to: i64) -> String {
     let id = match dialect {
@@ -109,6 +116,7 @@ fn migration(dialect: Dialect, to: i64) -> String {
         (1, Dialect::Sqlite) => V1.to_string(),
         (2, _) => V2.replace("{ID}", id),
         (3, _) => V3.to_string(),
+        (4, _) => V4.to_string(),
         _ => unreachable!("no migration to version {to}"),
     }
 }

@@ -351,3 +351,100 @@ fn a_postgres_connection_lost_inside_a_transaction_is_not_made_again_until_it_en
         "a part of the transaction was written"
     );
 }
+
+#[test]
+fn a_stopped_replicas_old_minutes_are_coarsened_by_another_and_a_silent_one_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let location = Location::Sqlite(path.clone());
+    let mut r1 = Store::open(&location, settings()).unwrap();
+    let r2_settings = Settings {
+        replica: "r2".into(),
+        ..settings()
+    };
+    let mut r2 = Store::open(&location, r2_settings).unwrap();
+    let now = SystemTime::now();
+    let hour_ago_30 = now - Duration::from_secs(30 * 3600);
+    let base = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(rows::window_start(pending::unix_s(hour_ago_30), HOUR_S) as u64);
+    // r2 flushed two minutes of an hour 30 hours ago, wrote a judge interval, and stopped.
+    for (minute, values) in [(1u64, vec![100]), (2, vec![200, 300])] {
+        let at = base + Duration::from_secs(minute * 60);
+        assert_eq!(
+            r2.flush(&batch(at, &values, values.len() as u64)),
+            Flushed::Written
+        );
+    }
+    r2.write_interval(Duration::from_secs(1), 7, &IntervalWindow::default())
+        .unwrap();
+    drop(r2);
+    let mut conn = SqliteConn::open(&path).unwrap();
+    let stopped_at = |conn: &mut SqliteConn, at: SystemTime| {
+        let ms = canary::unix_ms(at);
+        conn.execute(
+            "UPDATE twinpeak_replicas SET flushed_ms = $1 WHERE replica = 'r2'",
+            &[ms.into()],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE twinpeak_intervals SET written_ms = $1 WHERE replica = 'r2'",
+            &[ms.into()],
+        )
+        .unwrap();
+    };
+    stopped_at(&mut conn, base + Duration::from_secs(180));
+
+    // r1's flushes coarsen r2's old minutes; r1's judge intervals delete r2's old ones.
+    assert_eq!(r1.flush(&batch(now, &[50], 1)), Flushed::Written);
+    r1.write_interval(Duration::from_secs(1), 8, &IntervalWindow::default())
+        .unwrap();
+    let minutes = view::rows_of_width(&mut conn, MINUTE_S).unwrap();
+    assert!(
+        minutes
+            .iter()
+            .all(|(start, _, _)| *start > pending::unix_s(base) + HOUR_S),
+        "r2's old minutes are left: {minutes:?}"
+    );
+    let hours = view::rows_of_width(&mut conn, HOUR_S).unwrap();
+    let latency: Vec<_> = hours
+        .iter()
+        .filter(|(_, k, _)| matches!(k, RowKey::Latency(..)))
+        .collect();
+    assert_eq!(latency.len(), 1, "{hours:?}");
+    assert_eq!(latency[0].2.count, 3, "r2's hour holds its three values");
+    let intervals = r1.intervals(Duration::from_secs(1), 0, 100).unwrap();
+    assert_eq!(intervals.keys().collect::<Vec<_>>(), [&8], "{intervals:?}");
+    let fleet = r1.read_view(None, None, None).unwrap();
+    assert_eq!(fleet.replicas, ["r1", "r2"].map(String::from).into());
+    assert_eq!(fleet.routes["/a"].latency[&Series::Primary].len(), 4);
+
+    // Silent past the retention, r2 leaves the store and the fleet's views.
+    conn.execute(
+        "INSERT INTO twinpeak_findings (replica, route, summary, examples, updated_ms) \
+         VALUES ('r2', '/a', '{\"compared\": 7}', 'null', 0)",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r1.findings(Some("r2")).unwrap().len(), 1);
+    stopped_at(&mut conn, now - Duration::from_secs(40 * 86_400));
+    assert_eq!(r1.flush(&batch(now, &[60], 1)), Flushed::Written);
+    let fleet = r1.read_view(None, None, None).unwrap();
+    assert_eq!(fleet.replicas, ["r1"].map(String::from).into());
+    assert_eq!(fleet.routes["/a"].latency[&Series::Primary].len(), 2);
+    let replicas: Vec<String> = r1.replicas().unwrap().into_iter().map(|(r, _)| r).collect();
+    assert_eq!(replicas, ["r1"]);
+    assert!(r1.findings(Some("r2")).unwrap().is_empty());
+
+    // The fleet's all-time totals and old minutes are found by width.
+    let plan = conn
+        .query(
+            "EXPLAIN QUERY PLAN SELECT kind, key, count, data, replica FROM twinpeak_windows \
+             WHERE width_s = $1",
+            &[0.into()],
+        )
+        .unwrap();
+    assert!(
+        format!("{plan:?}").contains("twinpeak_windows_by_width"),
+        "{plan:?}"
+    );
+}

@@ -1,11 +1,14 @@
-//! Writing window rows (read, merge, upsert: this replica is the only writer of its rows),
-//! keeping the all-time totals beside them, coarsening old minutes into hours, and deleting
-//! what is past retention. Each runs inside the flush's transaction.
+//! Writing window rows (read, merge, upsert: a running replica is the only writer of its
+//! rows), keeping the all-time totals beside them, coarsening old minutes into hours, and
+//! deleting what is past retention. A replica that stopped no longer does that for itself:
+//! the others coarsen its old minutes (one at a time), and once it has been silent past
+//! retention it is forgotten, its totals and findings with it. Each runs inside the flush's
+//! transaction.
 
 use std::collections::BTreeMap;
 
 use super::batch::{Batch, RouteFindings};
-use super::conn::{Conn, Value};
+use super::conn::{Conn, Dialect, Value};
 use super::error::DbError;
 use super::pending::{unix_s, Pending};
 use super::rows::{window_start, Cell, RowKey, RowValue, HOUR_S, MINUTE_S};
@@ -277,8 +280,103 @@ fn write_findings(
 /// Merges `replica`'s minute rows older than `cutoff_s` into hour rows, an hour at a time, at
 /// most [`HOURS_PER_FLUSH`] hours. Returns the hours coarsened.
 pub(crate) fn coarsen(conn: &mut dyn Conn, replica: &str, cutoff_s: i64) -> Result<usize, DbError> {
+    coarsen_hours(conn, replica, cutoff_s, HOURS_PER_FLUSH)
+}
+
+/// Coarsens the old minutes (older than `cutoff_s`) of replicas other than `own` that stopped
+/// (no flush since before `cutoff_s`, their clock), at most [`HOURS_PER_FLUSH`] hours in all.
+/// With PostgreSQL one replica at a time does it: the one whose flush takes the maintenance
+/// lock; the others leave it for a later flush. Returns the hours coarsened.
+pub(crate) fn coarsen_stopped(
+    conn: &mut dyn Conn,
+    own: &str,
+    cutoff_s: i64,
+) -> Result<usize, DbError> {
     let cutoff_s = window_start(cutoff_s, HOUR_S);
-    for done in 0..HOURS_PER_FLUSH {
+    let stopped = conn.query(
+        "SELECT DISTINCT w.replica FROM twinpeak_windows w \
+         JOIN twinpeak_replicas r ON r.replica = w.replica \
+         WHERE w.width_s = $1 AND w.start_s < $2 AND r.flushed_ms < $3 AND w.replica <> $4 \
+         ORDER BY w.replica",
+        &[
+            MINUTE_S.into(),
+            cutoff_s.into(),
+            cutoff_s.saturating_mul(1_000).into(),
+            own.into(),
+        ],
+    )?;
+    let stopped: Vec<String> = stopped
+        .into_iter()
+        .filter_map(|row| row.into_iter().next()?.into_text())
+        .collect();
+    if stopped.is_empty() || !maintenance_lock(conn)? {
+        return Ok(0);
+    }
+    let mut done = 0;
+    for replica in stopped {
+        if done == HOURS_PER_FLUSH {
+            break;
+        }
+        done += coarsen_hours(conn, &replica, cutoff_s, HOURS_PER_FLUSH - done)?;
+    }
+    Ok(done)
+}
+
+/// Takes the lock of the work one replica does for all, to the end of the transaction, if it
+/// is free (SQLite: always, its writers take turns).
+fn maintenance_lock(conn: &mut dyn Conn) -> Result<bool, DbError> {
+    Ok(match conn.dialect() {
+        Dialect::Sqlite => true,
+        Dialect::Postgres => {
+            conn.query(
+                "SELECT CAST(pg_try_advisory_xact_lock(7466201513) AS INTEGER)",
+                &[],
+            )?
+            .first()
+            .and_then(|row| row.first())
+            .and_then(Value::int)
+                == Some(1)
+        }
+    })
+}
+
+/// Forgets every replica silent since before `cutoff_s` (its last flush, its clock): its
+/// windows, totals, findings and judge intervals, and its place among the replicas, so the
+/// fleet's views leave it out. Returns the replicas forgotten.
+pub(crate) fn forget_silent(conn: &mut dyn Conn, cutoff_s: i64) -> Result<usize, DbError> {
+    let silent = conn.query(
+        "SELECT replica FROM twinpeak_replicas WHERE flushed_ms < $1",
+        &[cutoff_s.saturating_mul(1_000).into()],
+    )?;
+    let silent: Vec<String> = silent
+        .into_iter()
+        .filter_map(|row| row.into_iter().next()?.into_text())
+        .collect();
+    for replica in &silent {
+        log::info!("state: forgetting replica {replica}, silent past the retention");
+        for table in [
+            "twinpeak_windows",
+            "twinpeak_findings",
+            "twinpeak_intervals",
+            "twinpeak_replicas",
+        ] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE replica = $1"),
+                &[replica.as_str().into()],
+            )?;
+        }
+    }
+    Ok(silent.len())
+}
+
+fn coarsen_hours(
+    conn: &mut dyn Conn,
+    replica: &str,
+    cutoff_s: i64,
+    max_hours: usize,
+) -> Result<usize, DbError> {
+    let cutoff_s = window_start(cutoff_s, HOUR_S);
+    for done in 0..max_hours {
         let oldest = conn.query(
             "SELECT MIN(start_s) FROM twinpeak_windows \
              WHERE replica = $1 AND width_s = $2 AND start_s < $3",
@@ -331,7 +429,7 @@ pub(crate) fn coarsen(conn: &mut dyn Conn, replica: &str, cutoff_s: i64) -> Resu
             ],
         )?;
     }
-    Ok(HOURS_PER_FLUSH)
+    Ok(max_hours)
 }
 
 /// Deletes every replica's windows that ended before `cutoff_s` (the all-time totals stay).
