@@ -7,7 +7,9 @@
 //! [`Tracker`] from the proxy's totals) and one on shutdown; each is written in one
 //! transaction, so `kill -9` loses at most one interval. While the database cannot be reached
 //! batches are merged into a buffer bounded in bytes, retried with backoff, and written when
-//! it returns; what does not fit is dropped and counted ([`Health`]).
+//! it returns; what does not fit is dropped and counted ([`Health`]). A flush whose outcome
+//! is unknown (its COMMIT failed on the client's side) is written again only if it did not
+//! land: each flush is numbered, and the number recorded with it.
 //!
 //! Every replica writes its own rows (keyed by its name); readers ([`Store::read_view`])
 //! merge the rows of one or all replicas exactly. Latency and counters are kept per minute,
@@ -26,6 +28,7 @@ mod codec;
 mod config;
 mod conn;
 mod error;
+mod flush;
 mod handle;
 mod intervals;
 pub(crate) mod live;
@@ -41,7 +44,7 @@ mod windows;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub use batch::{counters_from_families, Batch, RouteFindings, Tracker};
 pub use canary::{
@@ -55,10 +58,10 @@ pub use rows::{CounterKey, Series};
 pub use schema::SCHEMA_VERSION;
 pub use view::{RouteView, View};
 
-use conn::{transaction, Conn, PostgresConn, SqliteConn};
-use pending::{unix_s, Pending};
+use conn::{Conn, PostgresConn, SqliteConn};
+use flush::{Backoff, Flushes};
+use pending::Pending;
 use twinpeak_core::CanaryDecision;
-use windows::Rows;
 
 /// How the store's writes are going.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -136,37 +139,13 @@ const RESTORED_DECISIONS: usize = 1_000;
 /// Attempts of a compare-and-set change before giving up on a busy row.
 const CHANGE_ATTEMPTS: usize = 8;
 
-/// Exponential backoff between failed writes.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-    next: Option<Instant>,
-}
-
-impl Backoff {
-    fn ready(&self, now: Instant) -> bool {
-        self.next.is_none_or(|next| now >= next)
-    }
-
-    fn failed(&mut self, now: Instant, max: Duration) {
-        self.failures = self.failures.saturating_add(1);
-        let wait = Duration::from_secs(1)
-            .saturating_mul(1 << self.failures.min(16).saturating_sub(1))
-            .min(max);
-        self.next = Some(now + wait);
-    }
-
-    fn succeeded(&mut self) {
-        *self = Backoff::default();
-    }
-}
-
 /// The state store: one connection, this replica's buffer and health.
 pub struct Store {
     conn: Box<dyn Conn>,
     location: String,
     settings: Settings,
     pending: Pending,
+    flushes: Flushes,
     health: Health,
     backoff: Backoff,
 }
@@ -212,6 +191,7 @@ impl Store {
             location: described,
             settings,
             pending: Pending::default(),
+            flushes: Flushes::new(),
             health: Health {
                 up: true,
                 ..Health::default()
@@ -233,7 +213,7 @@ impl Store {
     /// How writes are going.
     pub fn health(&self) -> Health {
         Health {
-            buffered_bytes: self.pending.bytes(),
+            buffered_bytes: self.buffered_bytes(),
             ..self.health.clone()
         }
     }
@@ -247,75 +227,6 @@ impl Store {
         StateError::Database {
             location: self.location.clone(),
             source,
-        }
-    }
-
-    /// Writes `batch` in one transaction that also coarsens old windows and deletes expired
-    /// ones (an empty batch still does, and so shows the database is reachable); anything
-    /// buffered is written first, in a transaction of its own, so the flush on which the
-    /// database returns writes its batch too even when the buffer is full. While the database
-    /// cannot be reached, keeps the batch in the buffer (merged, bounded) and tries again after
-    /// a backoff; never fails.
-    pub fn flush(&mut self, batch: &Batch) -> Flushed {
-        let now = Instant::now();
-        if !self.backoff.ready(now) {
-            return self.keep(batch);
-        }
-        if !self.pending.is_empty() {
-            if self.write(Rows::of_pending(&self.pending), now).is_err() {
-                return self.keep(batch);
-            }
-            self.pending = Pending::default();
-        }
-        match self.write(Rows::of_batch(batch), now) {
-            Ok(()) => Flushed::Written,
-            Err(()) => self.keep(batch),
-        }
-    }
-
-    /// Keeps `batch` in the buffer, or drops it (counted) when it does not fit.
-    fn keep(&mut self, batch: &Batch) -> Flushed {
-        match self.pending.absorb(batch, self.settings.max_buffered_bytes) {
-            Ok(()) => Flushed::Buffered,
-            Err(_) => {
-                self.health.dropped += 1;
-                Flushed::Dropped
-            }
-        }
-    }
-
-    /// One write of `rows`, recorded in the health and the backoff.
-    fn write(&mut self, rows: Rows, now: Instant) -> Result<(), ()> {
-        let replica = self.settings.replica.clone();
-        let wall = SystemTime::now();
-        let coarsen_cutoff = unix_s(wall) - secs(self.settings.coarsen_after);
-        let prune_cutoff = unix_s(wall) - secs(self.settings.retention);
-        let result = transaction(self.conn.as_mut(), move |conn| {
-            let replaced = windows::write(conn, &replica, rows, canary::unix_ms(wall))?;
-            windows::coarsen(conn, &replica, coarsen_cutoff)?;
-            windows::coarsen_stopped(conn, &replica, coarsen_cutoff)?;
-            windows::prune(conn, prune_cutoff)?;
-            windows::forget_silent(conn, prune_cutoff)?;
-            Ok::<_, DbError>(replaced)
-        });
-        match result {
-            Ok(replaced) => {
-                self.health.replaced_rows += replaced;
-                self.health.writes_ok += 1;
-                self.health.last_ok = Some(wall);
-                self.health.up = true;
-                self.health.last_error = None;
-                self.backoff.succeeded();
-                Ok(())
-            }
-            Err(e) => {
-                log::warn!("state: write to {} failed: {e}", self.location);
-                self.health.writes_failed += 1;
-                self.health.up = false;
-                self.health.last_error = Some(e.to_string());
-                self.backoff.failed(now, self.settings.max_retry_backoff);
-                Err(())
-            }
         }
     }
 
@@ -517,8 +428,4 @@ impl Store {
         let result = canary::release_lease(self.conn.as_mut(), &replica, name);
         self.note(result)
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }

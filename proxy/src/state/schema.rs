@@ -8,7 +8,8 @@
 //!   coarsened) × kind × key, one row: a latency histogram (route, series), a counter (name,
 //!   labels) or the findings of a route, each as the delta of that window.
 //! - `twinpeak_replicas`: when each replica last flushed (a judge over the fleet's data knows
-//!   whether every replica's latest is in).
+//!   whether every replica's latest is in), and that flush's writer and number (a flush is
+//!   written once).
 //! - `twinpeak_findings`: per replica × route, the findings as a whole and their kept
 //!   examples: what a restarted replica restores.
 //! - `twinpeak_canary`: the canary's state machine, one row with a generation every change
@@ -22,7 +23,7 @@ use super::conn::{transaction, Conn, Dialect, Value};
 use super::error::{DbError, StateError};
 
 /// The newest schema this binary knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1: what a replica learns.
 const V1: &str = "
@@ -101,6 +102,13 @@ CREATE INDEX twinpeak_windows_by_width ON twinpeak_windows (width_s, start_s);
 CREATE INDEX twinpeak_intervals_by_age ON twinpeak_intervals (written_ms);
 ";
 
+/// Version 5: each replica's last flush numbered by its writer (a process), so a flush whose
+/// outcome was unknown is not written twice.
+const V5: &str = "
+ALTER TABLE twinpeak_replicas ADD COLUMN writer TEXT NOT NULL DEFAULT '';
+ALTER TABLE twinpeak_replicas ADD COLUMN flush_number BIGINT NOT NULL DEFAULT 0;
+";
+
 /// The statements that bring a store from version `n - 1` to `n`, for `n` in 1..=`SCHEMA_VERSION`.
 fn migration(dialect: Dialect, to: i64) -> String {
     let id = match dialect {
@@ -117,6 +125,7 @@ fn migration(dialect: Dialect, to: i64) -> String {
         (2, _) => V2.replace("{ID}", id),
         (3, _) => V3.to_string(),
         (4, _) => V4.to_string(),
+        (5, _) => V5.to_string(),
         _ => unreachable!("no migration to version {to}"),
     }
 }

@@ -448,3 +448,69 @@ fn a_stopped_replicas_old_minutes_are_coarsened_by_another_and_a_silent_one_is_f
         "{plan:?}"
     );
 }
+
+/// An SQLite connection whose next COMMIT is reported failed after it committed: what a
+/// client sees when the connection breaks as the server commits.
+struct CommitLost {
+    inner: SqliteConn,
+    lose_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Conn for CommitLost {
+    fn dialect(&self) -> conn::Dialect {
+        self.inner.dialect()
+    }
+    fn execute(&mut self, sql: &str, params: &[conn::Value]) -> Result<u64, DbError> {
+        self.inner.execute(sql, params)
+    }
+    fn query(&mut self, sql: &str, params: &[conn::Value]) -> Result<Vec<conn::Row>, DbError> {
+        self.inner.query(sql, params)
+    }
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.inner.batch(sql)
+    }
+    fn commit(&mut self) -> Result<(), DbError> {
+        self.inner.commit()?;
+        if self
+            .lose_next
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(DbError::LostInTransaction);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_flush_whose_commit_was_reported_failed_after_it_landed_is_not_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let settings = Settings {
+        max_retry_backoff: Duration::from_millis(1),
+        ..settings()
+    };
+    let mut store = Store::open(&Location::Sqlite(path.clone()), settings).unwrap();
+    let lose_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    store.conn = Box::new(CommitLost {
+        inner: SqliteConn::open(&path).unwrap(),
+        lose_next: lose_next.clone(),
+    });
+    let now = SystemTime::now();
+    assert_eq!(store.flush(&batch(now, &[10], 1)), Flushed::Written);
+    lose_next.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Written, but reported failed: kept in doubt.
+    assert_eq!(store.flush(&batch(now, &[20, 30], 2)), Flushed::Buffered);
+    assert!(store.health().buffered_bytes > 0);
+    std::thread::sleep(Duration::from_millis(2));
+    // Buffered behind it while it is in doubt, then both written at the next flush.
+    assert_eq!(store.flush(&batch(now, &[40], 4)), Flushed::Written);
+    let health = store.health();
+    assert!(health.up && health.buffered_bytes == 0, "{health:?}");
+    let view = store.read_view(None, None, None).unwrap();
+    let requests = CounterKey::new(
+        "twinpeak_requests_total",
+        [("route", "/a"), ("side", "primary")],
+    );
+    assert_eq!(view.counters[&requests], 1 + 2 + 4, "a flush written twice");
+    assert_eq!(view.routes["/a"].latency[&Series::Primary].len(), 4);
+}

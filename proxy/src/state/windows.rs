@@ -22,6 +22,16 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// Hours coarsened per flush at most, so a store that was away for long catches up in steps.
 const HOURS_PER_FLUSH: usize = 24;
 
+/// One flush's mark: whose it is, its writer (a process of that replica) and number, and
+/// when it was made (Unix ms).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flush<'a> {
+    pub replica: &'a str,
+    pub writer: &'a str,
+    pub number: i64,
+    pub at_ms: i64,
+}
+
 /// What one write adds: decoded values per minute window and key, and findings as a whole.
 #[derive(Debug, Default)]
 pub(crate) struct Rows {
@@ -199,12 +209,8 @@ fn add_at(
 /// Writes `rows` for `replica`: its minute rows, the all-time totals (all but findings, whose
 /// totals are the findings table), and the findings as a whole. Returns rows replaced because
 /// they could not be merged.
-pub(crate) fn write(
-    conn: &mut dyn Conn,
-    replica: &str,
-    rows: Rows,
-    now_ms: i64,
-) -> Result<u64, DbError> {
+pub(crate) fn write(conn: &mut dyn Conn, flush: &Flush<'_>, rows: Rows) -> Result<u64, DbError> {
+    let (replica, now_ms) = (flush.replica, flush.at_ms);
     let mut by_window: BTreeMap<i64, BTreeMap<RowKey, RowValue>> = BTreeMap::new();
     let mut all_time: BTreeMap<RowKey, RowValue> = BTreeMap::new();
     let mut replaced = 0;
@@ -227,11 +233,36 @@ pub(crate) fn write(
         write_findings(conn, replica, route, findings, now_ms)?;
     }
     conn.execute(
-        "INSERT INTO twinpeak_replicas (replica, flushed_ms) VALUES ($1, $2) \
-         ON CONFLICT (replica) DO UPDATE SET flushed_ms = excluded.flushed_ms",
-        &[replica.into(), now_ms.into()],
+        "INSERT INTO twinpeak_replicas (replica, flushed_ms, writer, flush_number) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (replica) DO UPDATE SET \
+         flushed_ms = excluded.flushed_ms, writer = excluded.writer, \
+         flush_number = excluded.flush_number",
+        &[
+            replica.into(),
+            now_ms.into(),
+            flush.writer.into(),
+            flush.number.into(),
+        ],
     )?;
     Ok(replaced)
+}
+
+/// Whether `flush` (or a later one of its writer) is written already: a write whose outcome
+/// was unknown that landed. With PostgreSQL the replica's row is locked to the end of the
+/// transaction, so a commit still in progress is waited for.
+pub(crate) fn written_already(conn: &mut dyn Conn, flush: &Flush<'_>) -> Result<bool, DbError> {
+    let lock = match conn.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
+    };
+    let rows = conn.query(
+        &format!("SELECT writer, flush_number FROM twinpeak_replicas WHERE replica = $1{lock}"),
+        &[flush.replica.into()],
+    )?;
+    let mut row = rows.into_iter().next().unwrap_or_default().into_iter();
+    let writer = row.next().and_then(Value::into_text);
+    let number = row.next().and_then(|v| v.int());
+    Ok(writer.as_deref() == Some(flush.writer) && number.is_some_and(|n| n >= flush.number))
 }
 
 /// Every replica that ever flushed, with when it last did.
