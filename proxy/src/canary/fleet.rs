@@ -23,7 +23,7 @@ use twinpeak_core::timestamp::{parse_rfc3339, rfc3339};
 use twinpeak_core::CanaryDecision;
 
 use super::window::{PairWindow, SideWindow};
-use super::{AdminAction, Canary, Refused, HISTORY_LIMIT};
+use super::{AdminAction, Canary, Machine, Refused, HISTORY_LIMIT};
 use crate::comparison::store::DiffWindow;
 use crate::state::{
     interval_of, interval_start, AuditEntry, CanaryChange, CanaryRecord, CanaryRow, CanaryUpdate,
@@ -131,24 +131,36 @@ impl Fleet {
                 row
             }
             stale => {
-                let mut start = canary.history().decisions;
-                if let Some(stale) = &stale {
+                if stale.is_some() {
                     log::info!("canary: the stored canary followed another plan; it starts over");
-                    start.extend(keep_stopped(&canary, &stale.record, now));
                 }
-                let record = canary.record_now();
+                let start = canary.history().decisions;
+                let initial = canary.machine();
                 let written = store.change_canary(|current| match current {
                     Some(row) if row.record.plan == plan => None,
-                    _ => Some(CanaryUpdate {
-                        record: record.clone(),
-                        decisions: start.clone(),
-                        audit: None,
-                    }),
+                    _ => {
+                        let (machine, stopped) =
+                            keep_stopped(&canary, &initial, current.map(|r| &r.record), now);
+                        Some(CanaryUpdate {
+                            record: CanaryRecord {
+                                plan: plan.clone(),
+                                ..machine.to_record()
+                            },
+                            decisions: start.iter().cloned().chain(stopped).collect(),
+                            audit: None,
+                        })
+                    }
                 })?;
                 let row = written.ok_or_else(|| StateError::Contended {
                     location: store.location().to_string(),
                     attempts: 0,
                 })?;
+                if row.record.state != initial.state().as_str() {
+                    log::warn!(
+                        "canary: {} under the plan before, the new plan starts so; resume to run it",
+                        row.record.state.replace('_', " ")
+                    );
+                }
                 canary.adopt(canary.machine_of(&row.record, now));
                 row
             }
@@ -614,25 +626,32 @@ pub fn one_width(widths: &BTreeMap<String, Duration>, width: Duration) -> Result
     ))
 }
 
-/// A canary stopped under the stored plan (rolled back or paused) stays stopped when another
-/// plan starts over: the new plan's machine is put in force rolled back or paused, and the
-/// history entry that says so returned. A config rollout never undoes a rollback.
-fn keep_stopped(canary: &Canary, stored: &CanaryRecord, now: SystemTime) -> Option<CanaryDecision> {
-    let mut machine = canary.machine();
-    let (decision, text) = match stored.state.as_str() {
-        "rolled_back" => ("rollback", machine.rollback(now).ok()?),
-        "paused" => ("pause", machine.pause().ok()?),
-        _ => return None,
+/// The machine a new plan starts with over `stored` (the row of another plan, if any): the
+/// `initial` one, except that a canary stopped under the plan before (rolled back or paused)
+/// stays stopped, with the history entry that says so. A config rollout never undoes a
+/// rollback.
+fn keep_stopped(
+    canary: &Canary,
+    initial: &Machine,
+    stored: Option<&CanaryRecord>,
+    now: SystemTime,
+) -> (Machine, Option<CanaryDecision>) {
+    let mut machine = initial.clone();
+    let stopped = match stored.map(|r| r.state.as_str()) {
+        Some("rolled_back") => machine.rollback(now).map(|text| ("rollback", text)),
+        Some("paused") => machine.pause().map(|text| ("pause", text)),
+        _ => return (machine, None),
+    };
+    let Ok((decision, text)) = stopped else {
+        return (initial.clone(), None);
     };
     let summary = format!(
         "{text}: the canary was {} under the plan before, and the new plan starts so; \
          resume to run it",
-        stored.state.replace('_', " ")
+        stored.map_or("", |r| r.state.as_str()).replace('_', " ")
     );
-    log::warn!("canary: {summary}");
     let entry = canary.entry(decision, "config", &machine, summary, Vec::new());
-    canary.adopt(machine);
-    Some(entry)
+    (machine, Some(entry))
 }
 
 /// Every replica's rows of one interval, added.

@@ -248,14 +248,6 @@ impl Canary {
         hex_sha256(plan.to_string().as_bytes())
     }
 
-    /// The machine in force, as the state store keeps it (with the plan filled in).
-    pub fn record_now(&self) -> CanaryRecord {
-        CanaryRecord {
-            plan: self.plan(),
-            ..lock(&self.machine).to_record()
-        }
-    }
-
     /// A copy of the machine in force.
     pub fn machine(&self) -> Machine {
         lock(&self.machine).clone()
