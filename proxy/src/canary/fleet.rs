@@ -11,7 +11,7 @@
 //! Replicas poll the row's generation every [`POLL`] and apply a new decision at once; the
 //! request path only ever reads the weight in force.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,13 +22,14 @@ use twinpeak_core::sync::lock;
 use twinpeak_core::timestamp::{parse_rfc3339, rfc3339};
 use twinpeak_core::CanaryDecision;
 
-use super::window::{PairWindow, SideWindow};
+use super::window::PairWindow;
 use super::{AdminAction, Canary, Machine, Refused, HISTORY_LIMIT};
 use crate::comparison::store::DiffWindow;
 use crate::state::{
     interval_of, interval_start, AuditEntry, CanaryChange, CanaryRecord, CanaryRow, CanaryUpdate,
-    IntervalWindow, SharedStore, SideCounts, StateError, Store,
+    SharedStore, StateError, Store,
 };
+use sum::{fleet_window, from_stored, one_width, to_stored};
 
 /// How often a replica looks for a new decision.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -607,25 +608,6 @@ fn until_next_interval(width: Duration) -> Duration {
     next.duration_since(now).unwrap_or_default()
 }
 
-/// Refuses to judge while a replica counts judge intervals of another width than `width`
-/// (`widths`: every replica that wrote one lately, with the width of its newest): the judge
-/// would add only part of the fleet's traffic, and could not tell a replica missing.
-pub fn one_width(widths: &BTreeMap<String, Duration>, width: Duration) -> Result<(), String> {
-    let others: Vec<String> = widths
-        .iter()
-        .filter(|(_, w)| **w != width)
-        .map(|(replica, w)| format!("{replica} ({w:?})"))
-        .collect();
-    if others.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "judge.interval differs across the fleet: this judge's intervals are {width:?}, \
-         other widths from {}",
-        others.join(", ")
-    ))
-}
-
 /// The machine a new plan starts with over `stored` (the row of another plan, if any): the
 /// `initial` one, except that a canary stopped under the plan before (rolled back or paused)
 /// stays stopped, with the history entry that says so. A config rollout never undoes a
@@ -654,83 +636,6 @@ fn keep_stopped(
     (machine, Some(entry))
 }
 
-/// Every replica's rows of one interval, added.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetWindow {
-    /// The sum.
-    pub window: IntervalWindow,
-    /// The replicas added.
-    pub replicas: Vec<String>,
-}
-
-/// Adds the rows of interval `seq`; refuses when a replica that wrote a row in the
-/// intervals before it has none for it (its figures are late, or it stopped), or none did.
-pub fn fleet_window(
-    rows: &BTreeMap<i64, BTreeMap<String, IntervalWindow>>,
-    seq: i64,
-) -> Result<FleetWindow, String> {
-    let present = rows
-        .get(&seq)
-        .ok_or_else(|| "no replica's figures of the interval are in the store".to_string())?;
-    let missing: BTreeSet<&String> = rows
-        .range(..seq)
-        .flat_map(|(_, replicas)| replicas.keys())
-        .filter(|r| !present.contains_key(*r))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "no figures of the interval from {}",
-            missing
-                .into_iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let mut window = IntervalWindow::default();
-    for replica in present.values() {
-        window.add(replica)?;
-    }
-    Ok(FleetWindow {
-        window,
-        replicas: present.keys().cloned().collect(),
-    })
-}
-
-fn to_stored(window: &PairWindow, diff: Option<DiffWindow>) -> IntervalWindow {
-    let side = |s: &SideWindow| SideCounts {
-        requests: s.requests,
-        errors: s.errors,
-        latency: s.latency.clone(),
-    };
-    let diff = diff.unwrap_or_default();
-    IntervalWindow {
-        primary: side(&window.primary),
-        candidate: side(&window.candidate),
-        compared: diff.compared,
-        different: diff.different,
-    }
-}
-
-fn from_stored(window: &IntervalWindow) -> (PairWindow, Option<DiffWindow>) {
-    let side = |s: &SideCounts| SideWindow {
-        requests: s.requests,
-        errors: s.errors,
-        latency: s.latency.clone(),
-    };
-    let diff = (window.compared > 0).then_some(DiffWindow {
-        compared: window.compared,
-        different: window.different,
-    });
-    (
-        PairWindow {
-            primary: side(&window.primary),
-            candidate: side(&window.candidate),
-        },
-        diff,
-    )
-}
-
 /// The fleet link as a Pingora background service.
 pub struct FleetService {
     fleet: Arc<Fleet>,
@@ -750,5 +655,6 @@ impl BackgroundService for FleetService {
     }
 }
 
+mod sum;
 #[cfg(test)]
 mod tests;

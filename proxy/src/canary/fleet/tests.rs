@@ -1,6 +1,8 @@
 //! The fleet link against a real SQLite store.
 
 use super::*;
+use crate::state::IntervalWindow;
+use std::collections::BTreeMap;
 
 fn window(candidate: u64, errors: u64) -> IntervalWindow {
     let mut w = IntervalWindow::default();
