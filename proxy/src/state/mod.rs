@@ -302,7 +302,9 @@ impl Store {
     }
 
     /// Writes `update` if the canary row is still at generation `expected` (`None`: no row
-    /// yet), with its decisions and audit entry, in one transaction.
+    /// yet), with its decisions and audit entry, in one transaction. A write that failed is
+    /// looked for in the row before it is reported failed: its COMMIT may have failed on the
+    /// client's side after the server committed.
     pub fn write_canary(
         &mut self,
         expected: Option<u64>,
@@ -311,7 +313,20 @@ impl Store {
         let replica = self.settings.replica.clone();
         let max = self.settings.max_history;
         let result = canary::write(self.conn.as_mut(), &replica, expected, update, max);
-        self.note(result)
+        let Err(e) = result else {
+            return self.note(result);
+        };
+        match canary::read(self.conn.as_mut()) {
+            Ok(Some(row))
+                if row.generation == expected.map_or(1, |g| g + 1)
+                    && row.updated_by == replica
+                    && row.record == update.record =>
+            {
+                log::info!("state: a canary change reported failed had been written");
+                Ok(CanaryWrite::Written(row))
+            }
+            _ => Err(self.failed(e)),
+        }
     }
 
     /// Applies `change` to the canary row as it is now (`None` when there is none yet) and

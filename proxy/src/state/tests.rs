@@ -514,3 +514,46 @@ fn a_flush_whose_commit_was_reported_failed_after_it_landed_is_not_written_again
     assert_eq!(view.counters[&requests], 1 + 2 + 4, "a flush written twice");
     assert_eq!(view.routes["/a"].latency[&Series::Primary].len(), 4);
 }
+
+#[test]
+fn a_canary_change_whose_commit_was_reported_failed_after_it_landed_is_reported_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite3");
+    let mut store = Store::open(&Location::Sqlite(path.clone()), settings()).unwrap();
+    let lose_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    store.conn = Box::new(CommitLost {
+        inner: SqliteConn::open(&path).unwrap(),
+        lose_next: lose_next.clone(),
+    });
+    let update = |weight: f64| CanaryUpdate {
+        record: CanaryRecord {
+            state: "rolled_back".into(),
+            weight,
+            ..CanaryRecord::default()
+        },
+        audit: Some(AuditEntry {
+            at: SystemTime::now(),
+            by: "sre".into(),
+            action: "rollback".into(),
+            summary: format!("weight {weight}"),
+        }),
+        ..CanaryUpdate::default()
+    };
+    let CanaryWrite::Written(row) = store.write_canary(None, &update(0.0)).unwrap() else {
+        panic!("a change that landed was reported a conflict");
+    };
+    assert_eq!((row.generation, row.record.weight), (1, 0.0));
+    assert!(!lose_next.load(std::sync::atomic::Ordering::Relaxed));
+    assert_eq!(store.audit(10).unwrap().len(), 1);
+
+    // A change that did not land is still reported failed.
+    let mut conn = SqliteConn::open(&path).unwrap();
+    conn.batch(
+        "CREATE TRIGGER refuse_changes BEFORE UPDATE ON twinpeak_canary \
+         BEGIN SELECT RAISE(FAIL, 'the disk is full'); END",
+    )
+    .unwrap();
+    let failed = store.write_canary(Some(1), &update(5.0)).unwrap_err();
+    assert!(failed.to_string().contains("disk is full"), "{failed}");
+    assert_eq!(store.canary().unwrap(), Some(row));
+}
