@@ -12,7 +12,10 @@ use crate::state::{IntervalWindow, SideCounts};
 /// Refuses to judge while a replica counts judge intervals of another width than `width`
 /// (`widths`: every replica that wrote one lately, with the width of its newest): the judge
 /// would add only part of the fleet's traffic, and could not tell a replica missing.
-pub fn one_width(widths: &BTreeMap<String, Duration>, width: Duration) -> Result<(), String> {
+pub(super) fn one_width(
+    widths: &BTreeMap<String, Duration>,
+    width: Duration,
+) -> Result<(), String> {
     let others: Vec<String> = widths
         .iter()
         .filter(|(_, w)| **w != width)
@@ -30,7 +33,7 @@ pub fn one_width(widths: &BTreeMap<String, Duration>, width: Duration) -> Result
 
 /// Every replica's rows of one interval, added.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FleetWindow {
+pub(super) struct FleetWindow {
     /// The sum.
     pub window: IntervalWindow,
     /// The replicas added.
@@ -39,7 +42,7 @@ pub struct FleetWindow {
 
 /// Adds the rows of interval `seq`; refuses when a replica that wrote a row in the
 /// intervals before it has none for it (its figures are late, or it stopped), or none did.
-pub fn fleet_window(
+pub(super) fn fleet_window(
     rows: &BTreeMap<i64, BTreeMap<String, IntervalWindow>>,
     seq: i64,
 ) -> Result<FleetWindow, String> {
