@@ -218,6 +218,9 @@ impl Admin {
             Err(crate::canary::FleetRefusal::Refused(refused)) => {
                 error_response(StatusCode::CONFLICT, &refused.to_string())
             }
+            Err(other_plan @ crate::canary::FleetRefusal::OtherPlan(_)) => {
+                error_response(StatusCode::CONFLICT, &other_plan.to_string())
+            }
             Err(unreachable) => {
                 error_response(StatusCode::SERVICE_UNAVAILABLE, &unreachable.to_string())
             }
