@@ -30,7 +30,7 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
-fn text(output: &Output) -> String {
+fn described(output: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         output.status.code(),
@@ -72,7 +72,7 @@ async fn fleet(scenario: &Path, url: &str, out: &Path, extra: &[&str]) -> Vec<Pa
         twinpeak(args)
     });
     for output in futures_util::future::join_all(runs).await {
-        assert!(output.status.success(), "{}", text(&output));
+        assert!(output.status.success(), "{}", described(&output));
     }
     (0..WORKERS)
         .map(|k| out.join(format!("w{k}/run.json")))
@@ -162,7 +162,7 @@ async fn four_workers_send_what_one_machine_sends_and_merge_exactly() {
     ]));
     args.push(alone_out.display().to_string());
     let output = twinpeak(args).await;
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", described(&output));
     let alone = RunRecord::read(alone_out.join("run.json")).unwrap();
 
     let files = fleet(
@@ -174,7 +174,7 @@ async fn four_workers_send_what_one_machine_sends_and_merge_exactly() {
     .await;
     let merged_out = dir.path().join("merged");
     let output = twinpeak(report(&files, &merged_out)).await;
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", described(&output));
     let merged = RunRecord::read(merged_out.join("run.json")).unwrap();
     let workers: Vec<RunRecord> = files.iter().map(|f| RunRecord::read(f).unwrap()).collect();
 
@@ -301,7 +301,7 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
 
     // Each worker exited 0 though its share fails p99 ≤ 1 µs: the merged run fails it.
     let output = twinpeak(report(&files, &dir.path().join("m"))).await;
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", described(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("1 SLO(s) failed:\n  FAIL run (target): p99"),
@@ -313,7 +313,7 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
         &dir.path().join("m2"),
     ))
     .await;
-    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert_eq!(missing.status.code(), Some(2), "{}", described(&missing));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
         stderr.contains("lacks the record of worker 2/4"),
@@ -327,7 +327,12 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
     let mut twice = files.clone();
     twice.push(copy.clone());
     let duplicated = twinpeak(report(&twice, &dir.path().join("m3"))).await;
-    assert_eq!(duplicated.status.code(), Some(2), "{}", text(&duplicated));
+    assert_eq!(
+        duplicated.status.code(),
+        Some(2),
+        "{}",
+        described(&duplicated)
+    );
     let stderr = String::from_utf8_lossy(&duplicated.stderr);
     let both = format!("{}, {}", files[1].display(), copy.display());
     assert!(
@@ -347,7 +352,7 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
     ]));
     args.push(other_out.display().to_string());
     let output = twinpeak(args).await;
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", described(&output));
     let other = other_out.join("run.json");
     let foreign = [
         files[0].clone(),
@@ -356,7 +361,7 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
         files[3].clone(),
     ];
     let mixed = twinpeak(report(&foreign, &dir.path().join("m4"))).await;
-    assert_eq!(mixed.status.code(), Some(2), "{}", text(&mixed));
+    assert_eq!(mixed.status.code(), Some(2), "{}", described(&mixed));
     let stderr = String::from_utf8_lossy(&mixed.stderr);
     assert!(
         stderr.contains("lacks the record of worker 2/4"),
@@ -388,7 +393,7 @@ async fn check_validates_the_share_without_traffic() {
         ]))
     };
     let output = check("1/4").await;
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", described(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("worker 1/4 (from 0)") && stdout.contains("50 of those arrivals"),
@@ -404,11 +409,11 @@ async fn check_validates_the_share_without_traffic() {
         ("0/11", "max_users 10 cannot be split"),
     ] {
         let output = check(bad).await;
-        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert_eq!(output.status.code(), Some(2), "{}", described(&output));
         assert!(
             String::from_utf8_lossy(&output.stderr).contains(says),
             "{}",
-            text(&output)
+            described(&output)
         );
     }
 }
