@@ -191,11 +191,11 @@ impl Leg {
     }
 
     /// Ends the leg's schedule: every user's next arrival is none.
+    /// Users still waiting for the others to launch are let go at once.
     fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        if let Some(clocked) = self.clock.get() {
-            clocked.pacer.stop();
-        }
+        // Starts the clock if need be, stopped: it stops the pacer and wakes the waiting users.
+        self.begin();
     }
 
     /// How much later than the common start the leg's schedule started.

@@ -420,4 +420,58 @@ mod tests {
         let errors = find(&verdicts, "error_rate");
         assert_eq!((errors.actual, errors.pass), (20.0, false));
     }
+
+    #[test]
+    fn a_record_is_judged_against_the_thresholds_it_carries() {
+        use std::collections::BTreeMap;
+        use twinpeak_core::run::{RunThresholds, Thresholds};
+        use twinpeak_core::{EncodedHistogram, PhaseRecord, RequestRecord, RunTarget};
+
+        let phase = |name: &str| PhaseRecord {
+            name: name.to_owned(),
+            target: "legacy".to_owned(),
+            requests: BTreeMap::from([(
+                "get".to_owned(),
+                RequestRecord {
+                    sent: 1_000,
+                    corrected_us: EncodedHistogram(latencies()),
+                    ..RequestRecord::default()
+                },
+            )]),
+            ..PhaseRecord::default()
+        };
+        let mut record = RunRecord::new(
+            "s",
+            "ab",
+            7,
+            1.0,
+            std::time::SystemTime::now(),
+            BTreeMap::new(),
+        );
+        record.targets.push(RunTarget {
+            name: "legacy".to_owned(),
+            url: String::new(),
+        });
+        record.phases = vec![phase("warm"), phase("spike")];
+        let p99 = |ms| Thresholds {
+            p99_ms: Some(ms),
+            ..Thresholds::default()
+        };
+        record.thresholds = RunThresholds {
+            run: p99(200.0),
+            phases: BTreeMap::from([("spike".to_owned(), p99(300.0))]),
+        };
+        let verdicts: Vec<_> = judge(&record)
+            .iter()
+            .map(|v| (v.scope.clone(), v.limit, v.pass))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("phase spike".to_owned(), 300.0, true),
+                ("run".to_owned(), 200.0, false)
+            ],
+            "p99 is 248 ms over both phases"
+        );
+    }
 }
