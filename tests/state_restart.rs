@@ -1,7 +1,8 @@
 //! The default state (an SQLite file beside the configuration) across `kill -9`: a ramp goes on
 //! at its step with its hold, a rollback stays, findings, counters and latency histograms go on
 //! from what was flushed, and the judge goes on judging after a restart with a longer judge
-//! interval. Real processes on loopback; every wait bounded.
+//! interval; a proxy stopped with SIGINT or SIGTERM writes everything before it exits. Real
+//! processes on loopback; every wait bounded.
 
 mod common;
 mod state_support;
@@ -273,5 +274,60 @@ async fn the_judge_goes_on_after_a_restart_with_a_longer_interval() {
         );
         let width = if at < restarted { 300 } else { 1_000 };
         judged_until = start + Duration::from_millis(width);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigint_and_sigterm_write_everything_recorded_since_the_last_flush() {
+    let primary = fixed(200, r#"{"price": 10}"#).await;
+    let shadow = fixed(200, r#"{"price": 12}"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    // No periodic flush within the test: only the one on the way out can keep what it sees.
+    let body = format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 100 }}\n\
+         routes: [\"/items/{{id}}\"]\nstate: {{flush_interval: 10m}}\n",
+        primary.url(),
+        shadow.url(),
+    );
+    let mut proxy = Replica::start(dir.path(), "solo", &body).await;
+    let requests =
+        r#"twinpeak_requests_total{route="/items/{id}",side="primary",status_class="2xx"}"#;
+    let c = client();
+    let mut sent = 0;
+    for signal in ["INT", "TERM"] {
+        for i in 0..50 {
+            let res = c
+                .get(proxy.url(&format!("/items/{i}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let _ = res.bytes().await;
+            sent += 1;
+        }
+        let compared = within(Duration::from_secs(5), || async {
+            proxy.json("/api/v1/diffs").await["routes"]["/items/{id}"]["compared"].as_u64()
+                == Some(sent)
+        })
+        .await;
+        assert!(compared, "every pair compared before SIG{signal}");
+        assert!(proxy.stop(signal), "SIG{signal} exits 0: {}", proxy.log());
+        assert!(
+            proxy.log().contains("flushed to"),
+            "SIG{signal} flushes on the way out: {}",
+            proxy.log()
+        );
+        proxy.restart().await;
+        assert_eq!(
+            proxy.metric(requests).await,
+            Some(sent as f64),
+            "after SIG{signal}"
+        );
+        let diffs = proxy.json("/api/v1/diffs").await;
+        assert_eq!(
+            diffs["routes"]["/items/{id}"]["compared"].as_u64(),
+            Some(sent),
+            "after SIG{signal}: {diffs}"
+        );
     }
 }

@@ -22,15 +22,34 @@ use crate::service::TwinpeakProxy;
 use crate::state::live::{FlushService, Live, Sources};
 use crate::stats::Stats;
 
+/// The server, ready to run, and the state store it flushes to (flushed once more when it
+/// has stopped).
+pub struct Assembled {
+    /// Every service, wired together.
+    pub server: Server,
+    state: Option<Arc<Live>>,
+}
+
+impl Assembled {
+    /// Runs the server until SIGINT or SIGTERM, then writes the state recorded since the last
+    /// flush.
+    pub fn run(self) {
+        self.server.run(RunArgs::default());
+        if let Some(state) = self.state {
+            state.flush_at_exit();
+        }
+    }
+}
+
 /// Builds the server for a configuration, ready to run. Fails when an address to listen on is
 /// taken, an upstream does not resolve, or the diff corpus cannot be opened.
-pub fn build(loaded: LoadedConfig) -> Result<Server, StartError> {
+pub fn build(loaded: LoadedConfig) -> Result<Assembled, StartError> {
     let file = loaded.path.clone();
     assemble(loaded).map_err(|setup| StartError { file, setup })
 }
 
 /// The server's services, wired together.
-fn assemble(loaded: LoadedConfig) -> Result<Server, SetupError> {
+fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
     let config = &loaded.config;
     check_listen_addresses(config)?;
     let routes = Arc::new(RouteTable::new(&config.routes));
@@ -140,13 +159,13 @@ fn assemble(loaded: LoadedConfig) -> Result<Server, SetupError> {
         }
         (None, None) => {}
     }
-    if let Some(state) = state {
+    if let Some(state) = &state {
         server.add_service(background_service(
             "twinpeak state",
-            FlushService::new(state),
+            FlushService::new(state.clone()),
         ));
     }
-    Ok(server)
+    Ok(Assembled { server, state })
 }
 
 /// The services operators and their tools talk to: the metrics-only listener, the readiness
@@ -229,6 +248,6 @@ pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
             .unwrap_or_else(|| "none".into()),
         loaded.state_location(),
     );
-    build(loaded)?.run(RunArgs::default());
+    build(loaded)?.run();
     Ok(())
 }

@@ -30,6 +30,12 @@ impl SharedStore {
         }
     }
 
+    /// Runs `call` on the store on this thread, waiting for a call in progress to end: for
+    /// code outside any runtime (the last flush, after the server has stopped).
+    pub fn call_here<T>(&self, call: impl FnOnce(&mut Store) -> T) -> T {
+        call(&mut lock(&self.store))
+    }
+
     /// Runs `call` on the store off the runtime and returns what it returns. A call that
     /// panicked panics here too; one the runtime cancelled (it is shutting down, and so is
     /// the caller) never returns.

@@ -193,19 +193,25 @@ impl Live {
     }
 
     /// Writes what changed since the last flush (or buffers it while the store is away).
+    /// The batch is taken and written in one call off the runtime, so a flush the runtime
+    /// cancels at shutdown still writes what it took.
     pub(crate) async fn flush(self: &Arc<Self>) {
         let live = self.clone();
-        let batch = match tokio::task::spawn_blocking(move || live.batch()).await {
-            Ok(batch) => batch,
-            Err(_) => return,
-        };
-        let live = self.clone();
-        self.store
-            .call(move |store| {
-                store.flush(&batch);
-                *lock(&live.health) = store.health();
-            })
-            .await;
+        self.store.call(move |store| live.write_batch(store)).await;
+    }
+
+    /// The last flush, once every service has stopped (after SIGINT as after SIGTERM): what
+    /// was recorded since the flush before is written before the process exits. Waits for a
+    /// flush still in progress.
+    pub(crate) fn flush_at_exit(&self) {
+        self.store.call_here(|store| self.write_batch(store));
+        log::info!("state: flushed to {} on shutdown", self.describe());
+    }
+
+    fn write_batch(&self, store: &mut Store) {
+        let batch = self.batch();
+        store.flush(&batch);
+        *lock(&self.health) = store.health();
     }
 
     /// Latency, counters and findings of the period (all time when both are `None`), of
@@ -238,8 +244,8 @@ fn all_examples(sources: &Sources) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-/// The flush as a Pingora background service: every `flush_interval`, and once more on
-/// shutdown.
+/// The flush as a Pingora background service: every `flush_interval` until shutdown (the
+/// last flush is [`Live::flush_at_exit`], once the runtimes have stopped).
 pub(crate) struct FlushService {
     live: Arc<Live>,
 }
@@ -263,7 +269,5 @@ impl BackgroundService for FlushService {
                 _ = shutdown.changed() => break,
             }
         }
-        self.live.flush().await;
-        log::info!("state: flushed to {} on shutdown", self.live.describe());
     }
 }
