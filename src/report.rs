@@ -79,7 +79,7 @@ impl ReportCommand {
     ) -> anyhow::Result<(Vec<FiledInput>, Vec<twinpeak_loadgen::SloVerdict>)> {
         let (runs, mut others): (Vec<_>, Vec<_>) = inputs
             .into_iter()
-            .partition(|(_, input)| matches!(input, Input::Run(r) if r.worker.is_some()));
+            .partition(|(_, input)| matches!(input, Input::Run(_)));
         let records = runs
             .into_iter()
             .filter_map(|(path, input)| match input {
@@ -87,7 +87,11 @@ impl ReportCommand {
                 Input::Snapshot(_) => None,
             })
             .collect();
-        let (merged, _) = merge_workers(records)?;
+        let (merged, single) = merge_workers(records)?;
+        let mut single: Vec<FiledInput> = single
+            .into_iter()
+            .map(|(path, record)| (path, Input::Run(record)))
+            .collect();
         let mut failed = Vec::new();
         let mut inputs = Vec::new();
         for (n, MergedRun { files, mut record }) in merged.into_iter().enumerate() {
@@ -114,6 +118,7 @@ impl ReportCommand {
             failed.extend(verdicts.into_iter().filter(|v| !v.pass));
             inputs.push((path, Input::Run(record)));
         }
+        inputs.append(&mut single);
         inputs.append(&mut others);
         Ok((inputs, failed))
     }

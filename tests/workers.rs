@@ -79,6 +79,37 @@ async fn fleet(scenario: &Path, url: &str, out: &Path, extra: &[&str]) -> Vec<Pa
         .collect()
 }
 
+/// A copy of the record `file`, changed by `change`, written to `dir/NAME/run.json`.
+fn altered(file: &Path, dir: &Path, name: &str, change: impl FnOnce(&mut RunRecord)) -> PathBuf {
+    let mut record = RunRecord::read(file).unwrap();
+    change(&mut record);
+    let path = dir.join(name).join("run.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    record.write(&path).unwrap();
+    path
+}
+
+/// Runs `twinpeak report` over `files` and asserts it exits 2 with every one of `says` in its
+/// error.
+async fn refused(files: &[PathBuf], out: &Path, says: &[&str]) {
+    let output = twinpeak(report(files, out)).await;
+    assert_eq!(output.status.code(), Some(2), "{}", described(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for said in says {
+        assert!(stderr.contains(said), "{said:?} not in {stderr}");
+    }
+}
+
+/// Requests sent over every phase of `record`.
+fn requests_sent(record: &RunRecord) -> u64 {
+    record
+        .phases
+        .iter()
+        .flat_map(|p| p.requests.values())
+        .map(|r| r.sent)
+        .sum()
+}
+
 fn report(files: &[PathBuf], out: &Path) -> Vec<String> {
     let mut args = vec!["report".to_owned()];
     args.extend(files.iter().map(|f| f.display().to_string()));
@@ -307,6 +338,52 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
         stderr.contains("1 SLO(s) failed:\n  FAIL run (target): p99"),
         "{stderr}"
     );
+    // The verdict is the whole run's: every worker's requests are in the merged record.
+    let merged_file = dir.path().join("m/run.json");
+    let merged = RunRecord::read(&merged_file).unwrap();
+    let each: Vec<u64> = files
+        .iter()
+        .map(|f| requests_sent(&RunRecord::read(f).unwrap()))
+        .collect();
+    assert!(each.iter().all(|&n| n > 0), "{each:?}");
+    assert_eq!(requests_sent(&merged), each.iter().sum::<u64>());
+    assert_eq!(merged.workers.len(), WORKERS as usize);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("4 worker records merged"), "{stdout}");
+
+    // A worker that died mid-run left its last checkpoint; one stopped by the Job, its signal.
+    let partial = altered(&files[2], dir.path(), "partial", |r| r.partial = true);
+    let unfinished = [
+        files[0].clone(),
+        files[1].clone(),
+        partial.clone(),
+        files[3].clone(),
+    ];
+    let named = format!(
+        "{} is not the whole of worker 2/4's share",
+        partial.display()
+    );
+    refused(&unfinished, &dir.path().join("m5"), &[&named, "partial"]).await;
+    let stopped = altered(&files[1], dir.path(), "stopped", |r| {
+        r.interrupted = Some("SIGTERM".into())
+    });
+    let unfinished = [
+        files[0].clone(),
+        stopped.clone(),
+        files[2].clone(),
+        files[3].clone(),
+    ];
+    let named = format!(
+        "{} is not the whole of worker 1/4's share",
+        stopped.display()
+    );
+    refused(&unfinished, &dir.path().join("m6"), &[&named, "SIGTERM"]).await;
+
+    // The merged record given back with the records it came from would count them twice.
+    let mut again = files.clone();
+    again.push(merged_file.clone());
+    let named = format!("{} is the record merged from run", merged_file.display());
+    refused(&again, &dir.path().join("m7"), &[&named, "count twice"]).await;
 
     let missing = twinpeak(report(
         &[files[0].clone(), files[1].clone(), files[3].clone()],

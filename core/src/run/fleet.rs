@@ -94,6 +94,43 @@ pub enum FleetError {
         /// Its value in `first`.
         ours: String,
     },
+    /// A worker's record is a checkpoint of a run still going, or of one stopped before its
+    /// schedule was over: the arrivals it never sent are counted nowhere, so the run cannot be
+    /// judged from it.
+    #[error(
+        "{} is not the whole of worker {index}/{count}'s share of run `{run_id}`: {why}; \
+         the run cannot be judged without it",
+        file.display()
+    )]
+    Unfinished {
+        /// The record.
+        file: PathBuf,
+        /// The run.
+        run_id: String,
+        /// The worker, from 0.
+        index: u32,
+        /// Workers in the run.
+        count: u32,
+        /// What is unfinished about it.
+        why: String,
+    },
+    /// A record merged from a run's workers is given with records of that run (its workers',
+    /// or another merge of it): their figures would count twice.
+    #[error(
+        "{} is the record merged from run `{run_id}`, which {} also hold{}: its requests would \
+         count twice; give the workers' records or the merged one, not both",
+        merged.display(),
+        list(files),
+        if files.len() == 1 { "s" } else { "" }
+    )]
+    MergedTwice {
+        /// The merged record.
+        merged: PathBuf,
+        /// The run.
+        run_id: String,
+        /// The other records of the run given.
+        files: Vec<PathBuf>,
+    },
     /// One worker's share appears in several records.
     #[error(
         "worker {index}/{count} of run `{run_id}` appears more than once: {}",
@@ -180,7 +217,10 @@ pub type FiledRecord = (PathBuf, RunRecord);
 /// Splits `records` into those of runs spread over load workers, merged run by run, and the
 /// others, left as they are (in the order given).
 ///
-/// Worker records are grouped by run id. Each run must have the same scenario (name and
+/// A record merged earlier from a run's workers (its `workers` list names the run) passes
+/// through as one run's record, but never beside a worker record of the same run or another
+/// merge of it: those would count the run twice. Worker records are grouped by run id; each
+/// must be finished (neither a checkpoint, `partial`, nor `interrupted`). Each run must have the same scenario (name and
 /// SHA-256), seed and number of workers in every record, and each worker exactly once; the
 /// errors name the files at fault and the workers missing or duplicated. A run's merged record
 /// has the run's scale (each worker ran the scenario at it), no worker mark, the workers' health
@@ -192,6 +232,7 @@ pub fn merge_workers(
         .iter()
         .filter_map(|(p, r)| Some((p.clone(), r.worker.as_ref()?.run_id.clone())))
         .collect();
+    check_merged_once(&records)?;
     let mut runs: BTreeMap<String, Vec<FiledRecord>> = BTreeMap::new();
     let mut single = Vec::new();
     let mut order = Vec::new();
@@ -228,6 +269,9 @@ fn merge_run(
     others: Vec<(PathBuf, String)>,
 ) -> Result<MergedRun, FleetError> {
     let mark = |r: &RunRecord| r.worker.as_deref().cloned().unwrap_or_default();
+    for (path, record) in &members {
+        check_finished(path, record)?;
+    }
     let (first_path, first) = members[0].clone();
     let count = mark(&first).count;
     for (path, record) in &members[1..] {
@@ -300,6 +344,64 @@ fn merge_run(
         .collect();
     let files = members.into_iter().map(|(p, _)| p).collect();
     Ok(MergedRun { files, record })
+}
+
+/// Fails when a merged record (one with worker health) shares its run with another input: a
+/// worker record of that run or another merged record of it.
+fn check_merged_once(records: &[FiledRecord]) -> Result<(), FleetError> {
+    let run_ids = |record: &RunRecord| -> Vec<String> {
+        let mut ids: Vec<String> = match &record.worker {
+            Some(mark) => vec![mark.run_id.clone()],
+            None => record
+                .workers
+                .iter()
+                .map(|w| w.mark.run_id.clone())
+                .collect(),
+        };
+        ids.dedup();
+        ids
+    };
+    for (n, (merged, record)) in records.iter().enumerate() {
+        if record.worker.is_some() {
+            continue;
+        }
+        for run_id in run_ids(record) {
+            let files: Vec<PathBuf> = records
+                .iter()
+                .enumerate()
+                .filter(|(m, (_, other))| *m != n && run_ids(other).contains(&run_id))
+                .map(|(_, (path, _))| path.clone())
+                .collect();
+            if !files.is_empty() {
+                return Err(FleetError::MergedTwice {
+                    merged: merged.clone(),
+                    run_id,
+                    files,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `record` holds its worker's whole share: not a checkpoint written while the
+/// worker was still running (`partial`), nor the record of a worker stopped by a signal.
+fn check_finished(path: &Path, record: &RunRecord) -> Result<(), FleetError> {
+    let why = match (&record.interrupted, record.partial) {
+        (Some(signal), _) => format!("it was stopped by {signal} before its schedule was over"),
+        (None, true) => "it is a checkpoint written while the worker was still running (partial), \
+             the last one of a worker that died or one not finished yet"
+            .to_owned(),
+        (None, false) => return Ok(()),
+    };
+    let mark = record.worker.as_deref().cloned().unwrap_or_default();
+    Err(FleetError::Unfinished {
+        file: path.to_owned(),
+        run_id: mark.run_id,
+        index: mark.index,
+        count: mark.count,
+        why,
+    })
 }
 
 /// What `record`'s worker offered, phase by phase.
@@ -444,6 +546,49 @@ mod tests {
         records.push((path, other));
         assert!(error(records)
             .contains("r1/w3/run.json and r1/w0/run.json are not of one run: seed 8 ≠ 7"));
+    }
+
+    #[test]
+    fn an_unfinished_or_interrupted_worker_is_refused_by_name() {
+        let mut records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
+        records[2].1.partial = true;
+        let message = error(records);
+        assert!(
+            message
+                .starts_with("r1/w2/run.json is not the whole of worker 2/4's share of run `r1`"),
+            "{message}"
+        );
+        assert!(message.contains("partial"), "{message}");
+        let mut records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
+        records[1].1.interrupted = Some("SIGTERM".into());
+        let message = error(records);
+        assert!(
+            message.contains("r1/w1/run.json is not the whole")
+                && message.contains("stopped by SIGTERM"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_merged_record_given_with_its_workers_is_refused() {
+        let records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
+        let (mut runs, _) = merge_workers(records.clone()).unwrap();
+        let merged = (PathBuf::from("merged/run.json"), runs.remove(0).record);
+        let mut again = records;
+        again.push(merged.clone());
+        let message = error(again);
+        assert!(
+            message.starts_with("merged/run.json is the record merged from run `r1`, which r1/w0/run.json, r1/w1/run.json"),
+            "{message}"
+        );
+        assert!(message.contains("count twice"), "{message}");
+        let message = error(vec![
+            merged.clone(),
+            (PathBuf::from("copy.json"), merged.1.clone()),
+        ]);
+        assert!(message.contains("which copy.json also holds"), "{message}");
+        let (_, single) = merge_workers(vec![merged]).unwrap();
+        assert_eq!(single.len(), 1, "alone, a merged record is one run's");
     }
 
     #[test]
