@@ -480,6 +480,27 @@ async fn check_validates_the_share_without_traffic() {
         stdout.contains("3 of 10 users") && stdout.contains("data.seat: split, 1 value(s)"),
         "{stdout}"
     );
+    for (start, says) in [
+        ("1969-12-31T23:59:59Z", "before 1970"),
+        ("9999-12-31T23:59:59Z", "at most 24 h ahead"),
+    ] {
+        let output = twinpeak(strings(&[
+            "load",
+            &scenario.display().to_string(),
+            "--worker",
+            "1/4",
+            "--start-at",
+            start,
+            "--check",
+        ]))
+        .await;
+        assert_eq!(output.status.code(), Some(2), "{}", described(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(says),
+            "{}",
+            described(&output)
+        );
+    }
     for (bad, says) in [
         ("4/4", "workers count from 0"),
         ("5/6", "5 value(s) split over 6"),

@@ -28,6 +28,10 @@ pub const CLOCK_WARNING: Duration = Duration::from_secs(2);
 /// A schedule that starts later than this after `--start-at` is reported as late.
 pub const LATE_WARNING: Duration = Duration::from_millis(5);
 
+/// How far ahead `--start-at` may be: a common start is minutes ahead, and one further than
+/// this is a mistyped date.
+pub const MAX_START_AHEAD: Duration = Duration::from_secs(24 * 3_600);
+
 /// Environment variable a Kubernetes Indexed Job sets to the pod's index.
 pub const JOB_INDEX_VARIABLE: &str = "JOB_COMPLETION_INDEX";
 
@@ -238,7 +242,28 @@ fn parse_start(text: &str) -> Result<SystemTime, InvalidValue> {
             "--start-at {text:?}: not an RFC 3339 time such as 2026-12-24T18:00:00Z ({e})"
         ))
     })?;
-    Ok(SystemTime::from(parsed))
+    let at = SystemTime::from(parsed);
+    check_start(text.trim(), at, SystemTime::now())?;
+    Ok(at)
+}
+
+/// Fails unless `at` is a start a run can have, seen at `now`: after 1970 (the Unix epoch
+/// records count from), and at most [`MAX_START_AHEAD`] ahead.
+fn check_start(text: &str, at: SystemTime, now: SystemTime) -> Result<(), InvalidValue> {
+    if at < SystemTime::UNIX_EPOCH {
+        return Err(InvalidValue(format!(
+            "--start-at {text}: before 1970-01-01T00:00:00Z, a start no run can have"
+        )));
+    }
+    let ahead = at.duration_since(now).unwrap_or_default();
+    if ahead > MAX_START_AHEAD {
+        return Err(InvalidValue(format!(
+            "--start-at {text}: {} h from now; a common start is at most {} h ahead (is the date right?)",
+            ahead.as_secs() / 3_600,
+            MAX_START_AHEAD.as_secs() / 3_600
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,6 +342,12 @@ mod tests {
     fn start_times_are_rfc3339() {
         assert!(parse_start("2026-01-01T18:00:00+01:00").is_ok());
         assert!(parse_start("tomorrow").unwrap_err().0.contains("RFC 3339"));
+        let refused = |text| parse_start(text).unwrap_err().0;
+        assert!(refused("1969-12-31T23:59:59Z").contains("before 1970"));
+        assert!(refused("9999-12-31T23:59:59Z").contains("at most 24 h ahead"));
+        let ahead = |hours: u64| rfc3339(SystemTime::now() + Duration::from_secs(hours * 3_600));
+        assert!(parse_start(&ahead(23)).is_ok());
+        assert!(refused(&ahead(25)).contains("at most 24 h ahead"));
     }
 
     #[test]
