@@ -143,7 +143,7 @@ impl LoadCommand {
         )?;
         let all_users = loaded.scenario.max_users;
         let mut loaded = LoadedScenario {
-            scenario: loaded.scenario.scaled(self.scale),
+            scenario: loaded.scenario.try_scaled(self.scale)?,
             ..loaded
         };
         if let Some(plan) = &worker {

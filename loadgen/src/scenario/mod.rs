@@ -20,11 +20,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use twinpeak_core::digest::hex_sha256;
 use twinpeak_core::run::{RunThresholds, Thresholds};
-use twinpeak_core::units::Percent;
+use twinpeak_core::units::{InvalidValue, Percent};
 use twinpeak_core::yaml_error;
 
 use crate::data::{Data, DataSource};
 use crate::template::{ExtractPath, JsonTemplate, Template};
+
+/// The longest a scaled scenario may last: weeks of load are a mistyped `--scale`.
+pub const MAX_RUN_DURATION: Duration = Duration::from_secs(30 * 86_400);
 
 /// A load scenario with every default filled in; rates are multiples of `baseline_rps`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -212,21 +215,47 @@ impl Scenario {
     }
 
     /// The scenario with every phase's duration multiplied by `factor` (`0.1` rehearses a
-    /// 20-minute scenario in 2 minutes at the same rates).
+    /// 20-minute scenario in 2 minutes at the same rates), for a factor known to be good.
     ///
     /// # Panics
-    /// If `factor` is not a positive finite number (callers refuse such factors first), or if a
-    /// scaled duration overflows [`Duration`].
+    /// Where [`Scenario::try_scaled`] fails.
     pub fn scaled(&self, factor: f64) -> Scenario {
-        assert!(
-            factor.is_finite() && factor > 0.0,
-            "scale factor must be positive, got {factor}"
-        );
+        self.try_scaled(factor)
+            .unwrap_or_else(|e| panic!("{}", e.0))
+    }
+
+    /// The scenario with every phase's duration multiplied by `factor`; fails unless `factor` is
+    /// a positive finite number and every scaled duration is above zero and one [`Duration`]
+    /// holds.
+    pub fn try_scaled(&self, factor: f64) -> Result<Scenario, InvalidValue> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(InvalidValue(format!(
+                "--scale must be above 0, got {factor}"
+            )));
+        }
+        let total_s = self.total_duration().as_secs_f64() * factor;
+        if total_s > MAX_RUN_DURATION.as_secs_f64() {
+            return Err(InvalidValue(format!(
+                "--scale {factor}: the phases would last {total_s:.0} s together, longer than a \
+                 load run's {} days",
+                MAX_RUN_DURATION.as_secs() / 86_400
+            )));
+        }
         let mut scaled = self.clone();
         for phase in &mut scaled.phases {
-            phase.duration = phase.duration.mul_f64(factor);
+            let seconds = phase.duration.as_secs_f64() * factor;
+            phase.duration = Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    InvalidValue(format!(
+                        "--scale {factor}: phase `{}` would last {seconds} s, \
+                         too short to send anything",
+                        phase.name
+                    ))
+                })?;
         }
-        scaled
+        Ok(scaled)
     }
 
     /// The length of all phases together.

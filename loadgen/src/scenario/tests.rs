@@ -116,6 +116,22 @@ fn absolute_rates_become_multiples() {
 }
 
 #[test]
+fn a_scale_out_of_range_is_refused_not_a_panic() {
+    let s = parse(EXAMPLE).unwrap();
+    for (factor, says) in [
+        (1e18, "longer than a load run's 30 days"),
+        (f64::MAX, "longer than a load run's 30 days"),
+        (1e-30, "too short to send anything"),
+        (f64::NAN, "must be above 0"),
+        (-1.0, "must be above 0"),
+    ] {
+        let why = s.try_scaled(factor).unwrap_err().0;
+        assert!(why.contains(says), "{factor}: {why}");
+    }
+    assert_eq!(s.try_scaled(0.1).unwrap(), s.scaled(0.1));
+}
+
+#[test]
 fn scaled_multiplies_phase_durations() {
     let s = parse(EXAMPLE).unwrap();
     let short = s.scaled(0.1);
