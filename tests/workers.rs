@@ -379,6 +379,21 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
     );
     refused(&unfinished, &dir.path().join("m6"), &[&named, "SIGTERM"]).await;
 
+    // A worker of another launch under the same run id: another scale.
+    let scaled = altered(&files[3], dir.path(), "scaled", |r| r.scale = 2.0);
+    let apart = [
+        files[0].clone(),
+        files[1].clone(),
+        files[2].clone(),
+        scaled.clone(),
+    ];
+    let named = format!(
+        "{} and {} are not of one run: scale 2 ≠ 1",
+        scaled.display(),
+        files[0].display()
+    );
+    refused(&apart, &dir.path().join("m8"), &[&named]).await;
+
     // The merged record given back with the records it came from would count them twice.
     let mut again = files.clone();
     again.push(merged_file.clone());

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{PhaseRecord, RunMergeError, RunRecord};
+use crate::timestamp::parse_rfc3339;
 
 /// Which share of a run spread over several load workers a record holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,7 +88,8 @@ pub enum FleetError {
         file: PathBuf,
         /// The first record of the run.
         first: PathBuf,
-        /// Which field differs: `scenario`, `seed`, `number of workers`.
+        /// Which field differs: `scenario`, `seed`, `number of workers`, `scale`, `start`,
+        /// `targets`, `late limit`.
         what: &'static str,
         /// Its value in `file`.
         theirs: String,
@@ -130,6 +132,20 @@ pub enum FleetError {
         run_id: String,
         /// The other records of the run given.
         files: Vec<PathBuf>,
+    },
+    /// Two records of a run without a common start ran at different times: two launches.
+    #[error(
+        "{} and {} are not of one run: the first started after the second ended; without \
+         --start-at their run id is the same for every launch, so give each launch its own \
+         --run-id (or a common --start-at)",
+        file.display(),
+        first.display()
+    )]
+    Apart {
+        /// The record that started last.
+        file: PathBuf,
+        /// The record that ended first.
+        first: PathBuf,
     },
     /// One worker's share appears in several records.
     #[error(
@@ -221,7 +237,8 @@ pub type FiledRecord = (PathBuf, RunRecord);
 /// through as one run's record, but never beside a worker record of the same run or another
 /// merge of it: those would count the run twice. Worker records are grouped by run id; each
 /// must be finished (neither a checkpoint, `partial`, nor `interrupted`). Each run must have the same scenario (name and
-/// SHA-256), seed and number of workers in every record, and each worker exactly once; the
+/// SHA-256), seed, number of workers, scale, common start, targets and late limits in every
+/// record, spans that overlap when there is no common start, and each worker exactly once; the
 /// errors name the files at fault and the workers missing or duplicated. A run's merged record
 /// has the run's scale (each worker ran the scenario at it), no worker mark, the workers' health
 /// in worker order, and no verdicts yet: judge the merged figures against its thresholds.
@@ -300,6 +317,14 @@ fn merge_run(
                 count.to_string(),
             ));
         }
+        for (what, of) in LAUNCH {
+            if of(record) != of(&first) {
+                return Err(mismatch(what, of(record), of(&first)));
+            }
+        }
+    }
+    if mark(&first).start_at.is_empty() {
+        check_overlap(&members)?;
     }
     members.sort_by_key(|(_, r)| mark(r).index);
     for pair in members.windows(2) {
@@ -344,6 +369,65 @@ fn merge_run(
         .collect();
     let files = members.into_iter().map(|(p, _)| p).collect();
     Ok(MergedRun { files, record })
+}
+
+/// One of [`LAUNCH`]: a record's value of it, in words.
+type LaunchField = fn(&RunRecord) -> String;
+
+/// What every worker of one launch ran with, beside the scenario, seed and N: a record that
+/// differs in one was launched apart, whatever its run id says.
+const LAUNCH: [(&str, LaunchField); 4] = [
+    ("scale", |r| format!("{}", r.scale)),
+    ("start", |r| {
+        let start = r.worker.as_ref().map_or("", |m| m.start_at.as_str());
+        if start.is_empty() {
+            "(none)".to_owned()
+        } else {
+            start.to_owned()
+        }
+    }),
+    ("targets", |r| {
+        let mut targets: Vec<String> = r
+            .targets
+            .iter()
+            .map(|t| format!("{}={}", t.name, t.url))
+            .collect();
+        targets.sort();
+        targets.join(", ")
+    }),
+    ("late limit", |r| {
+        let mut limits: Vec<String> = r
+            .phases
+            .iter()
+            .map(|p| format!("{} ms", p.late_limit_ms))
+            .collect();
+        limits.sort();
+        limits.dedup();
+        limits.join(", ")
+    }),
+];
+
+/// Fails unless the workers of a run without a common start ran at one time: every record's
+/// span (`started_at` to `ended_at`) overlaps every other's. Their run id, derived from the
+/// scenario, seed, N and scale alone, is the same for every launch of those, so time is what
+/// tells two launches apart.
+fn check_overlap(members: &[FiledRecord]) -> Result<(), FleetError> {
+    let span = |r: &RunRecord| (parse_rfc3339(&r.started_at), parse_rfc3339(&r.ended_at));
+    let latest_start = members
+        .iter()
+        .filter_map(|(p, r)| Some((p, span(r).0?)))
+        .max_by_key(|(_, at)| *at);
+    let earliest_end = members
+        .iter()
+        .filter_map(|(p, r)| Some((p, span(r).1?)))
+        .min_by_key(|(_, at)| *at);
+    match (latest_start, earliest_end) {
+        (Some((late, start)), Some((early, end))) if end < start => Err(FleetError::Apart {
+            file: late.clone(),
+            first: early.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Fails when a merged record (one with worker health) shares its run with another input: a
@@ -437,166 +521,4 @@ fn worker_phase(phase: &PhaseRecord) -> WorkerPhase {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::SystemTime;
-
-    use super::*;
-    use crate::histogram::record_saturating;
-    use crate::run::RequestRecord;
-
-    /// Worker `index` of `count` of run `run_id`, having sent requests `index, index + count, …`
-    /// of 0..400 at 1..=400 ms.
-    fn worker(run_id: &str, index: u32, count: u32) -> (PathBuf, RunRecord) {
-        let mut record =
-            RunRecord::new("fleet", "ab12", 7, 1.0, SystemTime::now(), BTreeMap::new());
-        let mut request = RequestRecord::default();
-        for ms in (1..=400u64).filter(|ms| ms % u64::from(count) == u64::from(index)) {
-            record_saturating(&mut request.corrected_us, ms * 1_000);
-            request.sent += 1;
-        }
-        let mut lag = crate::histogram::EncodedHistogram::default();
-        record_saturating(&mut lag.0, 50 + u64::from(index));
-        record.phases.push(PhaseRecord {
-            name: "peak".into(),
-            target: "target".into(),
-            intended_rps: 100.0 / f64::from(count),
-            achieved_rps: request.sent as f64 / 4.0,
-            lag_us: lag,
-            requests: BTreeMap::from([("get".to_owned(), request)]),
-            ..PhaseRecord::default()
-        });
-        record.worker = Some(Box::new(WorkerMark {
-            run_id: run_id.into(),
-            index,
-            count,
-            ..WorkerMark::default()
-        }));
-        (PathBuf::from(format!("{run_id}/w{index}/run.json")), record)
-    }
-
-    fn error(records: Vec<(PathBuf, RunRecord)>) -> String {
-        merge_workers(records).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn a_whole_run_adds_up_to_the_single_machine_figures() {
-        let records: Vec<_> = [2, 0, 3, 1].map(|k| worker("r1", k, 4)).into();
-        let (runs, single) = merge_workers(records).unwrap();
-        assert!(single.is_empty());
-        let run = &runs[0];
-        assert_eq!(run.files[0], PathBuf::from("r1/w0/run.json"));
-        let phase = &run.record.phases[0];
-        let all = worker("one", 0, 1).1;
-        let alone = &all.phases[0];
-        assert_eq!(
-            phase.requests["get"].corrected_us,
-            alone.requests["get"].corrected_us
-        );
-        assert_eq!(phase.intended_rps, alone.intended_rps);
-        assert_eq!(phase.achieved_rps, alone.achieved_rps);
-        assert_eq!(run.record.scale, 1.0);
-        assert!(run.record.worker.is_none());
-        let health: Vec<_> = run
-            .record
-            .workers
-            .iter()
-            .map(|w| (w.mark.index, w.phases[0].sent))
-            .collect();
-        assert_eq!(health, [(0, 100), (1, 100), (2, 100), (3, 100)]);
-    }
-
-    #[test]
-    fn a_missing_worker_is_named_with_the_files_given() {
-        let message = error([0, 1, 3].map(|k| worker("r1", k, 4)).into());
-        assert!(
-            message.contains("lacks the record of worker 2/4"),
-            "{message}"
-        );
-        assert!(message.contains("r1/w3/run.json"), "{message}");
-    }
-
-    #[test]
-    fn a_duplicated_worker_names_both_records() {
-        let mut records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
-        let (_, again) = worker("r1", 1, 4);
-        records.push((PathBuf::from("copy/run.json"), again));
-        let message = error(records);
-        assert!(
-            message.contains("worker 1/4 of run `r1` appears more than once"),
-            "{message}"
-        );
-        assert!(
-            message.contains("r1/w1/run.json, copy/run.json"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn a_record_of_another_run_is_named() {
-        let mut records: Vec<_> = [0, 1, 3].map(|k| worker("r1", k, 4)).into();
-        records.push(worker("r2", 2, 4));
-        let message = error(records);
-        assert!(
-            message.contains("of other runs: r2/w2/run.json (run `r2`)"),
-            "{message}"
-        );
-        let mut records: Vec<_> = [0, 1, 2].map(|k| worker("r1", k, 4)).into();
-        let (path, mut other) = worker("r1", 3, 4);
-        other.seed = 8;
-        records.push((path, other));
-        assert!(error(records)
-            .contains("r1/w3/run.json and r1/w0/run.json are not of one run: seed 8 ≠ 7"));
-    }
-
-    #[test]
-    fn an_unfinished_or_interrupted_worker_is_refused_by_name() {
-        let mut records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
-        records[2].1.partial = true;
-        let message = error(records);
-        assert!(
-            message
-                .starts_with("r1/w2/run.json is not the whole of worker 2/4's share of run `r1`"),
-            "{message}"
-        );
-        assert!(message.contains("partial"), "{message}");
-        let mut records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
-        records[1].1.interrupted = Some("SIGTERM".into());
-        let message = error(records);
-        assert!(
-            message.contains("r1/w1/run.json is not the whole")
-                && message.contains("stopped by SIGTERM"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn a_merged_record_given_with_its_workers_is_refused() {
-        let records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
-        let (mut runs, _) = merge_workers(records.clone()).unwrap();
-        let merged = (PathBuf::from("merged/run.json"), runs.remove(0).record);
-        let mut again = records;
-        again.push(merged.clone());
-        let message = error(again);
-        assert!(
-            message.starts_with("merged/run.json is the record merged from run `r1`, which r1/w0/run.json, r1/w1/run.json"),
-            "{message}"
-        );
-        assert!(message.contains("count twice"), "{message}");
-        let message = error(vec![
-            merged.clone(),
-            (PathBuf::from("copy.json"), merged.1.clone()),
-        ]);
-        assert!(message.contains("which copy.json also holds"), "{message}");
-        let (_, single) = merge_workers(vec![merged]).unwrap();
-        assert_eq!(single.len(), 1, "alone, a merged record is one run's");
-    }
-
-    #[test]
-    fn records_of_one_machine_pass_through() {
-        let (path, mut alone) = worker("x", 0, 1);
-        alone.worker = None;
-        let (runs, single) = merge_workers(vec![(path.clone(), alone)]).unwrap();
-        assert!(runs.is_empty());
-        assert_eq!(single[0].0, path);
-    }
-}
+mod tests;
