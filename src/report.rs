@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use twinpeak_core::run::{merge_workers, MergedRun};
+use twinpeak_core::units::HumanDuration;
 use twinpeak_core::SloRecord;
 use twinpeak_reports::report::{read_input, Input, Report};
 
@@ -25,6 +26,11 @@ pub struct ReportCommand {
     /// the records of one run's load workers are merged into one.
     #[arg(required_unless_present = "state")]
     pub inputs: Vec<PathBuf>,
+    /// How long after `--start-at` a load worker may have started its schedule: the records of
+    /// a run with a worker later than this are refused (exit 2), as its share was sent at
+    /// other times than the others'.
+    #[arg(long, default_value = "1s")]
+    pub max_late: HumanDuration,
     /// Also the proxy's state store: what every replica flushed there, merged.
     #[command(flatten)]
     pub state: crate::report_state::StateInput,
@@ -87,7 +93,7 @@ impl ReportCommand {
                 Input::Snapshot(_) => None,
             })
             .collect();
-        let (merged, single) = merge_workers(records)?;
+        let (merged, single) = merge_workers(records, self.max_late.0)?;
         let mut single: Vec<FiledInput> = single
             .into_iter()
             .map(|(path, record)| (path, Input::Run(record)))

@@ -394,6 +394,27 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
     );
     refused(&apart, &dir.path().join("m8"), &[&named]).await;
 
+    // A worker two minutes late sent its share of the spike two minutes after the others.
+    let late = altered(&files[2], dir.path(), "late", |r| {
+        r.worker.as_mut().unwrap().late_ms = 120_000.0
+    });
+    let behind = [
+        files[0].clone(),
+        files[1].clone(),
+        late.clone(),
+        files[3].clone(),
+    ];
+    let named = format!(
+        "worker 2/4 of run `{}` ({}) started its schedule 120000 ms after",
+        merged.workers[0].mark.run_id,
+        late.display()
+    );
+    refused(&behind, &dir.path().join("m9"), &[&named, "--max-late"]).await;
+    let mut allowed = report(&behind, &dir.path().join("m10"));
+    allowed.extend(strings(&["--max-late", "3m"]));
+    let output = twinpeak(allowed).await;
+    assert_eq!(output.status.code(), Some(1), "{}", described(&output));
+
     // The merged record given back with the records it came from would count them twice.
     let mut again = files.clone();
     again.push(merged_file.clone());
@@ -495,18 +516,22 @@ async fn check_validates_the_share_without_traffic() {
         stdout.contains("3 of 10 users") && stdout.contains("data.seat: split, 1 value(s)"),
         "{stdout}"
     );
-    for (start, says) in [
-        ("1969-12-31T23:59:59Z", "before 1970"),
-        ("9999-12-31T23:59:59Z", "at most 24 h ahead"),
+    // Far ahead passes a check made before the day, but no run waits for it.
+    let backend = Backend::fixed("ok").await;
+    for (start, check, says) in [
+        ("1969-12-31T23:59:59Z", "--check", "before 1970"),
+        ("9999-12-31T23:59:59Z", "--quiet", "at most 24 h ahead"),
     ] {
         let output = twinpeak(strings(&[
             "load",
             &scenario.display().to_string(),
+            "--target",
+            &backend.url(),
             "--worker",
             "1/4",
             "--start-at",
             start,
-            "--check",
+            check,
         ]))
         .await;
         assert_eq!(output.status.code(), Some(2), "{}", described(&output));
@@ -516,6 +541,7 @@ async fn check_validates_the_share_without_traffic() {
             described(&output)
         );
     }
+    assert!(backend.requests().is_empty(), "nothing sent");
     for (bad, says) in [
         ("4/4", "workers count from 0"),
         ("5/6", "5 value(s) split over 6"),

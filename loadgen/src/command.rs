@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -107,6 +107,9 @@ impl LoadCommand {
         if self.check {
             print!("{}", check_report(&prepared)?);
             return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(plan) = &prepared.worker {
+            plan.check_start_soon(SystemTime::now())?;
         }
         self.run(prepared)
     }
@@ -349,6 +352,9 @@ fn check_report(prepared: &Prepared) -> anyhow::Result<String> {
                 "starts at {}",
                 twinpeak_core::timestamp::rfc3339(start)
             );
+            if let Err(far) = plan.check_start_soon(SystemTime::now()) {
+                let _ = writeln!(text, "note: launched now, the run would stop: {far}");
+            }
         }
         for name in loaded.data.split_names() {
             let values = loaded.data.values(name).map_or(0, <[String]>::len);

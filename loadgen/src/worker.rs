@@ -147,6 +147,25 @@ impl WorkerPlan {
         }
     }
 
+    /// Fails when the common start is more than [`MAX_START_AHEAD`] after `now`: a run waits
+    /// for its start, and one that far ahead is a mistyped date. (`--check` ahead of the day
+    /// accepts it.)
+    pub fn check_start_soon(&self, now: SystemTime) -> Result<(), InvalidValue> {
+        let Some(at) = self.start_at else {
+            return Ok(());
+        };
+        let ahead = at.duration_since(now).unwrap_or_default();
+        if ahead <= MAX_START_AHEAD {
+            return Ok(());
+        }
+        Err(InvalidValue(format!(
+            "--start-at {}: {} h from now; a run's common start is at most {} h ahead (is the date right?)",
+            rfc3339(at),
+            ahead.as_secs() / 3_600,
+            MAX_START_AHEAD.as_secs() / 3_600
+        )))
+    }
+
     /// The monotonic instant of the common start, as this machine's clock reads it now.
     pub fn start_instant(&self) -> Option<Instant> {
         let start_at = self.start_at?;
@@ -243,27 +262,13 @@ fn parse_start(text: &str) -> Result<SystemTime, InvalidValue> {
         ))
     })?;
     let at = SystemTime::from(parsed);
-    check_start(text.trim(), at, SystemTime::now())?;
-    Ok(at)
-}
-
-/// Fails unless `at` is a start a run can have, seen at `now`: after 1970 (the Unix epoch
-/// records count from), and at most [`MAX_START_AHEAD`] ahead.
-fn check_start(text: &str, at: SystemTime, now: SystemTime) -> Result<(), InvalidValue> {
     if at < SystemTime::UNIX_EPOCH {
         return Err(InvalidValue(format!(
-            "--start-at {text}: before 1970-01-01T00:00:00Z, a start no run can have"
+            "--start-at {}: before 1970-01-01T00:00:00Z, a start no run can have",
+            text.trim()
         )));
     }
-    let ahead = at.duration_since(now).unwrap_or_default();
-    if ahead > MAX_START_AHEAD {
-        return Err(InvalidValue(format!(
-            "--start-at {text}: {} h from now; a common start is at most {} h ahead (is the date right?)",
-            ahead.as_secs() / 3_600,
-            MAX_START_AHEAD.as_secs() / 3_600
-        )));
-    }
-    Ok(())
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -342,12 +347,24 @@ mod tests {
     fn start_times_are_rfc3339() {
         assert!(parse_start("2026-01-01T18:00:00+01:00").is_ok());
         assert!(parse_start("tomorrow").unwrap_err().0.contains("RFC 3339"));
-        let refused = |text| parse_start(text).unwrap_err().0;
-        assert!(refused("1969-12-31T23:59:59Z").contains("before 1970"));
-        assert!(refused("9999-12-31T23:59:59Z").contains("at most 24 h ahead"));
+        assert!(parse_start("1969-12-31T23:59:59Z")
+            .unwrap_err()
+            .0
+            .contains("before 1970"));
+        let soon = |text: &str| {
+            let mut plan = plan(Some("0/2"), None, None).unwrap().unwrap();
+            plan.start_at = Some(parse_start(text).unwrap());
+            plan.check_start_soon(SystemTime::now())
+        };
         let ahead = |hours: u64| rfc3339(SystemTime::now() + Duration::from_secs(hours * 3_600));
-        assert!(parse_start(&ahead(23)).is_ok());
-        assert!(refused(&ahead(25)).contains("at most 24 h ahead"));
+        assert!(soon(&ahead(23)).is_ok());
+        assert!(soon("2000-01-01T00:00:00Z").is_ok(), "late, not refused");
+        for far in [ahead(25), "9999-12-31T23:59:59Z".to_owned()] {
+            assert!(
+                soon(&far).unwrap_err().0.contains("at most 24 h ahead"),
+                "{far}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +134,28 @@ pub enum FleetError {
         /// The other records of the run given.
         files: Vec<PathBuf>,
     },
+    /// A worker started its schedule so long after the common start that its share was sent
+    /// at other times than the others': the merged run is not the one scheduled.
+    #[error(
+        "worker {index}/{count} of run `{run_id}` ({}) started its schedule {late_ms:.0} ms \
+         after --start-at, more than the {max_late_ms:.0} ms allowed (--max-late): its share \
+         was sent at other times than the others', so together they are not the run scheduled",
+        file.display()
+    )]
+    Late {
+        /// The record.
+        file: PathBuf,
+        /// The run.
+        run_id: String,
+        /// The worker, from 0.
+        index: u32,
+        /// Workers in the run.
+        count: u32,
+        /// How late it started, ms.
+        late_ms: f64,
+        /// The most allowed, ms.
+        max_late_ms: f64,
+    },
     /// Two records of a run without a common start ran at different times: two launches.
     #[error(
         "{} and {} are not of one run: the first started after the second ended; without \
@@ -238,12 +261,14 @@ pub type FiledRecord = (PathBuf, RunRecord);
 /// merge of it: those would count the run twice. Worker records are grouped by run id; each
 /// must be finished (neither a checkpoint, `partial`, nor `interrupted`). Each run must have the same scenario (name and
 /// SHA-256), seed, number of workers, scale, common start, targets and late limits in every
-/// record, spans that overlap when there is no common start, and each worker exactly once; the
+/// record, spans that overlap when there is no common start, each worker started no more than
+/// `max_late` after the common start, and each worker exactly once; the
 /// errors name the files at fault and the workers missing or duplicated. A run's merged record
 /// has the run's scale (each worker ran the scenario at it), no worker mark, the workers' health
 /// in worker order, and no verdicts yet: judge the merged figures against its thresholds.
 pub fn merge_workers(
     records: Vec<FiledRecord>,
+    max_late: Duration,
 ) -> Result<(Vec<MergedRun>, Vec<FiledRecord>), FleetError> {
     let marked: Vec<(PathBuf, String)> = records
         .iter()
@@ -274,7 +299,7 @@ pub fn merge_workers(
             .filter(|(_, run)| *run != run_id)
             .cloned()
             .collect();
-        merged.push(merge_run(&run_id, members, others)?);
+        merged.push(merge_run(&run_id, members, others, max_late)?);
     }
     Ok((merged, single))
 }
@@ -284,10 +309,12 @@ fn merge_run(
     run_id: &str,
     mut members: Vec<FiledRecord>,
     others: Vec<(PathBuf, String)>,
+    max_late: Duration,
 ) -> Result<MergedRun, FleetError> {
     let mark = |r: &RunRecord| r.worker.as_deref().cloned().unwrap_or_default();
     for (path, record) in &members {
         check_finished(path, record)?;
+        check_on_time(path, record, max_late)?;
     }
     let (first_path, first) = members[0].clone();
     let count = mark(&first).count;
@@ -466,6 +493,24 @@ fn check_merged_once(records: &[FiledRecord]) -> Result<(), FleetError> {
         }
     }
     Ok(())
+}
+
+/// Fails when `record`'s worker started its schedule more than `max_late` after the common
+/// start.
+fn check_on_time(path: &Path, record: &RunRecord, max_late: Duration) -> Result<(), FleetError> {
+    let mark = record.worker.as_deref().cloned().unwrap_or_default();
+    let max_late_ms = max_late.as_secs_f64() * 1_000.0;
+    if mark.late_ms <= max_late_ms {
+        return Ok(());
+    }
+    Err(FleetError::Late {
+        file: path.to_owned(),
+        run_id: mark.run_id,
+        index: mark.index,
+        count: mark.count,
+        late_ms: mark.late_ms,
+        max_late_ms,
+    })
 }
 
 /// Fails unless `record` holds its worker's whole share: not a checkpoint written while the

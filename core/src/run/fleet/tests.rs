@@ -4,6 +4,9 @@ use super::*;
 use crate::histogram::record_saturating;
 use crate::run::RequestRecord;
 
+/// The late start allowed, as `twinpeak report` allows by default.
+const ON_TIME: Duration = Duration::from_secs(1);
+
 /// Worker `index` of `count` of run `run_id`, having sent requests `index, index + count, …`
 /// of 0..400 at 1..=400 ms.
 fn worker(run_id: &str, index: u32, count: u32) -> (PathBuf, RunRecord) {
@@ -36,13 +39,13 @@ fn worker(run_id: &str, index: u32, count: u32) -> (PathBuf, RunRecord) {
 }
 
 fn error(records: Vec<(PathBuf, RunRecord)>) -> String {
-    merge_workers(records).unwrap_err().to_string()
+    merge_workers(records, ON_TIME).unwrap_err().to_string()
 }
 
 #[test]
 fn a_whole_run_adds_up_to_the_single_machine_figures() {
     let records: Vec<_> = [2, 0, 3, 1].map(|k| worker("r1", k, 4)).into();
-    let (runs, single) = merge_workers(records).unwrap();
+    let (runs, single) = merge_workers(records, ON_TIME).unwrap();
     assert!(single.is_empty());
     let run = &runs[0];
     assert_eq!(run.files[0], PathBuf::from("r1/w0/run.json"));
@@ -133,7 +136,7 @@ fn an_unfinished_or_interrupted_worker_is_refused_by_name() {
 #[test]
 fn a_merged_record_given_with_its_workers_is_refused() {
     let records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
-    let (mut runs, _) = merge_workers(records.clone()).unwrap();
+    let (mut runs, _) = merge_workers(records.clone(), ON_TIME).unwrap();
     let merged = (PathBuf::from("merged/run.json"), runs.remove(0).record);
     let mut again = records;
     again.push(merged.clone());
@@ -148,7 +151,7 @@ fn a_merged_record_given_with_its_workers_is_refused() {
         (PathBuf::from("copy.json"), merged.1.clone()),
     ]);
     assert!(message.contains("which copy.json also holds"), "{message}");
-    let (_, single) = merge_workers(vec![merged]).unwrap();
+    let (_, single) = merge_workers(vec![merged], ON_TIME).unwrap();
     assert_eq!(single.len(), 1, "alone, a merged record is one run's");
 }
 
@@ -193,10 +196,29 @@ fn records_of_another_launch_are_refused() {
 }
 
 #[test]
+fn a_worker_that_started_late_is_named() {
+    let mut records: Vec<_> = [0, 1, 2, 3].map(|k| worker("r1", k, 4)).into();
+    records[2].1.worker.as_mut().unwrap().late_ms = 1_000.0;
+    assert!(
+        merge_workers(records.clone(), ON_TIME).is_ok(),
+        "at the limit"
+    );
+    records[2].1.worker.as_mut().unwrap().late_ms = 120_000.0;
+    let message = error(records.clone());
+    assert!(
+        message.starts_with(
+            "worker 2/4 of run `r1` (r1/w2/run.json) started its schedule 120000 ms after --start-at, more than the 1000 ms allowed"
+        ),
+        "{message}"
+    );
+    assert!(merge_workers(records, Duration::from_secs(180)).is_ok());
+}
+
+#[test]
 fn records_of_one_machine_pass_through() {
     let (path, mut alone) = worker("x", 0, 1);
     alone.worker = None;
-    let (runs, single) = merge_workers(vec![(path.clone(), alone)]).unwrap();
+    let (runs, single) = merge_workers(vec![(path.clone(), alone)], ON_TIME).unwrap();
     assert!(runs.is_empty());
     assert_eq!(single[0].0, path);
 }
