@@ -1,7 +1,8 @@
 //! The load workers' Kubernetes manifests (`deploy/kubernetes/load-*.yaml`) as the cluster would
 //! run them: the scenario of the ConfigMap and every worker's arguments, with the variables the
 //! pod gets filled in, pass `twinpeak load --check`; the Job runs as many workers as it tells
-//! each one there are, and the merge reads exactly the records they write.
+//! each one there are, one per node and never retried, and the merge reads exactly the records
+//! they write from the one shared volume.
 
 use std::path::Path;
 use std::process::Command;
@@ -72,6 +73,28 @@ fn every_worker_of_the_job_passes_check_and_the_merge_reads_their_records() {
         Some(workers),
         "every worker at once"
     );
+    // A failed worker is not run again (it would send its share twice, late), nor a merge.
+    for j in [job, merge] {
+        assert_eq!(j["spec"]["backoffLimit"].as_u64(), Some(0), "no retries");
+        assert_eq!(j["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    }
+    // One worker per node, required, by the label every worker pod carries.
+    let pod_labels = &spec["template"]["metadata"]["labels"];
+    let anti = &spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"];
+    let terms = anti.as_sequence().expect("required pod anti-affinity");
+    assert!(
+        terms.iter().any(|t| {
+            t["topologyKey"] == "kubernetes.io/hostname"
+                && t["labelSelector"]["matchLabels"]
+                    .as_mapping()
+                    .is_some_and(|m| m.iter().all(|(k, v)| pod_labels[k] == *v))
+        }),
+        "{anti:?}"
+    );
+    // Every pod, on any node, writes to the one volume.
+    let modes = pvc["spec"]["accessModes"].as_sequence().unwrap();
+    assert_eq!(modes, &[Value::from("ReadWriteMany")]);
     let claim = pvc["metadata"]["name"].as_str().unwrap();
     for j in [job, merge] {
         let volumes = j["spec"]["template"]["spec"]["volumes"]
