@@ -350,6 +350,37 @@ async fn the_merge_judges_the_run_and_names_records_that_do_not_make_it_up() {
     assert_eq!(merged.workers.len(), WORKERS as usize);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("4 worker records merged"), "{stdout}");
+    // Each merged second's p99 is read from the workers' histograms of that second, added.
+    let workers: Vec<RunRecord> = files.iter().map(|f| RunRecord::read(f).unwrap()).collect();
+    let timeline = &merged.phases[0].timeline;
+    assert!(!timeline.is_empty());
+    for point in timeline {
+        let mut seconds = workers
+            .iter()
+            .flat_map(|w| &w.phases[0].timeline)
+            .filter(|theirs| theirs.t_s.round() == point.t_s)
+            .map(|theirs| theirs.latency_us.clone().expect("a worker's").0);
+        let mut added = seconds.next().unwrap();
+        for theirs in seconds {
+            added.add(&theirs).unwrap();
+        }
+        let exact = if added.is_empty() {
+            0
+        } else {
+            added.value_at_quantile(0.99)
+        };
+        let merged_latency = point
+            .latency_us
+            .as_ref()
+            .expect("kept in the merged record");
+        assert_eq!(merged_latency.len(), added.len(), "second {}", point.t_s);
+        assert!(
+            added.equivalent(point.p99_us, exact),
+            "second {}: {} vs {exact}",
+            point.t_s,
+            point.p99_us
+        );
+    }
 
     // A worker that died mid-run left its last checkpoint; one stopped by the Job, its signal.
     let partial = altered(&files[2], dir.path(), "partial", |r| r.partial = true);

@@ -22,6 +22,7 @@ use crate::timestamp::{parse_rfc3339, rfc3339};
 mod arrivals;
 pub mod fleet;
 mod thresholds;
+mod timeline;
 
 pub use arrivals::{Arrivals, Latency};
 pub use fleet::{
@@ -204,6 +205,11 @@ pub struct TimelinePoint {
     /// Arrivals due in this second that the system could not take (every load user busy).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u64,
+    /// The corrected latency of the requests of this second that succeeded, µs: kept in a load
+    /// worker's record (and the record merged from them), so that merging adds them and
+    /// `p99_us` of a merged second is exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<EncodedHistogram>,
 }
 
 /// An SLO verdict, as recorded.
@@ -493,8 +499,9 @@ impl PhaseRecord {
     /// are summed and lag histograms added: the workers ran side by side; the late limit is the
     /// larger. The phase spans both, and lasted as long as the longer. Timeline points
     /// are matched by second (`t_s` rounded) and system: rates, requests and errors are summed,
-    /// and `p99_us` becomes the larger of the two — an upper bound of the merged second's p99,
-    /// which a per-second percentile cannot give exactly; the phase's histograms do.
+    /// and latency histograms added, `p99_us` read from the sum; where a point has no histogram
+    /// (a record of one machine, or an older one), the merged second has none either and its
+    /// `p99_us` is the larger of the two, an upper bound.
     ///
     /// On error `self` may hold part of `other`.
     pub fn merge(&mut self, other: &PhaseRecord) -> Result<(), RunMergeError> {
@@ -535,7 +542,14 @@ impl PhaseRecord {
             .dropped_by_generator
             .saturating_add(other.dropped_by_generator);
         self.queued = self.queued.saturating_add(other.queued);
-        self.timeline = merge_timelines(&self.timeline, &other.timeline);
+        self.timeline = timeline::merge(&self.timeline, &other.timeline).map_err(|source| {
+            RunMergeError::Histogram {
+                phase: self.name.clone(),
+                target: self.target.clone(),
+                request: "(timeline)".to_owned(),
+                source,
+            }
+        })?;
         Ok(())
     }
 }
@@ -561,30 +575,6 @@ impl RequestRecord {
         add_counts(&mut self.errors, &other.errors);
         Ok(())
     }
-}
-
-/// Both timelines as one, a point per second and system, in time order; see
-/// [`PhaseRecord::merge`].
-fn merge_timelines(ours: &[TimelinePoint], theirs: &[TimelinePoint]) -> Vec<TimelinePoint> {
-    let mut seconds: BTreeMap<(i64, &str), TimelinePoint> = BTreeMap::new();
-    for point in ours.iter().chain(theirs) {
-        // Rounds to the nearest second; NaN becomes 0 and out-of-range values saturate.
-        let second = point.t_s.round() as i64;
-        let merged = seconds
-            .entry((second, &point.target))
-            .or_insert_with(|| TimelinePoint {
-                t_s: second as f64,
-                target: point.target.clone(),
-                ..TimelinePoint::default()
-            });
-        merged.intended_rps += point.intended_rps;
-        merged.achieved_rps += point.achieved_rps;
-        merged.p99_us = merged.p99_us.max(point.p99_us);
-        merged.errors = merged.errors.saturating_add(point.errors);
-        merged.requests = merged.requests.saturating_add(point.requests);
-        merged.dropped = merged.dropped.saturating_add(point.dropped);
-    }
-    seconds.into_values().collect()
 }
 
 /// Sets `ours` to `theirs` if `theirs` is an earlier timestamp, or `ours` is empty.

@@ -287,8 +287,16 @@ impl Recorder {
     }
 
     /// The records of the phases of this run against `target` that have started by now, with
-    /// what the pacer counted of their arrivals; `users` sent them.
-    pub fn phase_records(&self, target: &str, pacer: &Pacer, users: u64) -> Vec<PhaseRecord> {
+    /// what the pacer counted of their arrivals; `users` sent them. With `point_latency` (a
+    /// load worker's record) each timeline point keeps its latency histogram, so the merge of
+    /// the workers' records reads each second's p99 exactly.
+    pub fn phase_records(
+        &self,
+        target: &str,
+        pacer: &Pacer,
+        users: u64,
+        point_latency: bool,
+    ) -> Vec<PhaseRecord> {
         let schedule = pacer.schedule();
         let elapsed = Instant::now().saturating_duration_since(self.start);
         let mut records = Vec::with_capacity(self.phases.len());
@@ -325,7 +333,12 @@ impl Recorder {
                 queued: counts.queued,
                 lag_us: EncodedHistogram(stats.lag.clone()),
                 requests,
-                timeline: self.timeline_points(target, pacer, phase_start, phase_start + duration),
+                timeline: self.timeline_points(
+                    target,
+                    pacer,
+                    phase_start..phase_start + duration,
+                    point_latency,
+                ),
             });
         }
         records
@@ -335,9 +348,10 @@ impl Recorder {
         &self,
         target: &str,
         pacer: &Pacer,
-        from: Duration,
-        to: Duration,
+        span: std::ops::Range<Duration>,
+        point_latency: bool,
     ) -> Vec<TimelinePoint> {
+        let (from, to) = (span.start, span.end);
         let width = self.bucket.as_secs_f64();
         let schedule = pacer.schedule();
         self.timeline
@@ -365,6 +379,7 @@ impl Recorder {
                     errors: bucket.errors,
                     requests: bucket.requests,
                     dropped: pacer.not_taken_in_point(i),
+                    latency_us: point_latency.then(|| EncodedHistogram(bucket.latency.clone())),
                 }
             })
             .collect()

@@ -210,11 +210,12 @@ impl Leg {
         )
     }
 
-    /// The records of the leg's phases started so far.
-    fn records(&self) -> Vec<PhaseRecord> {
+    /// The records of the leg's phases started so far; with `point_latency` (a load worker's),
+    /// each timeline point's latency histogram too.
+    fn records(&self, point_latency: bool) -> Vec<PhaseRecord> {
         self.clock.get().map_or_else(Vec::new, |c| {
             c.recorder
-                .phase_records(&self.target, &c.pacer, self.users as u64)
+                .phase_records(&self.target, &c.pacer, self.users as u64, point_latency)
         })
     }
 }
@@ -236,7 +237,7 @@ impl LiveRun {
         record.phases = lock(&self.done).clone();
         record.worker = lock(&self.worker).clone().map(Box::new);
         if let Some(leg) = lock(&self.current).as_ref() {
-            record.phases.extend(leg.records());
+            record.phases.extend(leg.records(record.worker.is_some()));
         }
         record
     }
@@ -523,7 +524,7 @@ async fn run_leg(
     if let Some(reporter) = reporter {
         reporter.finish();
     }
-    let records = leg.records();
+    let records = leg.records(lock(&live.worker).is_some());
     if let (Some(late), Some(mark)) = (leg.late(), lock(&live.worker).as_mut()) {
         note_late_start(mark, late);
     }

@@ -95,6 +95,7 @@ fn run(started: u64, ended: u64, requests: std::ops::Range<u64>) -> RunRecord {
                 errors: 1,
                 requests: 49,
                 dropped: 2,
+                latency_us: None,
             })
             .collect();
         r.phases.push(phase);
@@ -347,4 +348,103 @@ fn read_errors_name_the_file() {
             snapshot.display()
         )
     );
+}
+
+/// A timeline point of second 0 holding `values` (µs) in its latency histogram, with their p99.
+fn point_of(values: &[u64]) -> TimelinePoint {
+    let mut latency = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap();
+    for &v in values {
+        latency.record(v).unwrap();
+    }
+    TimelinePoint {
+        target: "legacy".to_owned(),
+        requests: values.len() as u64,
+        p99_us: latency.value_at_quantile(0.99),
+        latency_us: Some(EncodedHistogram(latency)),
+        ..TimelinePoint::default()
+    }
+}
+
+#[test]
+fn merged_seconds_read_p99_from_the_added_histograms() {
+    let mut fast = vec![1_000; 100];
+    let calm = point_of(&fast);
+    fast[..2].copy_from_slice(&[100_000, 100_000]);
+    let spiky = point_of(&fast);
+    assert_eq!((calm.p99_us / 1_000, spiky.p99_us / 1_000), (1, 100));
+    let mut ours = PhaseRecord {
+        timeline: vec![calm.clone()],
+        ..PhaseRecord::default()
+    };
+    let theirs = PhaseRecord {
+        timeline: vec![spiky.clone()],
+        ..PhaseRecord::default()
+    };
+    ours.merge(&theirs).unwrap();
+    let merged = &ours.timeline[0];
+    let mut added = calm.latency_us.clone().unwrap();
+    added.add(&*spiky.latency_us.clone().unwrap()).unwrap();
+    assert_eq!(merged.latency_us.as_ref(), Some(&added));
+    // 198 of the 200 answers took 1 ms: the second's p99 is 1 ms, not the spiky worker's.
+    assert_eq!(merged.p99_us, added.value_at_quantile(0.99));
+    assert_eq!(merged.p99_us, calm.p99_us);
+    assert_eq!(merged.requests, 200);
+
+    // A point without its histogram (one machine's record) leaves an upper bound only.
+    let mut older = PhaseRecord {
+        timeline: vec![TimelinePoint {
+            latency_us: None,
+            ..spiky
+        }],
+        ..PhaseRecord::default()
+    };
+    older.merge(&theirs_of(calm)).unwrap();
+    assert_eq!(older.timeline[0].latency_us, None);
+    assert_eq!(older.timeline[0].p99_us / 1_000, 100);
+}
+
+fn theirs_of(point: TimelinePoint) -> PhaseRecord {
+    PhaseRecord {
+        timeline: vec![point],
+        ..PhaseRecord::default()
+    }
+}
+
+/// An hour of timeline against one system as a load worker keeps it, `points` points of
+/// `per_point` answers each (latencies spread over 1 ms .. 1 s), serialized: its size in bytes.
+fn hour_of_timeline_bytes(points: u64, per_point: u64) -> usize {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let timeline: Vec<TimelinePoint> = (0..points)
+        .map(|t| {
+            let values: Vec<u64> = (0..per_point)
+                .map(|_| {
+                    // Mostly 5..40 ms, one in a hundred up to a second.
+                    let spread = if next() % 100 == 0 { 1_000_000 } else { 35_000 };
+                    5_000 + next() % spread
+                })
+                .collect();
+            TimelinePoint {
+                t_s: t as f64,
+                ..point_of(&values)
+            }
+        })
+        .collect();
+    serde_json::to_string_pretty(&timeline).unwrap().len()
+}
+
+#[test]
+fn an_hour_of_point_histograms_stays_small() {
+    // What the recorder keeps of an hour (720 points of 5 s) at 1,000 answers a second, and an
+    // hour at one point a second.
+    let kept = hour_of_timeline_bytes(720, 5_000);
+    let per_second = hour_of_timeline_bytes(3_600, 1_000);
+    eprintln!("an hour of timeline: {kept} bytes as kept (720 × 5 s), {per_second} at 1 s");
+    assert!(kept < 1 << 20, "{kept} bytes");
+    assert!(per_second < 4 << 20, "{per_second} bytes");
 }

@@ -161,6 +161,7 @@ fn phase(
                 errors,
                 requests: (RPS as f64 * share).round() as u64,
                 dropped: 0,
+                latency_us: None,
             }
         })
         .collect();
