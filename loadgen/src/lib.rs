@@ -20,7 +20,8 @@
 //!    takes arrivals from the pacer; `progress` shows where the leg stands).
 //! 6. `recorder` adds the answer to the histograms of its phase and request: latency from the
 //!    intended instant (corrected) and from the send (raw), statuses, error kinds, the
-//!    generator's own lag, the timeline.
+//!    generator's own lag, the timeline (a load worker's with each point's latency histogram,
+//!    so the merge of the workers' records reads each second's p99 exactly).
 //! 7. `checkpoint` writes the record as measured so far every few seconds, so a killed run
 //!    loses at most one interval; `interrupt` turns SIGINT and SIGTERM into a graceful stop.
 //! 8. `slo` holds the merged figures over the intended arrivals against the thresholds the

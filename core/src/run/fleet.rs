@@ -1,8 +1,9 @@
 //! A run spread over load workers. Worker K of N sends its share of the one schedule, and its
 //! record says so ([`WorkerMark`]); the records of one run merge into the record of the whole
-//! run ([`merge_workers`]) once they are shown to belong together: one run id, scenario, seed
-//! and number of workers, each worker once. The merged record keeps each worker's generator
-//! health ([`WorkerHealth`]) beside the figures it adds up.
+//! run ([`merge_workers`]) once they are shown to belong together: one run id, scenario, seed,
+//! number of workers and launch (scale, common start, targets, late limit), each worker once,
+//! on time and finished, and no merge of the same run beside them. The merged record keeps
+//! each worker's generator health ([`WorkerHealth`]) beside the figures it adds up.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
