@@ -1,9 +1,11 @@
 //! Secrets the operator gives the proxy (the admin token, the canary force secret): read from
 //! a file or an environment variable at start, never written inline in the configuration, never
-//! printed, and compared in constant time.
+//! printed, and compared in constant time. Also the reading of text that may carry a credential
+//! (a webhook's URL, a database URL or password) from the one place it is given: inline, a file
+//! or an environment variable.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -73,22 +75,8 @@ impl SecretSource {
             (Some(_), Some(_)) => {
                 return Err((None, "give either file or env, not both".into()));
             }
-            (Some(path), None) => std::fs::read_to_string(path)
-                .map_err(|e| (Some("file"), format!("cannot read {}: {e}", path.display())))?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            (None, Some(name)) => std::env::var(name)
-                .map_err(|_| {
-                    (
-                        Some("env"),
-                        format!("the environment variable {name} is not set"),
-                    )
-                })?
-                .trim()
-                .to_string(),
+            (Some(path), None) => first_line(path).map_err(|e| (Some("file"), e))?,
+            (None, Some(name)) => env_text(name).map_err(|e| (Some("env"), e))?,
         };
         if text.len() < MIN_SECRET_BYTES {
             return Err((
@@ -106,6 +94,85 @@ impl SecretSource {
             ));
         }
         Ok(Some(Secret(text.into_bytes())))
+    }
+}
+
+/// The first line of a file, without surrounding whitespace; an error says why it could not
+/// be read or that it is empty.
+pub fn first_line(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().trim();
+    match line.is_empty() {
+        true => Err(format!("{} is empty", path.display())),
+        false => Ok(line.to_string()),
+    }
+}
+
+/// An environment variable's value, without surrounding whitespace; an error when it is not
+/// set or blank.
+pub fn env_text(name: &str) -> Result<String, String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+        _ => Err(format!("the environment variable {name} is not set")),
+    }
+}
+
+/// Text given in exactly one of three places: inline as `NAME`, in a file as `NAME_file` (its
+/// first line) or in an environment variable as `NAME_env`, under `parent` (`state.postgres`).
+#[derive(Debug, Clone, Copy)]
+pub struct OneOf<'a> {
+    /// Where the three keys live, for errors.
+    pub parent: &'a str,
+    /// The inline key's name (`url`).
+    pub name: &'a str,
+    /// The value given inline.
+    pub inline: Option<&'a str>,
+    /// The file given.
+    pub file: Option<&'a Path>,
+    /// The environment variable given.
+    pub env: Option<&'a str>,
+}
+
+/// Text read by [`OneOf::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GivenText {
+    /// The text.
+    pub text: String,
+    /// The key it was given under (`state.postgres.url_file`).
+    pub key: String,
+    /// Whether it was given inline, in the configuration itself (rather than kept apart in a
+    /// file or the environment, as a credential should be).
+    pub inline: bool,
+}
+
+impl OneOf<'_> {
+    /// Reads the text from the one place given: `None` when none is; an error naming the key
+    /// when more than one is, or the file or variable cannot be read.
+    pub fn read(&self) -> Result<Option<GivenText>, InvalidKey> {
+        let key = |suffix: &str| format!("{}.{}{suffix}", self.parent, self.name);
+        let given = |text, key, inline| Ok(Some(GivenText { text, key, inline }));
+        match (self.inline, self.file, self.env) {
+            (None, None, None) => Ok(None),
+            (Some(text), None, None) => given(text.trim().to_string(), key(""), true),
+            (None, Some(path), None) => {
+                let key = key("_file");
+                let text = first_line(path).map_err(|e| InvalidKey::new(&key, e))?;
+                given(text, key, false)
+            }
+            (None, None, Some(name)) => {
+                let key = key("_env");
+                let text = env_text(name).map_err(|e| InvalidKey::new(&key, e))?;
+                given(text, key, false)
+            }
+            _ => Err(InvalidKey::new(
+                key(""),
+                format!(
+                    "give one of {name}, {name}_file and {name}_env",
+                    name = self.name
+                ),
+            )),
+        }
     }
 }
 
@@ -195,5 +262,52 @@ mod tests {
             message,
             "the environment variable TWINPEAK_TEST_SECRET_UNSET is not set"
         );
+    }
+
+    #[test]
+    fn text_is_read_from_the_one_place_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, " postgresql://tp:pw@db/tp \nmore\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let place = |inline, file, env| OneOf {
+            parent: "state.postgres",
+            name: "url",
+            inline,
+            file,
+            env,
+        };
+        assert_eq!(place(None, None, None).read().unwrap(), None);
+        let inline = place(Some("postgresql://db/tp"), None, None)
+            .read()
+            .unwrap();
+        let inline = inline.unwrap();
+        assert_eq!(
+            (inline.key.as_str(), inline.inline),
+            ("state.postgres.url", true)
+        );
+        let file = place(None, Some(&path), None).read().unwrap().unwrap();
+        assert_eq!(file.text, "postgresql://tp:pw@db/tp");
+        assert_eq!(
+            (file.key.as_str(), file.inline),
+            ("state.postgres.url_file", false)
+        );
+        std::env::set_var("TWINPEAK_TEST_ONE_OF", " postgresql://env/tp ");
+        let env = place(None, None, Some("TWINPEAK_TEST_ONE_OF"))
+            .read()
+            .unwrap();
+        assert_eq!(env.unwrap().text, "postgresql://env/tp");
+
+        let both = place(Some("a"), Some(&path), None).read().unwrap_err();
+        assert_eq!(both.key, "state.postgres.url");
+        assert_eq!(both.message, "give one of url, url_file and url_env");
+        let blank = place(None, Some(&empty), None).read().unwrap_err();
+        assert_eq!(blank.key, "state.postgres.url_file");
+        assert!(blank.message.ends_with("is empty"), "{}", blank.message);
+        let unset = place(None, None, Some("TWINPEAK_TEST_ONE_OF_UNSET")).read();
+        let unset = unset.unwrap_err();
+        assert_eq!(unset.key, "state.postgres.url_env");
+        assert!(unset.message.contains("is not set"), "{}", unset.message);
     }
 }

@@ -27,7 +27,7 @@ use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::error::InvalidKey;
-use crate::secret::SecretSource;
+use crate::secret::{OneOf, SecretSource};
 use crate::units::{HumanDuration, Percent};
 
 /// The `notify:` section; absent, nobody is told anything.
@@ -378,35 +378,17 @@ impl WebhookConfig {
 
     fn resolve(&self, index: usize) -> Result<Webhook, InvalidKey> {
         let key = |sub: &str| format!("notify.webhooks[{index}].{sub}");
-        let (text, url_key) = match (&self.url, &self.url_file, &self.url_env) {
-            (Some(url), None, None) => (url.clone(), key("url")),
-            (None, Some(path), None) => {
-                let key = key("url_file");
-                (
-                    read_secret(SecretSource::file(path), &key).map_err(at(&key))?,
-                    key,
-                )
-            }
-            (None, None, Some(name)) => {
-                let key = key("url_env");
-                (
-                    read_secret(SecretSource::env(name), &key).map_err(at(&key))?,
-                    key,
-                )
-            }
-            (None, None, None) => {
-                return Err(InvalidKey::new(
-                    key("url"),
-                    "is required (or url_file, or url_env)",
-                ))
-            }
-            _ => {
-                return Err(InvalidKey::new(
-                    key("url"),
-                    "give one of url, url_file and url_env",
-                ))
-            }
-        };
+        let parent = format!("notify.webhooks[{index}]");
+        let given = OneOf {
+            parent: &parent,
+            name: "url",
+            inline: self.url.as_deref(),
+            file: self.url_file.as_deref(),
+            env: self.url_env.as_deref(),
+        }
+        .read()?
+        .ok_or_else(|| InvalidKey::new(key("url"), "is required (or url_file, or url_env)"))?;
+        let (text, url_key) = (given.text, given.key);
         let url = reqwest::Url::parse(text.trim())
             .map_err(|e| InvalidKey::new(url_key.clone(), format!("not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -466,11 +448,6 @@ impl AuthorizationConfig {
         value.set_sensitive(true);
         Ok(value)
     }
-}
-
-/// The same complaint, about `key` itself (not the sub-key a secret source names).
-fn at(key: &str) -> impl Fn(InvalidKey) -> InvalidKey + '_ {
-    move |error| InvalidKey::new(key, error.message)
 }
 
 /// Reads a secret from its source (the rules of [`SecretSource`]: printable, at least 16

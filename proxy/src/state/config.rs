@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use twinpeak_core::units::{Bytes, HumanDuration};
 
 use super::error::StateError;
+use crate::secret::OneOf;
 
 /// The `state:` section; absent, every default (an SQLite file beside the configuration).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -381,21 +382,20 @@ impl PostgresConfig {
     /// or variable. Refuses an inline URL that carries a password.
     pub fn connect_config(&self) -> Result<postgres::Config, StateError> {
         let invalid = |message: String| StateError::Config { message };
-        let (url, url_is_secret) = match (&self.url, &self.url_file, &self.url_env) {
-            (Some(url), None, None) => (url.clone(), false),
-            (None, Some(path), None) => (first_line_of(path, "state.postgres.url_file")?, true),
-            (None, None, Some(name)) => (env_value(name, "state.postgres.url_env")?, true),
-            (None, None, None) => {
-                return Err(invalid(
-                    "state.postgres needs url, url_file or url_env".into(),
-                ))
-            }
-            _ => {
-                return Err(invalid(
-                    "give one of state.postgres.url, url_file and url_env".into(),
-                ))
-            }
+        let read = |given: OneOf<'_>| {
+            given
+                .read()
+                .map_err(|e| invalid(format!("{}: {}", e.key, e.message)))
         };
+        let url = read(OneOf {
+            parent: "state.postgres",
+            name: "url",
+            inline: self.url.as_deref(),
+            file: self.url_file.as_deref(),
+            env: self.url_env.as_deref(),
+        })?
+        .ok_or_else(|| invalid("state.postgres needs url, url_file or url_env".into()))?;
+        let (url, url_is_secret) = (url.text, !url.inline);
         let mut config: postgres::Config = url.parse().map_err(|e| {
             invalid(format!(
                 "state.postgres: not a PostgreSQL URL or connection string ({e})"
@@ -408,16 +408,14 @@ impl PostgresConfig {
                     .into(),
             ));
         }
-        let password = match (&self.password_file, &self.password_env) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "give either state.postgres.password_file or password_env, not both".into(),
-                ))
-            }
-            (Some(path), None) => Some(first_line_of(path, "state.postgres.password_file")?),
-            (None, Some(name)) => Some(env_value(name, "state.postgres.password_env")?),
-            (None, None) => None,
-        };
+        let password = read(OneOf {
+            parent: "state.postgres",
+            name: "password",
+            inline: None,
+            file: self.password_file.as_deref(),
+            env: self.password_env.as_deref(),
+        })?
+        .map(|password| password.text);
         if let Some(password) = password {
             config.password(password);
         }
@@ -436,28 +434,6 @@ impl PostgresConfig {
             config.options("-c statement_timeout=10000");
         }
         Ok(config)
-    }
-}
-
-fn first_line_of(path: &Path, key: &str) -> Result<String, StateError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StateError::Config {
-        message: format!("{key}: cannot read {}: {e}", path.display()),
-    })?;
-    let line = text.lines().next().unwrap_or_default().trim().to_string();
-    if line.is_empty() {
-        return Err(StateError::Config {
-            message: format!("{key}: {} is empty", path.display()),
-        });
-    }
-    Ok(line)
-}
-
-fn env_value(name: &str, key: &str) -> Result<String, StateError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
-        _ => Err(StateError::Config {
-            message: format!("{key}: the environment variable {name} is not set"),
-        }),
     }
 }
 
