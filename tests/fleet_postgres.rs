@@ -135,7 +135,7 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
     let mut fleet = start_fleet(dir.path(), &body, 3).await;
 
     // One judge.
-    let one = within(Duration::from_secs(5), || async {
+    let one = eventually(Duration::from_secs(5), || async {
         leaders(&fleet).await.len() == 1
     })
     .await;
@@ -148,7 +148,7 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let changed_at = Instant::now();
     for r in &fleet {
-        let applied = within(Duration::from_secs(1), || async {
+        let applied = eventually(Duration::from_secs(1), || async {
             r.json("/api/v1/canary").await["weight"] == 30.0
         })
         .await;
@@ -268,7 +268,7 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
     // The successor judges: once the killed replica's rows are past, a verdict it wrote over
     // an interval that began after the kill.
     let successor = successor.unwrap();
-    let judging = within(Duration::from_secs(10), || async {
+    let judging = eventually(Duration::from_secs(10), || async {
         stored_verdicts(&pg)
             .await
             .iter()
@@ -325,7 +325,7 @@ async fn a_candidate_failing_5_percent_is_rolled_back_fleet_wide() {
     let _seen = load(urls, 6, Duration::from_secs(25), stop.clone());
     let mut rolled_back = true;
     for r in &fleet {
-        rolled_back &= within(Duration::from_secs(20), || async {
+        rolled_back &= eventually(Duration::from_secs(20), || async {
             let c = r.json("/api/v1/canary").await;
             c["state"] == "rolled_back" && c["weight"] == 0.0
         })
@@ -418,7 +418,7 @@ async fn with_the_database_away_requests_flow_the_canary_holds_and_writes_land_l
     let stop = Arc::new(AtomicBool::new(false));
     let urls: Vec<String> = fleet.iter().map(|r| r.url("/items")).collect();
     let before = load(urls.clone(), 4, Duration::from_secs(3), stop.clone());
-    let judging = within(Duration::from_secs(5), || async {
+    let judging = eventually(Duration::from_secs(5), || async {
         fleet[0].json("/api/v1/canary").await["history"]
             .as_array()
             .is_some_and(|h| h.iter().any(|d| d["decision"] == "pass"))
@@ -437,7 +437,7 @@ async fn with_the_database_away_requests_flow_the_canary_holds_and_writes_land_l
     let stop = Arc::new(AtomicBool::new(false));
     let during = load(urls, 4, Duration::from_secs(15), stop.clone());
     for r in &fleet {
-        let holding = within(Duration::from_secs(6), || async {
+        let holding = eventually(Duration::from_secs(6), || async {
             let c = r.json("/api/v1/canary").await;
             c["holding"] == true && c["weight"] == 20.0
         })
@@ -445,12 +445,12 @@ async fn with_the_database_away_requests_flow_the_canary_holds_and_writes_land_l
         assert!(holding, "{} does not say it holds", r.name);
         assert_eq!(r.metric("twinpeak_canary_holding").await, Some(1.0));
         // Flushes say the store is down at their next attempt (reads never do).
-        let down = within(Duration::from_secs(3), || async {
+        let down = eventually(Duration::from_secs(3), || async {
             r.metric("twinpeak_state_up").await == Some(0.0)
         })
         .await;
         assert!(down, "{}'s twinpeak_state_up stays 1", r.name);
-        let buffered = within(Duration::from_secs(3), || async {
+        let buffered = eventually(Duration::from_secs(3), || async {
             r.metric("twinpeak_state_buffered_bytes")
                 .await
                 .unwrap_or(0.0)
@@ -485,7 +485,7 @@ async fn with_the_database_away_requests_flow_the_canary_holds_and_writes_land_l
     .await
     .unwrap();
     for r in &fleet {
-        let landed = within(Duration::from_secs(40), || async {
+        let landed = eventually(Duration::from_secs(40), || async {
             r.metric("twinpeak_state_buffered_bytes").await == Some(0.0)
                 && r.metric("twinpeak_state_up").await == Some(1.0)
         })
@@ -505,7 +505,7 @@ async fn with_the_database_away_requests_flow_the_canary_holds_and_writes_land_l
         .as_f64()
         .unwrap();
     assert_eq!(stored, live);
-    let cleared = within(Duration::from_secs(5), || async {
+    let cleared = eventually(Duration::from_secs(5), || async {
         fleet[1].json("/api/v1/canary").await["holding"] == false
     })
     .await;

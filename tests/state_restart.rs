@@ -63,7 +63,7 @@ async fn a_ramp_goes_on_at_its_step_with_its_hold_after_kill_9() {
         Duration::from_secs(20),
         stop.clone(),
     );
-    let advanced = within(Duration::from_secs(15), || async {
+    let advanced = eventually(Duration::from_secs(15), || async {
         proxy.json("/api/v1/canary").await["weight"] == 50.0
     })
     .await;
@@ -130,7 +130,7 @@ async fn a_rollback_stays_and_findings_go_on_after_kill_9() {
         Duration::from_secs(20),
         stop.clone(),
     );
-    let rolled_back = within(Duration::from_secs(15), || async {
+    let rolled_back = eventually(Duration::from_secs(15), || async {
         proxy.json("/api/v1/canary").await["state"] == "rolled_back"
     })
     .await;
@@ -184,7 +184,7 @@ async fn a_rollback_stays_and_findings_go_on_after_kill_9() {
             .unwrap();
         assert_eq!(res.status(), 200);
     }
-    let grew = within(Duration::from_secs(5), || async {
+    let grew = eventually(Duration::from_secs(5), || async {
         compared(&proxy.json("/api/v1/diffs").await) >= Some(pairs_before + 20)
     })
     .await;
@@ -234,7 +234,7 @@ async fn the_judge_goes_on_after_a_restart_with_a_longer_interval() {
         Duration::from_secs(20),
         stop.clone(),
     );
-    let judged = within(Duration::from_secs(5), || async {
+    let judged = eventually(Duration::from_secs(5), || async {
         verdicts_since(&proxy.json("/api/v1/canary").await, started).len() >= 3
     })
     .await;
@@ -245,7 +245,7 @@ async fn the_judge_goes_on_after_a_restart_with_a_longer_interval() {
     proxy.reconfigure(&body("1s"));
     let restarted = SystemTime::now();
     proxy.restart().await;
-    let judging = within(Duration::from_secs(6), || async {
+    let judging = eventually(Duration::from_secs(6), || async {
         verdicts_since(&proxy.json("/api/v1/canary").await, restarted).len() >= 2
     })
     .await;
@@ -305,7 +305,7 @@ async fn sigint_and_sigterm_write_everything_recorded_since_the_last_flush() {
             let _ = res.bytes().await;
             sent += 1;
         }
-        let compared = within(Duration::from_secs(5), || async {
+        let compared = eventually(Duration::from_secs(5), || async {
             proxy.json("/api/v1/diffs").await["routes"]["/items/{id}"]["compared"].as_u64()
                 == Some(sent)
         })

@@ -250,21 +250,3 @@ pub fn judged_interval(summary: &str) -> Option<(std::time::SystemTime, Vec<Stri
         .collect();
     Some((twinpeak_core::timestamp::parse_rfc3339(start)?, replicas))
 }
-
-/// Waits until `check` holds, for at most `limit`; returns whether it did.
-pub async fn within<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
