@@ -289,14 +289,7 @@ async fn the_probes_answer_on_the_metrics_listener_and_the_admin_api_stays_close
     }
     let res = c.get(proxy.url("/through")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let scraped = c
-        .get(metrics_url(&scrape_path))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scraped = get_text(&metrics_url(&scrape_path)).await;
     assert!(
         scraped.contains(
             r#"twinpeak_requests_total{route="other",side="primary",status_class="2xx"} 1"#

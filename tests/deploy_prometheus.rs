@@ -333,17 +333,11 @@ async fn a_real_prometheus_finds_data_for_every_panel_of_the_dashboard() {
     let delta = r#"twinpeak_paired_delta_seconds{route="/items/{id}", quantile="0.99"}"#;
     assert_eq!(prometheus.values(delta).await.len(), 1);
     // The template variables' label queries find the job and the route.
-    let routes = client()
-        .get(prometheus.api(
-            "label/route/values",
-            &[("match[]", "twinpeak_requests_total")],
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let label_values = prometheus.api(
+        "label/route/values",
+        &[("match[]", "twinpeak_requests_total")],
+    );
+    let routes = get_text(label_values.as_str()).await;
     assert!(routes.contains("/items/{id}"), "{routes}");
 
     // The alert rules evaluate against the real series without errors.

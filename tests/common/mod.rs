@@ -347,27 +347,12 @@ impl Proxy {
 
     /// GET an admin JSON endpoint.
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
-        let body = client()
-            .get(self.admin_url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+        get_json(&self.admin_url(path)).await
     }
 
     /// The Prometheus text.
     pub async fn metrics(&self) -> String {
-        client()
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        get_text(&self.admin_url("/metrics")).await
     }
 
     /// A mirror outcome counter from /api/v1/status.
@@ -399,6 +384,18 @@ pub fn client() -> reqwest::Client {
         .no_gzip()
         .build()
         .unwrap()
+}
+
+/// The body of a GET of `url`, as text.
+pub async fn get_text(url: &str) -> String {
+    let res = client().get(url).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
+/// The body of a GET of `url`, as JSON (a panic shows the body when it is not).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let body = get_text(url).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
 }
 
 /// Waits until `check` holds, for at most `limit`; returns whether it did.

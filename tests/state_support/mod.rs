@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::client;
+use crate::common::{client, get_json, get_text};
 
 /// A free loopback address (the listener is closed before the proxy binds it).
 pub fn free_addr() -> SocketAddr {
@@ -135,27 +135,12 @@ impl Replica {
 
     /// GETs an admin JSON endpoint.
     pub async fn json(&self, path: &str) -> serde_json::Value {
-        let body = client()
-            .get(format!("http://{}{path}", self.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+        get_json(&format!("http://{}{path}", self.admin)).await
     }
 
     /// The Prometheus text.
     pub async fn metrics(&self) -> String {
-        client()
-            .get(format!("http://{}/metrics", self.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        get_text(&format!("http://{}/metrics", self.admin)).await
     }
 
     /// One sample's value from the Prometheus text (`name{labels}` as written there).
