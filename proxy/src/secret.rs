@@ -99,7 +99,7 @@ impl SecretSource {
 
 /// The first line of a file, without surrounding whitespace; an error says why it could not
 /// be read or that it is empty.
-pub fn first_line(path: &Path) -> Result<String, String> {
+fn first_line(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let line = text.lines().next().unwrap_or_default().trim();
@@ -111,7 +111,7 @@ pub fn first_line(path: &Path) -> Result<String, String> {
 
 /// An environment variable's value, without surrounding whitespace; an error when it is not
 /// set or blank.
-pub fn env_text(name: &str) -> Result<String, String> {
+fn env_text(name: &str) -> Result<String, String> {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
         _ => Err(format!("the environment variable {name} is not set")),
