@@ -259,15 +259,35 @@ async fn three_replicas_make_one_decision_and_hand_the_judge_over() {
         took <= Duration::from_secs(2),
         "the judge was handed over in {took:?}"
     );
-    for r in &rest {
-        let now = r.json("/api/v1/canary").await;
-        assert_eq!(now["state"], before["state"]);
-        assert_eq!(now["weight"], before["weight"]);
-        assert_eq!(now["fleet"]["judge"].as_str(), successor.as_deref());
-    }
+    // The survivors agree on who judges (on a loaded machine the lease may change hands once
+    // more before they settle: each names the holder it saw at its last try, a third of the
+    // lease's term ago at most), and the state is as it was.
+    let agreed = std::sync::Mutex::new(None);
+    let settled = eventually(Duration::from_secs(3), || async {
+        let mut judges = Vec::new();
+        for r in &rest {
+            let now = r.json("/api/v1/canary").await;
+            assert_eq!(now["state"], before["state"]);
+            assert_eq!(now["weight"], before["weight"]);
+            judges.push(now["fleet"]["judge"].as_str().map(str::to_string));
+        }
+        let holder = judges[0].clone();
+        *agreed.lock().unwrap() = holder.clone();
+        let leader = match rest.iter().find(|r| Some(&r.name) == holder.as_ref()) {
+            Some(r) => r.metric("twinpeak_canary_leader").await == Some(1.0),
+            None => false,
+        };
+        leader && judges.iter().all(|j| *j == holder)
+    })
+    .await;
+    let agreed = agreed.into_inner().unwrap();
+    assert!(
+        settled,
+        "the survivors do not agree on the judge: last {agreed:?}"
+    );
     // The successor judges: once the killed replica's rows are past, a verdict it wrote over
     // an interval that began after the kill.
-    let successor = successor.unwrap();
+    let successor = agreed.unwrap();
     let judging = eventually(Duration::from_secs(10), || async {
         stored_verdicts(&pg)
             .await
