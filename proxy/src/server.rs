@@ -26,7 +26,7 @@ use crate::stats::Stats;
 /// has stopped).
 pub struct Assembled {
     /// Every service, wired together.
-    pub server: Server,
+    server: Server,
     state: Option<Arc<Live>>,
 }
 

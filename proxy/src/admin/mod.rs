@@ -215,12 +215,10 @@ impl Admin {
                 StatusCode::OK,
                 &json!({ "change": change, "canary": Self::canary_view(canary) }),
             ),
-            Err(crate::canary::FleetRefusal::Refused(refused)) => {
-                error_response(StatusCode::CONFLICT, &refused.to_string())
-            }
-            Err(other_plan @ crate::canary::FleetRefusal::OtherPlan(_)) => {
-                error_response(StatusCode::CONFLICT, &other_plan.to_string())
-            }
+            Err(
+                refusal @ (crate::canary::FleetRefusal::Refused(_)
+                | crate::canary::FleetRefusal::OtherPlan(_)),
+            ) => error_response(StatusCode::CONFLICT, &refusal.to_string()),
             Err(unreachable) => {
                 error_response(StatusCode::SERVICE_UNAVAILABLE, &unreachable.to_string())
             }
