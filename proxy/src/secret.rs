@@ -45,6 +45,16 @@ impl SecretSource {
         }
     }
 
+    /// The source given by the two keys as the configuration holds them (either, both or
+    /// neither: [`SecretSource::resolve`] says which is wrong).
+    pub fn of(file: Option<PathBuf>, env: Option<String>) -> Self {
+        SecretSource {
+            file,
+            env,
+            value: None,
+        }
+    }
+
     /// A source that is an environment variable.
     pub fn env(name: impl Into<String>) -> Self {
         SecretSource {

@@ -430,15 +430,12 @@ impl WebhookConfig {
 impl AuthorizationConfig {
     /// The header's value, marked sensitive so it is never shown.
     fn header(&self, key: &str) -> Result<HeaderValue, InvalidKey> {
-        let source = match (&self.file, &self.env) {
-            (Some(path), None) => SecretSource::file(path),
-            (None, Some(name)) => SecretSource::env(name),
-            (Some(_), Some(_)) => {
-                return Err(InvalidKey::new(key, "give either file or env, not both"))
-            }
-            (None, None) => return Err(InvalidKey::new(key, "needs file: PATH or env: NAME")),
-        };
-        let secret = read_secret(source, key)?;
+        let mut source = SecretSource::of(self.file.clone(), self.env.clone());
+        source.resolve(key)?;
+        let secret = source
+            .secret()
+            .ok_or_else(|| InvalidKey::new(key, "needs file: PATH or env: NAME"))?;
+        let secret = String::from_utf8_lossy(secret.expose()).into_owned();
         let text = match self.scheme.trim() {
             "" => secret,
             scheme => format!("{scheme} {secret}"),
@@ -448,16 +445,6 @@ impl AuthorizationConfig {
         value.set_sensitive(true);
         Ok(value)
     }
-}
-
-/// Reads a secret from its source (the rules of [`SecretSource`]: printable, at least 16
-/// characters).
-fn read_secret(mut source: SecretSource, key: &str) -> Result<String, InvalidKey> {
-    source.resolve(key)?;
-    let secret = source
-        .secret()
-        .ok_or_else(|| InvalidKey::new(key, "is empty"))?;
-    Ok(String::from_utf8_lossy(secret.expose()).into_owned())
 }
 
 fn default_queue() -> usize {
@@ -580,6 +567,14 @@ mod tests {
                 "webhooks: [{url: 'http://a/', authorization: {env: TWINPEAK_TEST_NO_SUCH_TOKEN}}]"
             ),
             "notify.webhooks[0].authorization.env"
+        );
+        assert_eq!(
+            key("webhooks: [{url: 'http://a/', authorization: {scheme: Token}}]"),
+            "notify.webhooks[0].authorization"
+        );
+        assert_eq!(
+            key("webhooks: [{url: 'http://a/', authorization: {file: /nonexistent, env: X}}]"),
+            "notify.webhooks[0].authorization"
         );
         assert_eq!(key("queue: 0"), "notify.queue");
         assert_eq!(key("backoff: 2m"), "notify.backoff");
