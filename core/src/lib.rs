@@ -15,6 +15,7 @@ pub mod diff;
 pub mod digest;
 pub mod histogram;
 pub mod merge;
+pub mod recording;
 pub mod run;
 pub mod snapshot;
 pub mod sync;
