@@ -30,6 +30,7 @@
 
 mod checkpoint;
 mod command;
+mod compare;
 mod data;
 pub mod interrupt;
 mod pacer;
@@ -46,6 +47,7 @@ mod template;
 mod worker;
 
 pub use command::LoadCommand;
+pub use compare::{ReplayCompare, ReplayedAnswer};
 pub use runner::{run, RunError, RunOptions, RunResult, Target};
 pub use scenario::{LoadedScenario, Scenario, ScenarioError};
 pub use slo::{judge, SloVerdict};
