@@ -94,6 +94,10 @@ pub struct RunTarget {
     /// Base URL requests were sent to.
     #[serde(default)]
     pub url: String,
+    /// With `twinpeak load --replay --compare`: the system's answers compared with the
+    /// recorded primary's, per route template.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub comparison: BTreeMap<String, crate::DiffSummary>,
 }
 
 /// One phase of the scenario as sent to one system.
@@ -400,8 +404,16 @@ impl RunRecord {
             }
         }
         for target in &other.targets {
-            if !self.targets.iter().any(|t| t.name == target.name) {
-                self.targets.push(target.clone());
+            match self.targets.iter_mut().find(|t| t.name == target.name) {
+                Some(ours) => {
+                    for (route, summary) in &target.comparison {
+                        ours.comparison
+                            .entry(route.clone())
+                            .or_default()
+                            .merge(summary);
+                    }
+                }
+                None => self.targets.push(target.clone()),
             }
         }
         for (component, version) in &other.versions {

@@ -298,6 +298,7 @@ pub fn new_record(loaded: &LoadedScenario, options: &RunOptions, started: System
         .map(|t| RunTarget {
             name: t.name.clone(),
             url: t.url.clone(),
+            ..RunTarget::default()
         })
         .collect();
     record.thresholds = loaded.scenario.thresholds();

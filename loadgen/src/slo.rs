@@ -451,6 +451,7 @@ mod tests {
         record.targets.push(RunTarget {
             name: "legacy".to_owned(),
             url: String::new(),
+            ..RunTarget::default()
         });
         record.phases = vec![phase("warm"), phase("spike")];
         let p99 = |ms| Thresholds {

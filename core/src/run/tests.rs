@@ -65,6 +65,7 @@ fn run(started: u64, ended: u64, requests: std::ops::Range<u64>) -> RunRecord {
     r.targets.push(RunTarget {
         name: "legacy".to_owned(),
         url: "http://127.0.0.1:8081".to_owned(),
+        ..RunTarget::default()
     });
     for (name, target) in [("warm-up", "rebuilt"), ("peak", "legacy")] {
         let mut phase = PhaseRecord {
@@ -236,6 +237,43 @@ fn merge_appends_phases_only_the_other_has() {
     assert_eq!(ours.phases[1], theirs.phases[1]);
     let names: Vec<_> = ours.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["legacy", "rebuilt"]);
+}
+
+#[test]
+fn merge_adds_each_targets_comparison_by_route() {
+    let summary = |compared, different| crate::DiffSummary {
+        compared,
+        identical: compared - different,
+        different,
+        ..crate::DiffSummary::default()
+    };
+    let mut ours = run(0, 1, 0..10);
+    ours.targets[0]
+        .comparison
+        .insert("/bookings/{id}".to_owned(), summary(10, 2));
+    let mut theirs = run(0, 1, 10..20);
+    theirs.targets[0]
+        .comparison
+        .insert("/bookings/{id}".to_owned(), summary(30, 3));
+    theirs.targets[0]
+        .comparison
+        .insert("/search".to_owned(), summary(5, 0));
+    ours.merge(&theirs).unwrap();
+    let merged = &ours.targets[0].comparison;
+    assert_eq!(merged.len(), 2);
+    assert_eq!(
+        (
+            merged["/bookings/{id}"].compared,
+            merged["/bookings/{id}"].different
+        ),
+        (40, 5)
+    );
+    assert_eq!(merged["/search"].compared, 5);
+    let text = serde_json::to_string(&run(0, 1, 0..1)).unwrap();
+    assert!(
+        !text.contains("comparison"),
+        "an empty comparison is left out"
+    );
 }
 
 #[test]

@@ -230,6 +230,7 @@ pub fn run_of(targets: &[&str], keep: &dyn Fn(u64) -> bool, scale: f64) -> RunRe
         record.targets.push(RunTarget {
             name: (*target).to_owned(),
             url: format!("http://127.0.0.1:{}", 9001 + i),
+            ..RunTarget::default()
         });
         let mut offset = 0;
         for (name, seconds, _) in PHASES {

@@ -171,6 +171,7 @@ fn records_of_another_launch_are_refused() {
         r.targets = vec![crate::run::RunTarget {
             name: "legacy".into(),
             url: "http://staging".into(),
+            ..Default::default()
         }]
     });
     assert!(
