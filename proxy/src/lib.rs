@@ -75,6 +75,7 @@ mod stats;
 mod units;
 mod upstream;
 
+pub use comparison::replay::ReplayComparison;
 pub use config::{Config, ConfigError, LoadedConfig};
 pub use error::{SetupError, SetupProblem, StartError};
 pub use server::run;

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod corpus;
 pub mod redact;
+pub mod replay;
 pub mod store;
 mod worker;
 
