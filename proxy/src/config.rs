@@ -11,6 +11,7 @@ use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
 use crate::error::InvalidKey;
 use crate::notify::NotifyConfig;
+use crate::record::RecordConfig;
 use crate::routes::RouteConfig;
 use crate::secret::SecretSource;
 use crate::state::StateConfig;
@@ -57,6 +58,10 @@ pub struct Config {
     /// Webhooks told of canary changes and new real differences.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Recording of a share of live requests, and the primary's answers, for replay; absent:
+    /// nothing is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordConfig>,
     /// A listener for `/metrics`, `/health` and `/ready` alone, without the admin token (for
     /// Prometheus and kubelet probes); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,6 +377,9 @@ impl Config {
             }
         }
         self.notify.validate()?;
+        if let Some(record) = &self.record {
+            record.validate(&self.routes)?;
+        }
         crate::routes::check(&self.routes)
     }
 
@@ -538,6 +546,81 @@ routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
         assert_eq!(e.key.as_deref(), Some("state.postgres.url"));
         assert_eq!(e.line, Some(4));
         assert!(!e.to_string().contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn recording_fills_its_defaults_and_its_errors_name_file_line_and_key() {
+        let c = parse(&format!("{MINIMAL}record: {{dir: /var/tp/rec}}\n")).unwrap();
+        let record = c.record.as_ref().unwrap();
+        assert_eq!(record.percent.value(), 100.0);
+        assert_eq!(record.key, SampleKey::Random);
+        assert!(record.routes.is_none() && record.methods.is_none() && record.answers);
+        assert_eq!(record.max_body_bytes.0, 64 << 10);
+        assert_eq!(record.max_response_bytes.0, 64 << 10);
+        assert_eq!(record.max_file_bytes.0, 64 << 20);
+        assert_eq!(record.max_total_bytes.0, 1 << 30);
+        assert_eq!((record.queue, record.max_queued_bytes.0), (4096, 16 << 20));
+        let yaml = c.to_yaml();
+        assert!(yaml.contains("max_total_bytes: 1.0 GiB"), "{yaml}");
+        assert_eq!(parse(&yaml).unwrap().to_yaml(), yaml);
+        for (section, line, key, says) in [
+            (
+                "record:\n  percent: 5\n",
+                3,
+                "record",
+                "missing field `dir`",
+            ),
+            (
+                "record:\n  dir: /r\n  percent: 101\n",
+                5,
+                "record.percent",
+                "0 to 100",
+            ),
+            (
+                "record:\n  dir: /r\n  max_file_bytes: 1KiB\n",
+                5,
+                "record.max_file_bytes",
+                "at least",
+            ),
+            (
+                "record:\n  dir: /r\n  routes: [/nowhere]\n",
+                5,
+                "record.routes",
+                "\"/nowhere\"",
+            ),
+            (
+                "record:\n  dir: /r\n  key: query:x\n",
+                5,
+                "record.key",
+                "header:NAME",
+            ),
+            (
+                "record:\n  dir: /r\n  queue: 0\n",
+                5,
+                "record.queue",
+                "at least 1",
+            ),
+            (
+                "record:\n  dir: /r\n  max_total_bytes: 1MiB\n",
+                5,
+                "record.max_total_bytes",
+                "two segments",
+            ),
+        ] {
+            let e = parse(&format!("{MINIMAL}{section}")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.message.contains(says), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("proxy.yaml:{line}:")),
+                "{e}"
+            );
+        }
+        let routed = parse(&format!(
+            "{MINIMAL}routes: [\"/bookings/{{id}}\"]\nrecord: {{dir: /r, routes: [\"/bookings/{{id}}\", other], methods: [GET, POST]}}\n"
+        ))
+        .unwrap();
+        assert_eq!(routed.record.unwrap().methods.unwrap().len(), 2);
     }
 
     #[test]

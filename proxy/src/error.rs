@@ -82,6 +82,14 @@ pub enum SetupProblem {
         /// Why it could not be opened.
         error: std::io::Error,
     },
+    /// The recording directory could not be made, or its manifest or first segment written.
+    #[error("cannot record to {}: {error}", dir.display())]
+    Recording {
+        /// The directory.
+        dir: PathBuf,
+        /// What the system reported.
+        error: std::io::Error,
+    },
     /// A canary has no candidate to send traffic to.
     #[error("no candidate (and no shadow to default to)")]
     NoCandidate,

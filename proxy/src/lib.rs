@@ -64,6 +64,7 @@ mod metrics;
 mod mirror;
 mod notify;
 mod ratelimit;
+mod record;
 mod routes;
 mod sampling;
 mod secret;

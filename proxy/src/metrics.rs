@@ -290,6 +290,136 @@ impl Metrics {
     }
 }
 
+/// The recorder's metrics (`record:`): a replica's own, rendered with the rest but not kept
+/// in the state store.
+#[derive(Clone)]
+pub struct RecordMetrics {
+    /// `twinpeak_record_total{result}`, indexed by [`RecordResult::index`].
+    pub results: Vec<IntCounter>,
+    /// `twinpeak_record_bytes_total`: compressed bytes written to segments.
+    pub bytes: IntCounter,
+    /// `twinpeak_record_segments_deleted_total`: segments deleted to keep the directory bound.
+    pub segments_deleted: IntCounter,
+    /// `twinpeak_record_deleted_bytes_total`: bytes those segments held.
+    pub deleted_bytes: IntCounter,
+    /// `twinpeak_record_enabled`: 1 while recording is on.
+    pub enabled: IntGauge,
+    /// `twinpeak_record_percent`: the recorded share in force.
+    pub percent: Gauge,
+    /// `twinpeak_record_queue`: records waiting for the writer.
+    pub queue: IntGauge,
+}
+
+/// What became of a request chosen for recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordResult {
+    /// Written to a segment.
+    Written,
+    /// The writer's queue was full.
+    DroppedQueue,
+    /// The queue's byte bound was reached.
+    DroppedBytes,
+    /// Writing to the directory failed.
+    Failed,
+}
+
+impl RecordResult {
+    /// Every result, in index order.
+    pub const ALL: [RecordResult; 4] = [
+        RecordResult::Written,
+        RecordResult::DroppedQueue,
+        RecordResult::DroppedBytes,
+        RecordResult::Failed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordResult::Written => "written",
+            RecordResult::DroppedQueue => "dropped_queue",
+            RecordResult::DroppedBytes => "dropped_bytes",
+            RecordResult::Failed => "failed",
+        }
+    }
+
+    /// Position in [`RecordResult::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl RecordMetrics {
+    /// Registers the recorder's metrics with `metrics`' local collectors.
+    pub fn register(metrics: &Metrics) -> Self {
+        let results = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_record_total",
+                "Requests chosen for recording, by what became of them.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let bytes = counter(
+            "twinpeak_record_bytes_total",
+            "Compressed bytes written to recording segments.",
+        );
+        let segments_deleted = counter(
+            "twinpeak_record_segments_deleted_total",
+            "Recording segments deleted, oldest first, to keep the directory within max_total_bytes.",
+        );
+        let deleted_bytes = counter(
+            "twinpeak_record_deleted_bytes_total",
+            "Bytes of the recording segments deleted to keep the directory bound.",
+        );
+        let enabled = IntGauge::new("twinpeak_record_enabled", "1 while recording is on.")
+            .expect("valid metric");
+        let percent = Gauge::new(
+            "twinpeak_record_percent",
+            "Share of requests recorded, in percent, as currently set.",
+        )
+        .expect("valid metric");
+        let queue = IntGauge::new(
+            "twinpeak_record_queue",
+            "Recorded requests waiting for the writer.",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(results.clone()) as Box<dyn Collector>,
+            Box::new(bytes.clone()),
+            Box::new(segments_deleted.clone()),
+            Box::new(deleted_bytes.clone()),
+            Box::new(enabled.clone()),
+            Box::new(percent.clone()),
+            Box::new(queue.clone()),
+        ] {
+            metrics.register_local(collector);
+        }
+        RecordMetrics {
+            results: RecordResult::ALL
+                .iter()
+                .map(|r| results.with_label_values(&[r.as_str()]))
+                .collect(),
+            bytes,
+            segments_deleted,
+            deleted_bytes,
+            enabled,
+            percent,
+            queue,
+        }
+    }
+
+    /// Counts `n` records with `result`.
+    pub fn count(&self, result: RecordResult, n: u64) {
+        self.results[result.index()].inc_by(n);
+    }
+
+    /// Records counted with `result` so far.
+    pub fn total(&self, result: RecordResult) -> u64 {
+        self.results[result.index()].get()
+    }
+}
+
 /// A gauge family made at scrape time: one gauge per set of labels (shown sorted by name, as
 /// the registered metrics show theirs).
 pub fn gauge_family(

@@ -17,24 +17,29 @@ use crate::config::{Config, LoadedConfig};
 use crate::error::{SetupError, SetupProblem, StartError};
 use crate::mirror::{pair_queue, Mirror};
 use crate::notify::{notifier, DiffSources};
+use crate::record::Recorder;
 use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::state::live::{FlushService, Live, Sources};
 use crate::stats::Stats;
 
-/// The server, ready to run, and the state store it flushes to (flushed once more when it
-/// has stopped).
+/// The server, ready to run, the state store it flushes to and the recorder whose queue it
+/// writes out (both once more when it has stopped).
 pub struct Assembled {
     /// Every service, wired together.
     server: Server,
     state: Option<Arc<Live>>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl Assembled {
-    /// Runs the server until SIGINT or SIGTERM, then writes the state recorded since the last
-    /// flush.
+    /// Runs the server until SIGINT or SIGTERM, then writes the requests recorded and the
+    /// state learned since the last flush.
     pub fn run(self) {
         self.server.run(RunArgs::default());
+        if let Some(recorder) = self.recorder {
+            recorder.flush_at_exit();
+        }
         if let Some(state) = self.state {
             state.flush_at_exit();
         }
@@ -94,13 +99,15 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
     let (pairs, intake) = pair_queue(config.diff.queue, stats.clone());
     let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
+    let recorder = Recorder::start(config, &routes, stats.metrics())?;
     let proxy = TwinpeakProxy::new(
         &config.primary,
         routes.clone(),
         stats.clone(),
         mirror.clone(),
         canary.clone(),
-    )?;
+    )?
+    .with_recorder(recorder.clone());
 
     let conf = ServerConf {
         threads: config.threads,
@@ -134,7 +141,8 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         comparator,
         canary.clone(),
     )
-    .with_state(state.clone(), fleet.clone());
+    .with_state(state.clone(), fleet.clone())
+    .with_recorder(recorder.clone());
     let admin = Arc::new(admin);
     let mut admin_service = Service::new("twinpeak admin".to_string(), AdminApp(admin.clone()));
     admin_service.add_tcp(&config.admin.listen.to_string());
@@ -165,7 +173,11 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
             FlushService::new(state.clone()),
         ));
     }
-    Ok(Assembled { server, state })
+    Ok(Assembled {
+        server,
+        state,
+        recorder,
+    })
 }
 
 /// The services operators and their tools talk to: the metrics-only listener, the readiness

@@ -23,6 +23,7 @@ use crate::headers::{self, REQUEST_ID};
 use crate::labels::{MirrorOutcome, Side, StatusClass};
 use crate::metrics::UpstreamErrorKind;
 use crate::mirror::{Mirror, MirrorHandle};
+use crate::record::{Recorder, RecordingHandle};
 use crate::routes::{RouteId, RouteTable};
 use crate::stats::{Exchange, Stats};
 use crate::units::UpstreamUrl;
@@ -34,6 +35,8 @@ pub struct TwinpeakProxy {
     mirror: Arc<Mirror>,
     primary: HttpPeer,
     canary: Option<CanaryRoute>,
+    /// Records a share of requests for replay, when `record:` is configured.
+    recorder: Option<Arc<Recorder>>,
     /// Headers that steer twinpeak under names of the operator's choosing (the force headers);
     /// like every `x-twinpeak-*` header a client sends, they are never passed upstream.
     controls: Vec<HeaderName>,
@@ -89,8 +92,15 @@ impl TwinpeakProxy {
             mirror,
             primary,
             canary,
+            recorder: None,
             controls,
         })
+    }
+
+    /// The proxy, recording requests with `recorder`.
+    pub fn with_recorder(mut self, recorder: Option<Arc<Recorder>>) -> Self {
+        self.recorder = recorder;
+        self
     }
 }
 
@@ -112,6 +122,8 @@ pub struct RequestContext {
     upstream_error: Option<UpstreamErrorKind>,
     /// Boxed: most requests are not mirrored, and the context moves with every request.
     mirrored: Option<Box<MirrorHandle>>,
+    /// Boxed for the same reason: what is kept of a recorded request.
+    recorded: Option<Box<RecordingHandle>>,
 }
 
 /// The peer for an upstream the request path sends to; `key` names it in the error when its
@@ -201,6 +213,18 @@ impl TwinpeakProxy {
             .start(permit, ctx.route, request_id, header, has_body);
         ctx.mirrored = Some(Box::new(handle));
     }
+
+    /// Decides whether to record the request that arrived at `arrival` and, if so, keeps its
+    /// handle (the request id the mirror gave it is among the headers copied).
+    fn start_recording(&self, arrival: Instant, session: &Session, ctx: &mut RequestContext) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let req = session.req_header();
+        ctx.recorded = recorder
+            .admit(arrival, ctx.route, &req.method, &req.uri, &req.headers)
+            .map(Box::new);
+    }
 }
 
 #[async_trait]
@@ -223,26 +247,29 @@ impl ProxyHttp for TwinpeakProxy {
             total: None,
             upstream_error: None,
             mirrored: None,
+            recorded: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let arrival = Instant::now();
         ctx.route = self.routes.route_for(session.req_header().uri.path());
-        if let Some(canary) = &self.canary {
+        let candidate = self.canary.as_ref().is_some_and(|canary| {
             let req = session.req_header();
-            if canary
+            canary
                 .canary
                 .choose(&req.method, &req.headers, client_ip(session))
                 == Side::Candidate
-            {
-                // The candidate serves it: there is no primary answer to compare with.
-                ctx.side = Side::Candidate;
-                self.stats
-                    .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
-                return Ok(false);
-            }
+        });
+        if candidate {
+            // The candidate serves it: there is no primary answer to compare with.
+            ctx.side = Side::Candidate;
+            self.stats
+                .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
+        } else {
+            self.start_mirror(session, ctx);
         }
-        self.start_mirror(session, ctx);
+        self.start_recording(arrival, session, ctx);
         Ok(false)
     }
 
@@ -332,6 +359,9 @@ impl ProxyHttp for TwinpeakProxy {
         if let Some(m) = ctx.mirrored.as_mut() {
             m.new_attempt();
         }
+        if let Some(r) = ctx.recorded.as_mut() {
+            r.new_attempt();
+        }
         Ok(())
     }
 
@@ -344,6 +374,9 @@ impl ProxyHttp for TwinpeakProxy {
     ) -> Result<()> {
         if let Some(m) = ctx.mirrored.as_mut() {
             m.request_body(body.as_ref(), end_of_stream);
+        }
+        if let Some(r) = ctx.recorded.as_mut() {
+            r.request_body(body.as_ref());
         }
         Ok(())
     }
@@ -363,6 +396,9 @@ impl ProxyHttp for TwinpeakProxy {
         if let Some(m) = ctx.mirrored.as_mut() {
             m.response_header(upstream_response.status, &upstream_response.headers);
         }
+        if let Some(r) = ctx.recorded.as_mut() {
+            r.response_header(upstream_response.status, &upstream_response.headers);
+        }
         Ok(())
     }
 
@@ -375,6 +411,9 @@ impl ProxyHttp for TwinpeakProxy {
     ) -> Result<Option<Duration>> {
         if let (Some(m), Some(chunk)) = (ctx.mirrored.as_mut(), body.as_ref()) {
             m.response_body(chunk);
+        }
+        if let Some(r) = ctx.recorded.as_mut() {
+            r.response_body(body.as_ref(), end_of_stream);
         }
         if end_of_stream {
             ctx.total = ctx.upstream_start.map(|s| s.elapsed());
@@ -488,6 +527,9 @@ impl ProxyHttp for TwinpeakProxy {
                 Some(e) => Outcome::Error(e.to_string()),
             };
             m.finish(outcome, ctx.ttfb, total.unwrap_or_default());
+        }
+        if let (Some(r), Some(recorder)) = (ctx.recorded.take(), &self.recorder) {
+            r.finish(recorder, answered && ctx.side == Side::Primary);
         }
     }
 }

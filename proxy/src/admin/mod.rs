@@ -26,6 +26,7 @@ use crate::units::{Method as ConfigMethod, Percent, SampleKey};
 mod fleet;
 mod guard;
 mod probes;
+mod record;
 mod response;
 use fleet::StoredView;
 use guard::{Change, Guard};
@@ -48,6 +49,8 @@ pub struct Admin {
     state: Option<Arc<crate::state::live::Live>>,
     /// The canary's link to the store, when both are on.
     fleet: Option<Arc<crate::canary::Fleet>>,
+    /// The recorder, when `record:` is configured.
+    recorder: Option<Arc<crate::record::Recorder>>,
 }
 
 /// The body of a change that takes no settings (`POST /api/v1/canary/pause`, ...).
@@ -110,6 +113,7 @@ impl Admin {
             readiness: Readiness::new(),
             state: None,
             fleet: None,
+            recorder: None,
         }
     }
 
@@ -405,6 +409,10 @@ impl Admin {
                     Err((status, message)) => error_response(status, &message),
                 }
             }
+            (Method::GET, "/api/v1/record") => self.record_view(),
+            (Method::PUT, "/api/v1/record") => {
+                self.update_record(&change.expect("PUT is a change"))
+            }
             (Method::GET, "/api/v1/canary") => match &self.canary {
                 Some(canary) => json_response(StatusCode::OK, &Self::canary_view(canary)),
                 None => error_response(StatusCode::NOT_FOUND, "no canary is configured"),
@@ -459,6 +467,7 @@ impl Admin {
                 | "/api/v1/latency"
                 | "/api/v1/snapshot"
                 | "/api/v1/mirror"
+                | "/api/v1/record"
                 | "/api/v1/canary"
                 | "/api/v1/canary/pause"
                 | "/api/v1/canary/resume"

@@ -1,0 +1,299 @@
+//! The writer thread: takes records from the queue, redacts them (the rules of examples),
+//! batches them into one gzip member per flush — every second, or sooner when a batch grows
+//! — appends it to the current segment in one write, syncs every few seconds, and rewrites
+//! the manifest when the settings change. At exit it writes what is queued and syncs.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderMap;
+use twinpeak_core::recording::{
+    encode_member, RecordedBody, RecordedExchange, RecordedResponse, RecordingManifest,
+    RECORDING_SCHEMA,
+};
+use twinpeak_core::timestamp::rfc3339;
+
+use super::segments::Segments;
+use super::{Message, PendingRecord, RecordConfig, RecordSettings};
+use crate::capture::CapturedBody;
+use crate::comparison::redact::Redactor;
+use crate::headers::REQUEST_ID;
+use crate::metrics::{RecordMetrics, RecordResult};
+use crate::ratelimit::RateLimitedLog;
+
+/// Longest a record waits in a batch before it is written.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Most records in one batch.
+const FLUSH_RECORDS: usize = 1024;
+/// Most bytes (before compression) of one batch, at most; a quarter of a segment when that
+/// is less.
+const FLUSH_BYTES: usize = 1 << 20;
+/// How often the current segment is synced to disk.
+const SYNC_EVERY: Duration = Duration::from_secs(5);
+
+/// The manifest for the settings in force.
+pub fn manifest(
+    primary: &str,
+    settings: &RecordSettings,
+    record: &RecordConfig,
+) -> RecordingManifest {
+    RecordingManifest {
+        schema: RECORDING_SCHEMA.into(),
+        primary: primary.into(),
+        started_at: rfc3339(SystemTime::now()),
+        percent: if settings.enabled {
+            settings.percent.value()
+        } else {
+            0.0
+        },
+        answers: record.answers,
+    }
+}
+
+/// What the writer thread starts from.
+pub struct WriterSetup {
+    pub record: RecordConfig,
+    pub redactor: Redactor,
+    pub route_names: Vec<String>,
+    pub intake: Receiver<Message>,
+    pub metrics: RecordMetrics,
+    pub manifest: RecordingManifest,
+    /// A manifest to write in place of the current one, set when the settings change.
+    pub next_manifest: Arc<Mutex<Option<RecordingManifest>>>,
+}
+
+/// The running writer.
+pub struct WriterThread {
+    thread: std::thread::JoinHandle<()>,
+    done: Receiver<()>,
+}
+
+impl WriterThread {
+    /// Opens the directory, writes the manifest and starts the thread; the first segment is
+    /// begun with the first flush.
+    pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
+        let record = &setup.record;
+        let segments = Segments::open(
+            &record.dir,
+            record.max_file_bytes.0,
+            record.max_total_bytes.0,
+        )?;
+        segments.write_manifest(&setup.manifest)?;
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        let flush_bytes = FLUSH_BYTES.min(record.max_file_bytes.0 as usize / 4);
+        let writer = Writer {
+            segments,
+            redactor: setup.redactor,
+            route_names: setup.route_names,
+            metrics: setup.metrics,
+            next_manifest: setup.next_manifest,
+            max_file_bytes: record.max_file_bytes.0 as usize,
+            flush_bytes,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            errors: RateLimitedLog::new(Duration::from_secs(5)),
+        };
+        let intake = setup.intake;
+        let thread = std::thread::Builder::new()
+            .name("twinpeak record".into())
+            .spawn(move || {
+                writer.run(intake);
+                let _ = done_tx.send(());
+            })?;
+        Ok(WriterThread { thread, done })
+    }
+
+    /// Waits until `deadline` for the thread to finish (it has been sent [`Message::Stop`]).
+    pub fn join(self, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.done.recv_timeout(left) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = self.thread.join();
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                log::warn!("record: the writer did not finish writing in time at exit");
+            }
+        }
+    }
+}
+
+struct Writer {
+    segments: Segments,
+    redactor: Redactor,
+    route_names: Vec<String>,
+    metrics: RecordMetrics,
+    next_manifest: Arc<Mutex<Option<RecordingManifest>>>,
+    max_file_bytes: usize,
+    flush_bytes: usize,
+    batch: Vec<RecordedExchange>,
+    /// Bytes of the batch's bodies and headers, before compression.
+    batch_bytes: usize,
+    errors: RateLimitedLog,
+}
+
+impl Writer {
+    fn run(mut self, intake: Receiver<Message>) {
+        let mut next_flush = Instant::now() + FLUSH_EVERY;
+        let mut next_sync = Instant::now() + SYNC_EVERY;
+        loop {
+            self.write_manifest_if_changed();
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            match intake.recv_timeout(wait) {
+                Ok(Message::Record(record)) => {
+                    self.metrics.queue.dec();
+                    self.add(*record);
+                    if self.batch.len() >= FLUSH_RECORDS || self.batch_bytes >= self.flush_bytes {
+                        self.flush();
+                    }
+                }
+                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if now >= next_flush {
+                self.flush();
+                next_flush = now + FLUSH_EVERY;
+            }
+            if now >= next_sync {
+                self.sync();
+                next_sync = now + SYNC_EVERY;
+            }
+        }
+        self.write_manifest_if_changed();
+        self.flush();
+        if let Err(e) = self.segments.close() {
+            log::warn!("record: could not sync the last segment at exit: {e}");
+        }
+    }
+
+    fn write_manifest_if_changed(&mut self) {
+        let next = super::lock(&self.next_manifest).take();
+        if let Some(manifest) = next {
+            if let Err(e) = self.segments.write_manifest(&manifest) {
+                self.errors
+                    .warn(|| format!("record: could not rewrite the manifest: {e}"));
+            }
+        }
+    }
+
+    fn sync(&mut self) {
+        if let Err(e) = self.segments.sync() {
+            self.errors
+                .warn(|| format!("record: could not sync the segment: {e}"));
+        }
+    }
+
+    /// Redacts a record into the batch.
+    fn add(&mut self, record: PendingRecord) {
+        let exchange = self.exchange(record);
+        self.batch_bytes += exchange_bytes(&exchange);
+        self.batch.push(exchange);
+    }
+
+    fn exchange(&self, record: PendingRecord) -> RecordedExchange {
+        let PendingRecord {
+            at_us,
+            route,
+            method,
+            uri,
+            headers,
+            body,
+            body_len,
+            answer,
+            ..
+        } = record;
+        RecordedExchange {
+            at_us,
+            request_id: headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            route: self.route_names.get(route).cloned().unwrap_or_default(),
+            method: method.to_string(),
+            path: self.redactor.uri(&uri).into_owned(),
+            body: self.body(&body, body_len, &headers),
+            headers: self.redactor.headers(&headers),
+            response: answer.map(|answer| RecordedResponse {
+                status: answer.status,
+                body: self.body(&answer.body, answer.body_len, &answer.headers),
+                headers: self.redactor.headers(&answer.headers),
+                latency_us: answer.latency.as_micros() as u64,
+            }),
+        }
+    }
+
+    /// A body as recorded: redacted, or withheld when it cannot be.
+    fn body(&self, body: &CapturedBody, whole: u64, headers: &HeaderMap) -> RecordedBody {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let (data, encoding) = self.redactor.body(&body.bytes, content_type);
+        RecordedBody {
+            data,
+            encoding: encoding.to_string(),
+            truncated_from: (whole > body.bytes.len() as u64).then_some(whole),
+        }
+    }
+
+    /// Writes the batch as one member (or, when it would not fit a segment, as several).
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        batch.sort_by_key(|r| r.at_us);
+        self.write(&batch);
+    }
+
+    fn write(&mut self, records: &[RecordedExchange]) {
+        let member = match encode_member(records) {
+            Ok(member) => member,
+            Err(e) => return self.failed(records.len(), &format!("cannot encode: {e}")),
+        };
+        if member.len() > self.max_file_bytes {
+            if records.len() > 1 {
+                let (first, second) = records.split_at(records.len() / 2);
+                self.write(first);
+                return self.write(second);
+            }
+            return self.failed(
+                1,
+                &format!(
+                    "a record of {} compressed bytes is larger than record.max_file_bytes",
+                    member.len()
+                ),
+            );
+        }
+        let first_ms = records.first().map_or(0, |r| r.at_us / 1000);
+        match self.segments.append(&member, first_ms) {
+            Ok(appended) => {
+                self.metrics
+                    .count(RecordResult::Written, records.len() as u64);
+                self.metrics.bytes.inc_by(member.len() as u64);
+                self.metrics.segments_deleted.inc_by(appended.deleted);
+                self.metrics.deleted_bytes.inc_by(appended.deleted_bytes);
+            }
+            Err(e) => self.failed(records.len(), &format!("cannot write: {e}")),
+        }
+    }
+
+    fn failed(&self, records: usize, why: &str) {
+        self.metrics.count(RecordResult::Failed, records as u64);
+        self.errors
+            .warn(|| format!("record: {records} records lost: {why}"));
+    }
+}
+
+/// Bytes a record holds, roughly as it will be written before compression.
+fn exchange_bytes(exchange: &RecordedExchange) -> usize {
+    let headers =
+        |h: &[(String, String)]| h.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
+    let answer = exchange
+        .response
+        .as_ref()
+        .map_or(0, |r| r.body.data.len() + headers(&r.headers) + 64);
+    exchange.path.len() + exchange.body.data.len() + headers(&exchange.headers) + answer + 128
+}
