@@ -25,7 +25,7 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 #[derive(Debug, Args)]
 pub struct LoadCommand {
     /// The scenario (YAML); not with --replay.
-    #[arg(required_unless_present = "replay", conflicts_with = "replay")]
+    #[arg(required_unless_present = "replay")]
     pub scenario: Option<PathBuf>,
     /// A system to load: `URL`, or `NAME=URL`; repeat for several (names needed then).
     #[arg(long = "target", required_unless_present = "check")]
@@ -46,12 +46,72 @@ pub struct LoadCommand {
     /// Seed for every random choice (default: drawn, and recorded).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Replay a JSON Lines file of requests (the proxy's diff corpus) instead of a scenario.
-    #[arg(long)]
-    pub replay: Option<PathBuf>,
-    /// Replay rate, requests per second.
-    #[arg(long, default_value_t = 50.0)]
-    pub rps: f64,
+    /// Replay recorded traffic instead of a scenario: recording directories or segment files
+    /// (sent at their recorded instants), or JSON Lines files of requests such as the proxy's
+    /// diff corpus (sent in order at --rps). Several recordings interleave by time.
+    #[arg(long, num_args = 1.., value_name = "DIR|FILE")]
+    pub replay: Vec<PathBuf>,
+    /// A recording's pace: `10x` sends it ten times as fast, `0.5x` at half speed.
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        requires = "replay",
+        conflicts_with = "rps"
+    )]
+    pub speed: Option<String>,
+    /// A recording's mean rate (requests per second; the speed follows), or a corpus's rate
+    /// (50 unless given).
+    #[arg(long, requires = "replay")]
+    pub rps: Option<f64>,
+    /// Start the recording over at its end (after one mean gap) until --duration.
+    #[arg(long = "loop", requires_all = ["replay", "duration"])]
+    pub repeat: bool,
+    /// How long a looped replay lasts.
+    #[arg(long, requires = "repeat", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Replay only requests of this route template (repeat for several).
+    #[arg(long = "route", value_name = "TEMPLATE", requires = "replay")]
+    pub routes: Vec<String>,
+    /// Replay only requests of this method (repeat for several).
+    #[arg(long = "method", value_name = "METHOD", requires = "replay")]
+    pub methods: Vec<String>,
+    /// Replay only requests recorded at or after this (RFC 3339, or `+5m` from the start).
+    #[arg(long, value_name = "TIME", requires = "replay")]
+    pub from: Option<String>,
+    /// Replay only requests recorded before this (RFC 3339, or `+5m` from the start).
+    #[arg(long, value_name = "TIME", requires = "replay")]
+    pub until: Option<String>,
+    /// The Host header replayed requests carry.
+    #[arg(long, value_name = "NAME", requires = "replay")]
+    pub host: Option<String>,
+    /// A header every replayed request carries, replacing the recorded one (`Name: value`;
+    /// repeat for several).
+    #[arg(long = "set-header", value_name = "HEADER", requires = "replay")]
+    pub set_headers: Vec<String>,
+    /// A recorded header not replayed (repeat for several).
+    #[arg(long = "remove-header", value_name = "NAME", requires = "replay")]
+    pub remove_headers: Vec<String>,
+    /// Rewrite replayed paths: `REGEX=>REPLACEMENT` with `$1` for groups (repeat; applied in
+    /// order).
+    #[arg(long = "rewrite-path", value_name = "RULE", requires = "replay")]
+    pub rewrite_paths: Vec<String>,
+    /// Credentials for replayed requests, which never carry the recorded ones:
+    /// `header-file:PATH` (a `Name: value` line) or `login:SPEC.yaml` (a login per load user).
+    #[arg(long, value_name = "SOURCE", requires = "replay")]
+    pub auth: Option<String>,
+    /// Replay writes (POST, PUT, PATCH, DELETE, ...): refused without it.
+    #[arg(long, requires = "replay")]
+    pub allow_writes: bool,
+    /// Replay to the primary the recording was made from: refused without it.
+    #[arg(long = "i-know-this-is-the-recorded-primary", requires = "replay")]
+    pub aim_at_recorded_primary: bool,
+    /// Compare each replayed answer with the recorded primary's answer through the proxy's
+    /// diff engine; the findings join the run record.
+    #[arg(long, requires = "replay")]
+    pub compare: bool,
+    /// The proxy configuration whose comparison rules --compare applies.
+    #[arg(long, value_name = "PROXY.yaml", requires = "compare")]
+    pub config: Option<PathBuf>,
     /// An arrival not sent this long after its due instant is dropped and counted: against the
     /// target when every user was busy waiting for it, against the generator otherwise.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
@@ -90,10 +150,20 @@ struct Prepared {
     all_users: usize,
 }
 
+/// The comparer `--compare` hands the replayed answers to, made by the caller.
+pub type Comparer = Arc<dyn crate::compare::ReplayCompare>;
+
 impl LoadCommand {
-    /// Runs the command; prints the summary and returns the exit status.
+    /// Runs the command; prints the summary and returns the exit status. `--compare` needs
+    /// [`LoadCommand::execute_with`].
     pub fn execute(&self) -> ExitCode {
-        match self.try_execute() {
+        self.execute_with(None)
+    }
+
+    /// Runs the command with `compare` comparing replayed answers (`--compare`); prints the
+    /// summary and returns the exit status.
+    pub fn execute_with(&self, compare: Option<Comparer>) -> ExitCode {
+        match self.try_execute(compare) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -102,8 +172,8 @@ impl LoadCommand {
         }
     }
 
-    fn try_execute(&self) -> anyhow::Result<ExitCode> {
-        let prepared = self.prepare()?;
+    fn try_execute(&self, compare: Option<Comparer>) -> anyhow::Result<ExitCode> {
+        let prepared = self.prepare(compare)?;
         if self.check {
             print!("{}", check_report(&prepared)?);
             return Ok(ExitCode::SUCCESS);
@@ -115,7 +185,7 @@ impl LoadCommand {
     }
 
     /// Reads the scenario and checks every flag, before any traffic.
-    fn prepare(&self) -> anyhow::Result<Prepared> {
+    fn prepare(&self, compare: Option<Comparer>) -> anyhow::Result<Prepared> {
         if !(self.scale > 0.0 && self.scale.is_finite()) {
             bail!("--scale must be above 0, got {}", self.scale);
         }
@@ -123,18 +193,19 @@ impl LoadCommand {
             bail!("--checkpoint-every must be above 0");
         }
         let targets = parse_targets(&self.targets)?;
-        let (loaded, replay) = match (&self.scenario, &self.replay) {
-            (_, Some(file)) => {
-                let entries = crate::replay::read(file)?;
-                let loaded = crate::replay::scenario(file, entries.len(), self.rps, 256)?;
-                (loaded, Some(Arc::new(entries)))
+        let (loaded, replay) = match &self.scenario {
+            _ if !self.replay.is_empty() => {
+                if self.scenario.is_some() {
+                    bail!("give a scenario file or --replay, not both");
+                }
+                let (loaded, plan) = self.prepare_replay(&targets, compare)?;
+                (loaded, Some(Arc::new(plan)))
             }
-            (Some(file), None) => {
-                let loaded = Scenario::load(file)?;
-                (loaded, None)
-            }
-            (None, None) => bail!("give a scenario file or --replay FILE"),
+            Some(file) => (Scenario::load(file)?, None),
+            None => bail!("give a scenario file or --replay DIR|FILE"),
         };
+        // A recording's replay keeps its pace: its scenario is not scaled.
+        let scale = if replay.is_some() { 1.0 } else { self.scale };
         let job_index = std::env::var(JOB_INDEX_VARIABLE).ok();
         let worker = WorkerPlan::from_flags(
             self.worker.as_deref(),
@@ -146,7 +217,7 @@ impl LoadCommand {
         )?;
         let all_users = loaded.scenario.max_users;
         let mut loaded = LoadedScenario {
-            scenario: loaded.scenario.try_scaled(self.scale)?,
+            scenario: loaded.scenario.try_scaled(scale)?,
             ..loaded
         };
         if let Some(plan) = &worker {
@@ -161,6 +232,7 @@ impl LoadCommand {
             &loaded.scenario,
             0..loaded.scenario.phases.len(),
             Share::WHOLE,
+            replay.as_deref(),
         )?;
         let options = RunOptions {
             targets,
@@ -180,6 +252,46 @@ impl LoadCommand {
             worker,
             all_users,
         })
+    }
+
+    /// Reads and checks what `--replay` and its flags ask for.
+    fn prepare_replay(
+        &self,
+        targets: &[Target],
+        compare: Option<Comparer>,
+    ) -> anyhow::Result<(LoadedScenario, crate::replay::ReplayPlan)> {
+        use crate::replay::{Auth, Filter, ReplayRequest, Rewrite};
+        if self.compare && compare.is_none() {
+            bail!("--compare needs the proxy's diff engine, which this build of twinpeak load does not supply");
+        }
+        let request = ReplayRequest {
+            inputs: &self.replay,
+            speed: self.speed.as_deref(),
+            rps: self.rps,
+            repeat_until: self.duration.filter(|_| self.repeat),
+            filter: Filter::new(
+                &self.routes,
+                &self.methods,
+                self.from.as_deref(),
+                self.until.as_deref(),
+            )?,
+            rewrite: Rewrite::new(
+                self.host.as_deref(),
+                &self.set_headers,
+                &self.remove_headers,
+                &self.rewrite_paths,
+            )?,
+            auth: self.auth.as_deref().map(Auth::parse).transpose()?,
+            allow_writes: self.allow_writes,
+            aim_at_primary: self.aim_at_recorded_primary,
+            targets,
+            scale: self.scale,
+        };
+        let (loaded, mut plan) = crate::replay::prepare(&request)?;
+        if self.compare {
+            plan.compare = compare;
+        }
+        Ok((loaded, plan))
     }
 
     /// Runs what [`LoadCommand::prepare`] made ready; prints the summary.
@@ -316,14 +428,19 @@ fn check_report(prepared: &Prepared) -> anyhow::Result<String> {
         loaded,
         worker,
         all_users,
-        ..
+        options,
     } = prepared;
     let scenario = &loaded.scenario;
     let share = worker.as_ref().map_or(Share::WHOLE, |w| w.share);
     let phases = 0..scenario.phases.len();
-    let whole = schedule_of(scenario, phases.clone(), Share::WHOLE)?;
-    let ours = schedule_of(scenario, phases, share)?;
-    let mut text = format!(
+    let replay = options.replay.as_deref();
+    let whole = schedule_of(scenario, phases.clone(), Share::WHOLE, replay)?;
+    let ours = schedule_of(scenario, phases, share, replay)?;
+    let mut text = String::new();
+    if let Some(replay) = replay {
+        let _ = writeln!(text, "replay: {}", replay.description);
+    }
+    text += &format!(
         "{}: scenario `{}` is valid (sha256 {}): {} phase(s), {:.0} s, {} arrivals per target\n",
         loaded.path.display(),
         scenario.name,

@@ -21,7 +21,7 @@ use crate::data::Data;
 use crate::pacer::Pacer;
 use crate::progress::ProgressReporter;
 use crate::recorder::Recorder;
-use crate::replay::ReplayEntry;
+use crate::replay::ReplayPlan;
 use crate::scenario::{LoadedScenario, Scenario};
 use crate::schedule::{PhasePlan, Schedule, Share};
 use crate::session::{goose_method, RequestPlan};
@@ -69,8 +69,9 @@ pub struct RunOptions {
     pub late_limit: Duration,
     /// Show progress while running.
     pub progress: bool,
-    /// Recorded requests to send in order instead of the scenario's (`--replay`).
-    pub replay: Option<Arc<Vec<ReplayEntry>>>,
+    /// Recorded requests to send instead of the scenario's (`--replay`), at their recorded
+    /// instants when they have them.
+    pub replay: Option<Arc<ReplayPlan>>,
 }
 
 /// What a run produced.
@@ -223,6 +224,8 @@ impl Leg {
 /// A run in progress: the record's own fields, the phases of the legs done, and the leg going.
 struct LiveRun {
     base: RunRecord,
+    /// What compares replayed answers with the recorded ones, whose findings join the record.
+    compare: Option<Arc<dyn crate::compare::ReplayCompare>>,
     /// The worker's mark, with what its legs' starts added to it.
     worker: Mutex<Option<WorkerMark>>,
     done: Mutex<Vec<PhaseRecord>>,
@@ -238,6 +241,11 @@ impl LiveRun {
         record.worker = lock(&self.worker).clone().map(Box::new);
         if let Some(leg) = lock(&self.current).as_ref() {
             record.phases.extend(leg.records(record.worker.is_some()));
+        }
+        if let Some(compare) = &self.compare {
+            for target in &mut record.targets {
+                target.comparison = compare.summary(&target.name);
+            }
         }
         record
     }
@@ -339,6 +347,7 @@ pub async fn run_share(
     check_targets(&options.targets)?;
     let data = Arc::new(loaded.data.clone());
     let live = Arc::new(LiveRun {
+        compare: options.replay.as_ref().and_then(|r| r.compare.clone()),
         worker: Mutex::new(base.worker.as_deref().cloned()),
         base,
         done: Mutex::new(Vec::new()),
@@ -404,12 +413,17 @@ pub async fn run_share(
     })
 }
 
-/// The schedule of `share` of the scenario's `phases`.
+/// The schedule of `share` of the scenario's `phases`: a recording's replay keeps its recorded
+/// instants (its one phase is the whole recording).
 pub(crate) fn schedule_of(
     scenario: &Scenario,
     phases: std::ops::Range<usize>,
     share: Share,
+    replay: Option<&ReplayPlan>,
 ) -> Result<Schedule, RunError> {
+    if let Some(recorded) = replay.and_then(|r| r.schedule(share)) {
+        return recorded.map_err(|e| RunError::Schedule(e.to_string()));
+    }
     let plans: Vec<PhasePlan> = scenario.phases[phases]
         .iter()
         .map(|p| PhasePlan {
@@ -434,7 +448,7 @@ async fn run_leg(
     live: &LiveRun,
     (share, start_at): (Share, Option<Instant>),
 ) -> Result<Vec<PhaseRecord>, RunError> {
-    let schedule = schedule_of(scenario, phases.clone(), share)?;
+    let schedule = schedule_of(scenario, phases.clone(), share, options.replay.as_deref())?;
     let total = schedule.total_duration();
     let users = scenario.max_users.max(1);
     let hatch = Duration::from_secs_f64(users as f64 / hatch_rate(users) as f64);
@@ -464,7 +478,7 @@ async fn run_leg(
             scenario.clone(),
             data.clone(),
             options.seed,
-            phases.start,
+            (phases.start, &target.name),
             options.replay.clone(),
         ),
         in_flight: AtomicUsize::new(0),
@@ -483,9 +497,10 @@ async fn run_leg(
     };
 
     let launch_leg = leg.clone();
-    let launch = Transaction::new(Arc::new(move |_user| {
+    let launch = Transaction::new(Arc::new(move |user| {
         let leg = launch_leg.clone();
         Box::pin(async move {
+            leg.plan.prepare_user(user).await;
             leg.user_launched();
             Ok(())
         })

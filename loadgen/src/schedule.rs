@@ -11,6 +11,8 @@
 use std::ops::Range;
 use std::time::Duration;
 
+mod recorded;
+
 /// Most arrivals a schedule holds: beyond 2⁵³ an `f64` no longer counts every one exactly.
 pub const MAX_ARRIVALS: u64 = 1 << 53;
 
@@ -50,6 +52,9 @@ pub enum ScheduleError {
         /// Arrivals the phases expect.
         expected: f64,
     },
+    /// A looped recording has no period: fewer than two arrivals, or all at one instant.
+    #[error("a looped replay needs at least two recorded requests at different instants")]
+    NoPeriod,
 }
 
 /// Which of a run's arrivals a schedule holds: those whose index in the run is `index` modulo
@@ -95,7 +100,8 @@ pub struct Arrival {
     pub offset: Duration,
 }
 
-/// The deterministic arrival instants of a run made of phases.
+/// The deterministic arrival instants of a run made of phases, or of a recording
+/// ([`Schedule::recorded`]).
 ///
 /// With r(t) the rate at time t, N(t) = ∫₀ᵗ r is the number of requests expected by t; arrival k
 /// (from 0) is due at the instant N(t) = k, so the first is due at the start of the run. N is
@@ -114,6 +120,8 @@ pub struct Schedule {
     first: Vec<u64>,
     /// Which of the run's arrivals this schedule holds.
     share: Share,
+    /// The arrivals' recorded instants, for a schedule made by [`Schedule::recorded`].
+    recorded: Option<recorded::RecordedOffsets>,
 }
 
 impl Schedule {
@@ -154,6 +162,7 @@ impl Schedule {
             expected_before,
             first,
             share: Share::WHOLE,
+            recorded: None,
         })
     }
 
@@ -236,6 +245,14 @@ impl Schedule {
         if k >= self.run_arrivals() {
             return None;
         }
+        if let Some(recorded) = &self.recorded {
+            return Some(Arrival {
+                index: k,
+                run_index: k,
+                phase: 0,
+                offset: Duration::from_nanos(recorded.offset_ns(k)?),
+            });
+        }
         // The phase whose arrival range holds k: phases without arrivals are passed over.
         let phase = self.first[1..].partition_point(|&first| first <= k);
         let plan = &self.phases[phase];
@@ -266,6 +283,9 @@ impl Schedule {
     /// fallback should floating error ever put it further off).
     fn run_arrivals_before(&self, offset: Duration) -> u64 {
         const STEPS: u32 = 8;
+        if let Some(recorded) = &self.recorded {
+            return recorded.before(offset);
+        }
         let total = self.run_arrivals();
         let is_before = |k: u64| self.run_arrival(k).is_some_and(|a| a.offset < offset);
         let mut k = self.expected_by(offset).min(total);

@@ -14,10 +14,11 @@ use goose::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::compare::ReplayedAnswer;
 use crate::data::Data;
 use crate::pacer::{Handoff, Slot};
 use crate::recorder::{ErrorKind, Observation, Recorder};
-use crate::replay::ReplayEntry;
+use crate::replay::{Credential, ReplayEntry, ReplayPlan};
 use crate::scenario::{RequestSpec, Scenario};
 use crate::template::RenderContext;
 
@@ -36,17 +37,19 @@ pub(crate) struct RequestPlan {
     /// system and in every order.
     first_phase: usize,
     today: chrono::NaiveDate,
-    replay: Option<Arc<Vec<ReplayEntry>>>,
+    replay: Option<Arc<ReplayPlan>>,
+    /// The system the leg sends to, as replayed answers are compared under its name.
+    target: String,
 }
 
 impl RequestPlan {
-    /// The plan of a leg whose first phase is the scenario's `first_phase`-th.
+    /// The plan of a leg against `target` whose first phase is the scenario's `first_phase`-th.
     pub(crate) fn new(
         scenario: Arc<Scenario>,
         data: Arc<Data>,
         seed: u64,
-        first_phase: usize,
-        replay: Option<Arc<Vec<ReplayEntry>>>,
+        (first_phase, target): (usize, &str),
+        replay: Option<Arc<ReplayPlan>>,
     ) -> Self {
         let chains = (0..scenario.requests.len())
             .map(|index| scenario.chain(index))
@@ -59,7 +62,28 @@ impl RequestPlan {
             first_phase,
             today: chrono::Local::now().date_naive(),
             replay,
+            target: target.to_owned(),
         }
+    }
+
+    /// Readies a load user as it starts: a replay with `--auth` gets the user its credential
+    /// (a login that fails is reported, and the user sends without one).
+    pub(crate) async fn prepare_user(&self, user: &mut GooseUser) {
+        let Some(auth) = self.replay.as_ref().and_then(|r| r.auth.as_ref()) else {
+            return;
+        };
+        let credential = match auth.credential(user).await {
+            Ok(header) => Some(header),
+            Err(why) => {
+                eprintln!(
+                    "warning: load user {} could not log in to {}: {why}; it sends without \
+                     credentials",
+                    user.weighted_users_index, self.target
+                );
+                None
+            }
+        };
+        user.set_session_data(Credential(credential));
     }
 
     /// Sends what `slot`'s arrival sends, and records every request.
@@ -74,11 +98,22 @@ impl RequestPlan {
             error: None,
             on_time: slot.handoff == Handoff::OnTime,
         };
-        if let Some(entries) = &self.replay {
+        if let Some(replay) = &self.replay {
+            let entries = &replay.entries;
             let entry = &entries[(slot.arrival.run_index % entries.len() as u64) as usize];
-            send_replay(user, entry, &mut observation).await;
+            let answer = self.send_replay(user, entry, &mut observation).await;
             observation.done = Instant::now();
             recorder.record(&observation);
+            if let (Some(compare), Some(recorded), Some((status, headers, body))) =
+                (&replay.compare, &entry.recorded, answer)
+            {
+                let answer = ReplayedAnswer {
+                    status,
+                    headers: &headers,
+                    body: &body,
+                };
+                compare.compare(&self.target, recorded, &answer);
+            }
             return;
         }
         let global_phase = self.first_phase + slot.arrival.phase;
@@ -106,6 +141,55 @@ impl RequestPlan {
             // The next request of the chain is due as this one is done.
             observation.intended = observation.done;
             observation.on_time = false;
+        }
+    }
+
+    /// Sends one recorded request as the replay has it, with the user's credential, and returns
+    /// the answer; any answer counts as success but 5xx.
+    async fn send_replay(
+        &self,
+        user: &mut GooseUser,
+        entry: &ReplayEntry,
+        observation: &mut Observation,
+    ) -> Option<(u16, http::HeaderMap, bytes::Bytes)> {
+        let Some(method) = goose_method(&entry.method) else {
+            observation.error = Some(ErrorKind::Check);
+            return None;
+        };
+        let credential = user
+            .get_session_data::<Credential>()
+            .and_then(|c| c.0.clone());
+        let Ok(mut builder) = user.get_request_builder(&method, &entry.path) else {
+            observation.error = Some(ErrorKind::Check);
+            return None;
+        };
+        for (k, v) in &entry.headers {
+            builder = builder.header(k, v);
+        }
+        if let Some((name, value)) = credential {
+            builder = builder.header(name, value);
+        }
+        if !entry.body.is_empty() {
+            builder = builder.body(entry.body.clone());
+        }
+        let request = GooseRequest::builder()
+            .method(method)
+            .path(entry.path.as_str())
+            .name("replay")
+            .set_request_builder(builder)
+            .build();
+        observation.sent = Instant::now();
+        match exchange_body(user, request).await {
+            Ok((status, headers, body)) => {
+                observation.status = Some(status);
+                observation.error = (status >= 500).then_some(ErrorKind::Status);
+                Some((status, headers, body))
+            }
+            Err((status, kind)) => {
+                observation.status = status;
+                observation.error = Some(kind);
+                None
+            }
         }
     }
 
@@ -161,7 +245,7 @@ impl RequestPlan {
             .set_request_builder(builder)
             .build();
         observation.sent = Instant::now();
-        let (status, body) = match exchange_body(user, request).await {
+        let (status, _, body) = match exchange_body(user, request).await {
             Ok(answer) => answer,
             Err((status, kind)) => {
                 observation.status = status;
@@ -237,47 +321,12 @@ fn choose_request(requests: &[RequestSpec], rng: &mut ChaCha8Rng) -> Option<usiz
     })
 }
 
-/// Sends one recorded request as it was; any answer counts as success but 5xx.
-async fn send_replay(user: &mut GooseUser, entry: &ReplayEntry, observation: &mut Observation) {
-    let Some(method) = goose_method(&entry.method) else {
-        observation.error = Some(ErrorKind::Check);
-        return;
-    };
-    let Ok(mut builder) = user.get_request_builder(&method, &entry.path) else {
-        observation.error = Some(ErrorKind::Check);
-        return;
-    };
-    for (k, v) in &entry.headers {
-        builder = builder.header(k, v);
-    }
-    if !entry.body.is_empty() {
-        builder = builder.body(entry.body.clone());
-    }
-    let request = GooseRequest::builder()
-        .method(method)
-        .path(entry.path.as_str())
-        .name("replay")
-        .set_request_builder(builder)
-        .build();
-    observation.sent = Instant::now();
-    match exchange_body(user, request).await {
-        Ok((status, _)) => {
-            observation.status = Some(status);
-            observation.error = (status >= 500).then_some(ErrorKind::Status);
-        }
-        Err((status, kind)) => {
-            observation.status = status;
-            observation.error = Some(kind);
-        }
-    }
-}
-
-/// Sends a request and reads the whole answer: its status and body, or the status (if any)
-/// and why it failed.
-async fn exchange_body(
+/// Sends a request and reads the whole answer: its status, headers and body, or the status (if
+/// any) and why it failed.
+pub(crate) async fn exchange_body(
     user: &mut GooseUser,
     request: GooseRequest<'_>,
-) -> Result<(u16, bytes::Bytes), (Option<u16>, ErrorKind)> {
+) -> Result<(u16, http::HeaderMap, bytes::Bytes), (Option<u16>, ErrorKind)> {
     let kind = |e: &reqwest::Error| {
         if e.is_timeout() {
             ErrorKind::Timeout
@@ -291,11 +340,12 @@ async fn exchange_body(
     };
     let response = response.map_err(|e| (None, kind(&e)))?;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let body = response
         .bytes()
         .await
         .map_err(|e| (Some(status), kind(&e)))?;
-    Ok((status, body))
+    Ok((status, headers, body))
 }
 
 #[cfg(test)]

@@ -266,3 +266,69 @@ fn a_share_holds_every_nth_arrival() {
     assert_eq!(picked, [(0, 1), (1, 5), (2, 9)]);
     assert_eq!(s.arrival(0).unwrap().offset, Duration::from_millis(100));
 }
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[test]
+fn recorded_offsets_are_due_as_recorded() {
+    let s = Schedule::recorded(
+        "replay",
+        vec![ms(1_010), ms(1_000), ms(1_030), ms(1_090)],
+        None,
+    )
+    .unwrap();
+    check_consistent(&s);
+    let offsets: Vec<_> = all_arrivals(&s).iter().map(|a| a.offset).collect();
+    assert_eq!(offsets, [ms(0), ms(10), ms(30), ms(90)]);
+    assert_eq!(s.total_duration(), ms(120), "one mean gap after the last");
+    assert_eq!(s.arrivals_before(ms(10)), 1);
+    assert_eq!(s.arrivals_before(ms(11)), 2);
+    assert_eq!(s.arrivals_before(ms(10_000)), 4);
+    assert!((s.phases()[0].start_rps - 4.0 / 0.12).abs() < 1e-9);
+}
+
+#[test]
+fn a_looped_recording_repeats_every_span_and_gap() {
+    let s = Schedule::recorded("replay", vec![ms(0), ms(10), ms(40)], Some(ms(125))).unwrap();
+    check_consistent(&s);
+    // Period 40 + 20: starts at 0, 60, 120.
+    let offsets: Vec<_> = all_arrivals(&s).iter().map(|a| a.offset).collect();
+    assert_eq!(
+        offsets,
+        [ms(0), ms(10), ms(40), ms(60), ms(70), ms(100), ms(120)]
+    );
+    assert_eq!(s.arrivals_before(ms(61)), 4);
+    assert_eq!(s.arrivals_before(ms(1_000)), 7);
+    assert_eq!(
+        Schedule::recorded("r", vec![ms(5)], Some(ms(100))).unwrap_err(),
+        ScheduleError::NoPeriod
+    );
+    assert_eq!(
+        Schedule::recorded("r", vec![], None)
+            .unwrap()
+            .total_arrivals(),
+        0
+    );
+}
+
+#[test]
+fn shares_of_a_recording_send_it_once() {
+    let offsets: Vec<_> = (0..101).map(|i| ms(i * i % 997)).collect();
+    let whole = Schedule::recorded("replay", offsets.clone(), None).unwrap();
+    let mut seen = Vec::new();
+    for index in 0..3 {
+        let s = Schedule::recorded("replay", offsets.clone(), None)
+            .unwrap()
+            .share(Share { index, count: 3 });
+        for k in 0..s.total_arrivals() {
+            let a = s.arrival(k).unwrap();
+            assert_eq!(a.offset, whole.arrival(a.run_index).unwrap().offset);
+            assert_eq!(s.arrivals_before(a.offset), k);
+            seen.push(a.run_index);
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..101).collect::<Vec<u64>>());
+}

@@ -1,30 +1,13 @@
-//! Replaying recorded requests: the proxy's diff corpus, or any JSON Lines of
-//! `{method, path, headers, body}`, sent in order at a fixed rate.
+//! The proxy's diff corpus, or any JSON Lines of `{method, path, headers, body}`: requests
+//! without timing, replayed in order at a fixed `--rps`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use base64::Engine;
 use serde::Deserialize;
-use twinpeak_core::digest::hex_sha256;
 
-use crate::data::Data;
-use crate::scenario::{LoadedScenario, Phase, RateSpec, RequestSpec, Scenario, Slo};
-use crate::template::Template;
-
-/// One recorded request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayEntry {
-    /// Method.
-    pub method: http::Method,
-    /// Path and query.
-    pub path: String,
-    /// Headers to send.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
+use super::{kept_header, ReplayEntry, ReplayError};
 
 #[derive(Deserialize)]
 struct Line {
@@ -37,53 +20,12 @@ struct Line {
     body: String,
     #[serde(default)]
     body_encoding: Option<String>,
+    #[serde(default)]
+    route: String,
 }
 
 fn get() -> String {
     "GET".into()
-}
-
-/// Headers that describe the recorded connection, not the request, and are not replayed.
-const NOT_REPLAYED: [&str; 6] = [
-    "host",
-    "content-length",
-    "connection",
-    "transfer-encoding",
-    "x-twinpeak-shadow",
-    "x-request-id",
-];
-
-/// Why recorded requests cannot be replayed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// The file could not be read.
-    #[error("{}: cannot read", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What the system reported.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A line is not a request.
-    #[error("{}:{line}: {message}", path.display())]
-    Line {
-        /// The file.
-        path: PathBuf,
-        /// The line's number, from 1.
-        line: usize,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// Every line was skipped, or there was none.
-    #[error("{}: holds no request", path.display())]
-    Empty {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The replay rate is not a positive number.
-    #[error("--rps must be above 0, got {0}")]
-    Rate(f64),
 }
 
 /// Reads a JSON Lines file of requests; an unreadable line is an error naming file and line.
@@ -189,62 +131,15 @@ fn entry(line: Line) -> Result<ReplayEntry, String> {
     let headers = line
         .headers
         .into_iter()
-        .filter(|(k, v)| {
-            !NOT_REPLAYED.contains(&k.to_ascii_lowercase().as_str()) && v != "[redacted]"
-        })
+        .filter(|(k, v)| kept_header(k, v))
         .collect();
     Ok(ReplayEntry {
         method,
         path: line.path,
         headers,
         body,
-    })
-}
-
-/// A one-phase scenario that sends `count` recorded requests at `rps`.
-pub fn scenario(
-    file: &Path,
-    count: usize,
-    rps: f64,
-    max_users: usize,
-) -> Result<LoadedScenario, ReplayError> {
-    if !(rps > 0.0 && rps.is_finite()) {
-        return Err(ReplayError::Rate(rps));
-    }
-    let seconds = (count as f64 / rps).max(1.0);
-    let scenario = Scenario {
-        name: format!("replay of {}", file.display()),
-        baseline_rps: rps,
-        max_users,
-        timeout: Duration::from_secs(30),
-        phases: vec![Phase {
-            name: "replay".into(),
-            duration: Duration::from_secs_f64(seconds),
-            rps: RateSpec::constant(1.0),
-            slo: None,
-        }],
-        requests: vec![RequestSpec {
-            name: "replay".into(),
-            weight: 1,
-            method: http::Method::GET,
-            path: Template::parse("/").expect("`/` is a template without placeholders"),
-            headers: BTreeMap::new(),
-            json: None,
-            body: None,
-            extract: BTreeMap::new(),
-            after: None,
-            expect_status: None,
-        }],
-        data: BTreeMap::new(),
-        slo: Slo::default(),
-    };
-    let bytes = std::fs::read(file).unwrap_or_default();
-    let sha256 = hex_sha256(&bytes);
-    Ok(LoadedScenario {
-        scenario,
-        data: Data::default(),
-        path: file.to_path_buf(),
-        sha256,
+        route: line.route,
+        recorded: None,
     })
 }
 
@@ -327,12 +222,5 @@ mod tests {
             warnings,
             ["c.jsonl: skipped 1 request(s) whose body was withheld when recorded (line 1)"]
         );
-    }
-
-    #[test]
-    fn the_replay_lasts_count_over_rate() {
-        let s = scenario(Path::new("c.jsonl"), 500, 100.0, 50).unwrap();
-        assert_eq!(s.scenario.phases[0].duration, Duration::from_secs(5));
-        assert!(scenario(Path::new("c.jsonl"), 5, 0.0, 50).is_err());
     }
 }
