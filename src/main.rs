@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod report;
 mod report_state;
+mod scenario;
 use twinpeak_proxy::{Config, LoadedConfig};
 
 #[derive(Parser)]
@@ -31,7 +32,10 @@ enum Command {
         config: PathBuf,
     },
     /// Replay a peak scenario (or recorded requests) at open-model arrival rates.
-    Load(twinpeak_loadgen::LoadCommand),
+    Load(Box<twinpeak_loadgen::LoadCommand>),
+    /// Make scenarios from what was observed (`scenario from-recording DIR --out FILE`).
+    #[command(subcommand)]
+    Scenario(scenario::ScenarioCommand),
     /// Run the booking API testbed, legacy or rebuilt build.
     Testbed(twinpeak_testbed::TestbedCommand),
     /// Write the before/after report from run records and proxy snapshots.
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Load(command) => command.execute(),
+        Command::Scenario(command) => command.execute(),
         Command::Testbed(command) => command.execute(),
         Command::Report(command) => command.execute(),
         Command::Demo(command) => command.execute(),

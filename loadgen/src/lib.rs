@@ -32,6 +32,7 @@ mod checkpoint;
 mod command;
 mod compare;
 mod data;
+mod derive;
 pub mod interrupt;
 mod pacer;
 mod progress;
@@ -48,6 +49,7 @@ mod worker;
 
 pub use command::LoadCommand;
 pub use compare::{ReplayCompare, ReplayedAnswer};
+pub use derive::{derive_scenario, DeriveError, DeriveOptions, Derived, FromRecordingCommand};
 pub use runner::{run, RunError, RunOptions, RunResult, Target};
 pub use scenario::{LoadedScenario, Scenario, ScenarioError};
 pub use slo::{judge, SloVerdict};
