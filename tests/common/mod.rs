@@ -335,6 +335,11 @@ impl Proxy {
         kib * 1024
     }
 
+    /// The proxy's process id, to send it a signal.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://addr` + path
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
