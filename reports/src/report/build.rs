@@ -16,7 +16,7 @@ use super::prose::{self, Facts};
 use super::runs::{before_and_after, Runs};
 use super::slo::{self, Limits};
 use super::snapshots::Snapshots;
-use super::{health, workers, Charts, Input, ReportError};
+use super::{health, replay, workers, Charts, Input, ReportError};
 
 /// The report of `inputs`: its model and its charts.
 pub(super) fn build(inputs: Vec<(PathBuf, Input)>) -> Result<(Summary, Charts), ReportError> {
@@ -102,6 +102,7 @@ impl Default for Page {
                 routes: Vec::new(),
                 delta: None,
                 diff: None,
+                replay_diff: Vec::new(),
                 canary: None,
                 charts: Vec::new(),
                 reproducibility: Reproducibility::default(),
@@ -163,6 +164,7 @@ impl Page {
             None => format!("{}: {before}", runs.record.scenario),
         };
         s.slo = slo::rows(runs, &limits, Some(&before), after.as_deref())?;
+        s.replay_diff = replay::views(runs);
         s.health = health::rows(runs)?;
         s.workers = workers::rows(runs);
         self.basis = "Latency is corrected for coordinated omission: each request is timed from \

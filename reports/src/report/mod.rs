@@ -15,6 +15,7 @@ mod canary;
 mod charts;
 mod error;
 mod figures;
+mod findings;
 mod format;
 mod from_runs;
 mod headline;
@@ -23,6 +24,7 @@ mod input;
 mod model;
 mod prose;
 mod render;
+mod replay;
 mod runs;
 mod slo;
 mod snapshots;
@@ -37,8 +39,8 @@ pub use input::{read_input, Input};
 pub use model::{
     CanaryChange, CanaryReasonRow, CanaryRollback, CanaryView, Change, ChartInfo, Column,
     DeltaView, DiffRouteRow, DiffView, FieldRow, Figure, Headline, HeadlineRow, HealthRow,
-    InputInfo, Outcome, Reproducibility, RouteRow, SloCell, SloRow, Summary, WorkerRow,
-    SUMMARY_SCHEMA,
+    InputInfo, Outcome, ReplayDiffView, Reproducibility, RouteRow, SloCell, SloRow, Summary,
+    WorkerRow, SUMMARY_SCHEMA,
 };
 
 /// A built report: the computed figures and the charts drawn from them.

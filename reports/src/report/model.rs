@@ -25,6 +25,10 @@ pub struct Summary {
     pub delta: Option<DeltaView>,
     /// How the compared answers differed, from proxy snapshots.
     pub diff: Option<DiffView>,
+    /// How each system's replayed answers differed from the recorded primary's, from run
+    /// records of `twinpeak load --replay --compare`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replay_diff: Vec<ReplayDiffView>,
     /// The canary's ramp and every decision about it, from proxy snapshots that route a canary
     /// share.
     pub canary: Option<CanaryView>,
@@ -231,6 +235,15 @@ pub struct DiffView {
     pub noise: Vec<FieldRow>,
     /// Input files every count and rate of this view came from.
     pub sources: Vec<String>,
+}
+
+/// One system's replayed answers against the recorded primary's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayDiffView {
+    /// The system the recording was replayed against.
+    pub target: String,
+    /// Its findings, as the proxy's snapshots show them.
+    pub diff: DiffView,
 }
 
 /// Comparison counts of one route.

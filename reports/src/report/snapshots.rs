@@ -6,17 +6,15 @@ use std::path::PathBuf;
 use hdrhistogram::Histogram;
 
 use super::figures::{latency_change, latency_figure, Provenance};
+use super::findings::{self, RouteFindings};
 use super::format;
 use super::headline::SideStats;
-use super::model::{DeltaView, DiffRouteRow, DiffView, FieldRow, Figure, RouteRow};
+use super::model::{DeltaView, DiffView, Figure, RouteRow};
 use super::ReportError;
-use crate::diff::{DiffSummary, FieldSummary};
+use crate::diff::DiffSummary;
 use crate::histogram::SignedHistogram;
 use crate::snapshot::{RouteSnapshot, SideSnapshot, Snapshot};
 use crate::timestamp::parse_rfc3339;
-
-/// Most differing fields listed, and most noise fields.
-const MAX_FIELDS: usize = 12;
 
 /// All snapshots of the report, merged.
 pub(super) struct Snapshots {
@@ -208,60 +206,20 @@ impl Snapshots {
 
     /// The comparison results over all routes; `None` if nothing was compared.
     pub fn diff_view(&self) -> Option<DiffView> {
-        let mut routes = Vec::new();
-        let (mut compared_all, mut different_all) = (0u64, 0u64);
-        let mut fields: Vec<(&str, &FieldSummary)> = Vec::new();
-        let mut noise: Vec<(&str, &FieldSummary)> = Vec::new();
-        for (name, route) in &self.snapshot.routes {
-            let Some((different, compared)) = compared(route) else {
-                continue;
-            };
-            compared_all += compared;
-            different_all += different;
-            let summary = route.diff.clone().unwrap_or_default();
-            routes.push(DiffRouteRow {
-                route: name.clone(),
-                compared: format::thousands(compared),
-                identical: format::thousands(summary.identical),
-                different: format::thousands(different),
-                noise_only: format::thousands(summary.noise_only),
-                rate: format::share(different as f64 / compared as f64),
-            });
-            if let Some(diff) = &route.diff {
-                fields.extend(diff.fields.iter().map(|f| (name.as_str(), f)));
-                noise.extend(diff.noise.iter().map(|f| (name.as_str(), f)));
-            }
-        }
-        if compared_all == 0 {
-            return None;
-        }
-        let by_count = |a: &(&str, &FieldSummary), b: &(&str, &FieldSummary)| {
-            b.1.count
-                .cmp(&a.1.count)
-                .then_with(|| (a.0, &a.1.path).cmp(&(b.0, &b.1.path)))
-        };
-        fields.sort_by(by_count);
-        noise.sort_by(by_count);
-        let rate = different_all as f64 / compared_all as f64;
-        Some(DiffView {
-            compared: compared_all,
-            different: different_all,
-            rate: self
-                .provenance("routes[*].diff: different over compared, added")
-                .figure(rate * 100.0, "%", format::share(rate)),
+        let routes = self.snapshot.routes.iter().filter_map(|(name, route)| {
+            let (different, compared) = compared(route)?;
+            Some(RouteFindings {
+                route: name,
+                compared,
+                different,
+                summary: route.diff.as_ref(),
+            })
+        });
+        findings::diff_view(
             routes,
-            fields: fields
-                .into_iter()
-                .take(MAX_FIELDS)
-                .map(|(route, f)| field_row(route, f, f.rate))
-                .collect(),
-            noise: noise
-                .into_iter()
-                .take(MAX_FIELDS)
-                .map(|(route, f)| field_row(route, f, f.reference_rate.unwrap_or(f.rate)))
-                .collect(),
-            sources: self.files.clone(),
-        })
+            &self.files,
+            "routes[*].diff: different over compared, added",
+        )
     }
 }
 
@@ -292,17 +250,6 @@ fn compared(route: &RouteSnapshot) -> Option<(u64, u64)> {
     (compared > 0).then_some((different, compared))
 }
 
-fn field_row(route: &str, f: &FieldSummary, rate: f64) -> FieldRow {
-    FieldRow {
-        route: route.to_owned(),
-        path: f.path.clone(),
-        kind: f.kind.clone(),
-        count: format::thousands(f.count),
-        rate: format::share(rate),
-        suggested_ignore: f.suggested_ignore.clone(),
-    }
-}
-
 fn count(n: u64, unit: &str, from: &Provenance) -> Figure {
     from.figure(n as f64, unit, format::thousands(n))
 }
@@ -313,7 +260,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::diff::{NoiseRule, Signature};
+    use crate::diff::{FieldSummary, NoiseRule, Signature};
 
     /// A proxy's snapshot of 100 pairs, all differing on a nonce and 10 also on the price,
     /// with too few reference comparisons (6) to call the nonce noise on its own.
