@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod replay_compare;
 mod report;
 mod report_state;
 mod scenario;
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
             },
             Err(code) => code,
         },
-        Command::Load(command) => command.execute(),
+        Command::Load(command) => replay_compare::execute_load(&command),
         Command::Scenario(command) => command.execute(),
         Command::Testbed(command) => command.execute(),
         Command::Report(command) => command.execute(),

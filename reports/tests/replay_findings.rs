@@ -14,16 +14,14 @@ use twinpeak_reports::report::{Input, Report};
 fn replayed_findings_are_shown_as_the_snapshot_s_are() {
     let snapshot = proxy_snapshot();
     let mut run = holiday_run();
-    let rebuilt = run
-        .targets
-        .iter_mut()
-        .find(|t| t.name == "rebuilt")
-        .unwrap();
-    rebuilt.comparison = snapshot
+    let comparison: std::collections::BTreeMap<_, _> = snapshot
         .routes
         .iter()
         .map(|(route, r)| (route.clone(), r.diff.clone().unwrap()))
         .collect();
+    for target in &mut run.targets {
+        target.comparison = comparison.clone();
+    }
     let from_snapshot = Report::build(vec![(
         PathBuf::from("proxy.json"),
         Input::Snapshot(snapshot),
@@ -32,9 +30,13 @@ fn replayed_findings_are_shown_as_the_snapshot_s_are() {
     let report = Report::build(vec![(PathBuf::from("runs/replay.json"), Input::Run(run))]).unwrap();
 
     let summary = report.summary();
-    assert_eq!(summary.replay_diff.len(), 1, "only rebuilt was compared");
-    let replay = &summary.replay_diff[0];
-    assert_eq!(replay.target, "rebuilt");
+    let targets: Vec<&str> = summary
+        .replay_diff
+        .iter()
+        .map(|r| r.target.as_str())
+        .collect();
+    assert_eq!(targets, ["legacy", "rebuilt"]);
+    let replay = &summary.replay_diff[1];
     let expected = from_snapshot.summary().diff.as_ref().unwrap();
     assert_eq!(replay.diff.routes, expected.routes);
     assert_eq!(replay.diff.fields, expected.fields);
@@ -46,6 +48,10 @@ fn replayed_findings_are_shown_as_the_snapshot_s_are() {
     let dir = tempfile::tempdir().unwrap();
     let written = report.write(dir.path()).unwrap();
     let markdown = fs::read_to_string(&written.markdown).unwrap();
+    for target in ["legacy", "rebuilt"] {
+        let heading = format!("\n\n## Replayed traffic against the recorded answers: {target}\n\n");
+        assert!(markdown.contains(&heading), "{markdown}");
+    }
     let section = markdown
         .split("## Replayed traffic against the recorded answers: rebuilt")
         .nth(1)
