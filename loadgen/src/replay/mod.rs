@@ -201,8 +201,35 @@ pub fn prepare(request: &ReplayRequest<'_>) -> Result<(LoadedScenario, ReplayPla
 /// The rate a corpus is replayed at unless `--rps` says otherwise.
 const CORPUS_RPS: f64 = 50.0;
 
-/// Users a replay may keep busy at once.
+/// Users a corpus replay may keep busy at once, and the most a recording's may.
 const REPLAY_USERS: usize = 256;
+
+/// Fewest users a recording's replay has.
+const MIN_REPLAY_USERS: usize = 16;
+
+/// How long an answer may take, at the replay's busiest, before every user is busy: a
+/// recording's replay has enough users for its peak rate times this.
+const USER_LATENCY_ALLOWANCE: Duration = Duration::from_millis(200);
+
+/// The window the busiest rate of a replay is measured over.
+const PEAK_WINDOW: Duration = Duration::from_millis(100);
+
+/// Users for a replay whose arrivals are due at `offsets` (sorted): enough for the busiest
+/// [`PEAK_WINDOW`]'s rate answered in [`USER_LATENCY_ALLOWANCE`], within
+/// [`MIN_REPLAY_USERS`]..=[`REPLAY_USERS`]. Fewer users start faster and cost less.
+fn users_for(offsets: &[Duration]) -> usize {
+    let mut busiest = 0;
+    let mut first = 0;
+    for (last, at) in offsets.iter().enumerate() {
+        while *at - offsets[first] >= PEAK_WINDOW {
+            first += 1;
+        }
+        busiest = busiest.max(last + 1 - first);
+    }
+    let peak_rps = busiest as f64 / PEAK_WINDOW.as_secs_f64();
+    ((peak_rps * USER_LATENCY_ALLOWANCE.as_secs_f64()).ceil() as usize)
+        .clamp(MIN_REPLAY_USERS, REPLAY_USERS)
+}
 
 fn prepare_corpus(
     request: &ReplayRequest<'_>,
@@ -242,7 +269,7 @@ fn prepare_corpus(
     let loaded = scenario(
         &first,
         twinpeak_core::digest::hex_sha256(&bytes),
-        rps,
+        (rps, REPLAY_USERS),
         Duration::from_secs_f64(seconds),
     );
     let description = format!(
@@ -342,7 +369,7 @@ fn prepare_recording(
     let loaded = scenario(
         &first,
         read.sha256,
-        schedule.phases()[0].start_rps,
+        (schedule.phases()[0].start_rps, users_for(&offsets)),
         schedule.total_duration(),
     );
     Ok((loaded, plan(entries, Some(offsets), request, description)))
@@ -406,15 +433,20 @@ fn plan(
 }
 
 /// The one-phase scenario a replay of `input` is run and reported as: `rps` on average for
-/// `duration`.
-fn scenario(input: &Path, sha256: String, rps: f64, duration: Duration) -> LoadedScenario {
+/// `duration`, by `users`.
+fn scenario(
+    input: &Path,
+    sha256: String,
+    (rps, users): (f64, usize),
+    duration: Duration,
+) -> LoadedScenario {
     let scenario = Scenario {
         name: format!(
             "replay of {}",
             input.file_name().unwrap_or_default().to_string_lossy()
         ),
         baseline_rps: rps,
-        max_users: REPLAY_USERS,
+        max_users: users,
         timeout: Duration::from_secs(30),
         phases: vec![Phase {
             name: "replay".into(),

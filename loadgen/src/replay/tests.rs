@@ -161,3 +161,17 @@ fn a_corpus_is_replayed_alone_and_without_timing_flags() {
     let mixed = [corpus, dir.path().to_path_buf()];
     assert!(prepare(&request(&mixed)).is_err());
 }
+
+#[test]
+fn a_replay_has_users_for_its_busiest_moment() {
+    let even: Vec<_> = (0..1_000).map(|i| Duration::from_millis(i * 10)).collect();
+    assert_eq!(users_for(&even), 20, "100/s for 200 ms");
+    assert_eq!(users_for(&even[..1]), MIN_REPLAY_USERS);
+    let fast: Vec<_> = (0..1_000)
+        .map(|i| Duration::from_micros(i * 1_000))
+        .collect();
+    assert_eq!(users_for(&fast), 200, "1,000/s for 200 ms");
+    let mut burst = even.clone();
+    burst.extend((0..5_000).map(|i| Duration::from_secs(20) + Duration::from_micros(i * 10)));
+    assert_eq!(users_for(&burst), REPLAY_USERS);
+}
