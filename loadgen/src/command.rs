@@ -524,21 +524,4 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, InvalidValue> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_are_named_or_default() {
-        let t = parse_targets(&["http://127.0.0.1:8080/".into()]).unwrap();
-        assert_eq!(t[0].name, "target");
-        assert_eq!(t[0].url, "http://127.0.0.1:8080");
-        let t = parse_targets(&["legacy=http://a:1".into(), "rebuilt=http://b:2".into()]).unwrap();
-        assert_eq!(
-            (t[0].name.as_str(), t[1].name.as_str()),
-            ("legacy", "rebuilt")
-        );
-        assert!(parse_targets(&["http://a:1".into(), "http://b:2".into()]).is_err());
-        assert!(parse_targets(&["a=ftp://x".into()]).is_err());
-        assert!(parse_targets(&["a=http://x".into(), "a=http://y".into()]).is_err());
-    }
-}
+mod tests;
