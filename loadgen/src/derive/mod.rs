@@ -25,7 +25,9 @@ use std::time::Duration;
 use twinpeak_core::recording::{list_segments, read_segment, RecordedExchange};
 
 use crate::data::DataSource;
-use crate::scenario::{Phase, RateSpec, RequestSpec, Scenario, ScenarioError, Slo};
+use crate::scenario::{
+    Phase, RateSpec, RequestSpec, Scenario, ScenarioError, Slo, MAX_RUN_DURATION,
+};
 use crate::template::{JsonTemplate, Template};
 pub use command::FromRecordingCommand;
 use group::{BodyTemplate, Group};
@@ -161,6 +163,14 @@ pub fn derive_scenario(
         .arrivals
         .shape()
         .ok_or_else(|| DeriveError::Empty(recording.to_path_buf()))?;
+    if shape.duration > MAX_RUN_DURATION {
+        return Err(DeriveError::Recording(format!(
+            "{}: its requests span {} days, longer than a load run's {}: are its times right?",
+            recording.display(),
+            shape.duration.as_secs() / 86_400,
+            MAX_RUN_DURATION.as_secs() / 86_400
+        )));
+    }
     let stem = out
         .file_stem()
         .and_then(|s| s.to_str())

@@ -48,6 +48,9 @@ impl PathShape {
         let query = query
             .split('&')
             .filter(|p| !p.is_empty())
+            // Braces would read as a placeholder: they go as their escapes, which servers
+            // decode alike.
+            .map(|pair| pair.replace('{', "%7B").replace('}', "%7D"))
             .map(|pair| match pair.split_once('=') {
                 // An empty value is sent as it was: `key=`.
                 Some((key, "")) => QueryParam {
@@ -298,7 +301,11 @@ mod tests {
             shape.template("s"),
             "/s?q={{s_q}}&q={{s_q_2}}&Sort-By={{s_sort_by}}"
         );
-        // A segment with braces cannot be written literally.
+        // Braces cannot be written literally: a query key's go escaped, a segment is a value.
+        assert_eq!(
+            PathShape::of("/s", "/s?{{x}}=1").template("s"),
+            "/s?%7B%7Bx%7D%7D={{s_x}}"
+        );
         assert_eq!(
             PathShape::of("other", "/x/%7B%7Ba%7D%7D/{{b}}").route(),
             "/x/%7B%7Ba%7D%7D/{id}"

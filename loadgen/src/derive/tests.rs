@@ -137,3 +137,32 @@ fn a_recording_without_requests_or_with_a_bad_peak_is_refused() {
     let missing = derive_scenario(&dir.path().join("nope"), &out, &options()).unwrap_err();
     assert!(missing.to_string().contains("nope"), "{missing}");
 }
+
+#[test]
+fn a_recording_spanning_more_than_a_load_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut far = RecordedExchange {
+        at_us: 0,
+        request_id: String::new(),
+        route: "other".into(),
+        method: "GET".into(),
+        path: "/".into(),
+        headers: Vec::new(),
+        body: RecordedBody::default(),
+        response: None,
+    };
+    let mut bytes = encode_member(std::slice::from_ref(&far)).unwrap();
+    far.at_us = u64::MAX;
+    far.method = "OPTIONS".into();
+    bytes.extend(encode_member(std::slice::from_ref(&far)).unwrap());
+    far.method = "GET".into();
+    bytes.extend(encode_member(&[far]).unwrap());
+    let segment = dir.path().join(segment_name(0, 0));
+    std::fs::write(&segment, bytes).unwrap();
+    let out = dir.path().join("s.yaml");
+    let error = derive_scenario(&segment, &out, &options()).unwrap_err();
+    assert!(
+        error.to_string().contains("longer than a load run"),
+        "{error}"
+    );
+}
