@@ -49,7 +49,9 @@ mod worker;
 
 pub use command::LoadCommand;
 pub use compare::{ReplayCompare, ReplayedAnswer};
-pub use derive::{derive_scenario, DeriveError, DeriveOptions, Derived, FromRecordingCommand};
+pub use derive::{
+    derive_scenario, DeriveError, DeriveOptions, Derived, DerivedRequest, FromRecordingCommand,
+};
 pub use runner::{run, RunError, RunOptions, RunResult, Target};
 pub use scenario::{LoadedScenario, Scenario, ScenarioError};
 pub use slo::{judge, SloVerdict};
