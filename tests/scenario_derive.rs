@@ -121,6 +121,8 @@ async fn a_derived_scenario_checks_as_written_and_sends_the_recorded_mix() {
         "0.6".into(),
         "--seed".into(),
         "7".into(),
+        "--late-limit".into(),
+        "5s".into(),
         "--out".into(),
         runs.display().to_string(),
         "--quiet".into(),
