@@ -290,10 +290,13 @@ impl Mirror {
         let request_headers = header.headers.clone();
         let reference = self.reference_for(&header, body.is_some());
         let start = Instant::now();
-        let (sent, reference) = tokio::join!(
-            shadow.send(header, body.as_mut(), self.capture(), start),
-            self.ask_reference(route, reference),
-        );
+        // Both exchanges are boxed: their futures hold Pingora's connect and read states, tens
+        // of KiB that would otherwise be copied into every spawned task, asked for or not.
+        let send = Box::pin(shadow.send(header, body.as_mut(), self.capture(), start));
+        let (sent, reference) = match reference {
+            None => (send.await, None),
+            Some(reference) => tokio::join!(send, Box::pin(self.ask_reference(route, reference))),
+        };
         let copy = CopyLabel {
             route,
             request_id: &request_id,
@@ -343,9 +346,8 @@ impl Mirror {
     async fn ask_reference(
         &self,
         route: RouteId,
-        reference: Option<(&Reference, RequestHeader)>,
+        (reference, header): (&Reference, RequestHeader),
     ) -> Option<CapturedResponse> {
-        let (reference, header) = reference?;
         let (answer, outcome) = reference.ask(header, self.capture()).await;
         self.stats.reference_outcome(route, outcome);
         answer
