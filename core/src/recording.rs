@@ -177,11 +177,15 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// One gzip member holding `records` as JSON Lines: what the proxy appends to a segment in one
 /// write.
 pub fn encode_member(records: &[RecordedExchange]) -> io::Result<Vec<u8>> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    // The lines are written whole first, then compressed in one call: serde_json writes a
+    // record in many small pieces, and each would be a call into the compressor.
+    let mut lines = Vec::new();
     for record in records {
-        serde_json::to_writer(&mut encoder, record)?;
-        encoder.write_all(b"\n")?;
+        serde_json::to_writer(&mut lines, record)?;
+        lines.push(b'\n');
     }
+    let mut encoder = GzEncoder::new(Vec::with_capacity(lines.len() / 2), Compression::fast());
+    encoder.write_all(&lines)?;
     encoder.finish()
 }
 

@@ -3,6 +3,7 @@
 //! `diff.redact`. A body that cannot be parsed for redaction is withheld, not kept raw.
 
 mod params;
+mod secret_keys;
 
 use std::borrow::Cow;
 
@@ -127,7 +128,18 @@ impl Redactor {
                 .find(|b| !b.is_ascii_whitespace())
                 .is_some_and(|b| *b == b'{' || *b == b'[');
         if declared_json || sniffed_json {
-            match serde_json::from_slice::<Value>(bytes) {
+            // Most bodies hold nothing to redact: a read of their keys alone says so (and that
+            // they parse) without building the document.
+            let keys = self
+                .paths
+                .is_empty()
+                .then(|| secret_keys::find(&self.names, bytes));
+            let parsed = match keys {
+                Some(Ok(false)) => return plain(bytes),
+                Some(Err(e)) => Err(e),
+                Some(Ok(true)) | None => serde_json::from_slice::<Value>(bytes),
+            };
+            match parsed {
                 Ok(mut value) => {
                     if self.redact_value(&mut value, &mut JsonPath::root()) {
                         return (value.to_string(), "text");
@@ -150,13 +162,7 @@ impl Redactor {
                 ),
             };
         }
-        match std::str::from_utf8(bytes) {
-            Ok(text) => (text.to_string(), "text"),
-            Err(_) => (
-                base64::engine::general_purpose::STANDARD.encode(bytes),
-                "base64",
-            ),
-        }
+        plain(bytes)
     }
 
     /// Like [`Redactor::body`], cut to [`EXAMPLE_BODY_LIMIT`] for keeping in memory.
@@ -245,6 +251,17 @@ impl Redactor {
             _ => {}
         }
         changed
+    }
+}
+
+/// A body kept as it is: as text when it is UTF-8, otherwise as base64.
+fn plain(bytes: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), "text"),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            "base64",
+        ),
     }
 }
 

@@ -49,6 +49,8 @@ pub const DEFAULT_SECRET_PARAMS: [&str; 25] = [
 #[derive(Debug, Clone)]
 pub struct SecretNames {
     names: Vec<Vec<String>>,
+    /// The names of one word, to look up each word of a name in.
+    single: std::collections::HashSet<String>,
 }
 
 /// Why a form body could not be decoded.
@@ -65,11 +67,27 @@ impl SecretNames {
                 names.push(name);
             }
         }
-        SecretNames { names }
+        let single = names
+            .iter()
+            .filter(|words| words.len() == 1)
+            .map(|words| words[0].clone())
+            .collect();
+        SecretNames { names, single }
     }
 
     /// Whether values under this name are secret.
     pub fn is_secret(&self, name: &str) -> bool {
+        if let Some(ascii) = AsciiWords::of(name) {
+            let single = (0..ascii.count).any(|i| {
+                std::str::from_utf8(ascii.word(i)).is_ok_and(|word| self.single.contains(word))
+            });
+            return single
+                || self
+                    .names
+                    .iter()
+                    .filter(|secret| secret.len() > 1)
+                    .any(|secret| ascii.contains(secret));
+        }
         let words = words(name);
         self.names.iter().any(|secret| {
             words
@@ -145,6 +163,81 @@ fn decode(text: &str) -> Result<String, Undecodable> {
         .map_err(|_| Undecodable("an escape that is not UTF-8"))
 }
 
+/// The lower-case words of a short ASCII name, cut as [`words`] cuts them, without allocating:
+/// every JSON key of every body redacted is looked at.
+struct AsciiWords {
+    lower: [u8; AsciiWords::MAX_LEN],
+    /// Start and end of each word in `lower`.
+    bounds: [(u8, u8); AsciiWords::MAX_WORDS],
+    count: usize,
+}
+
+impl AsciiWords {
+    const MAX_LEN: usize = 64;
+    const MAX_WORDS: usize = 16;
+
+    /// The words of `name`, when it is ASCII and short enough; `None` otherwise.
+    fn of(name: &str) -> Option<AsciiWords> {
+        let bytes = name.as_bytes();
+        if bytes.len() > Self::MAX_LEN || !name.is_ascii() {
+            return None;
+        }
+        let mut words = AsciiWords {
+            lower: [0; Self::MAX_LEN],
+            bounds: [(0, 0); Self::MAX_WORDS],
+            count: 0,
+        };
+        let mut start = None;
+        for (i, &c) in bytes.iter().enumerate() {
+            words.lower[i] = c.to_ascii_lowercase();
+            if !c.is_ascii_alphanumeric() {
+                words.end(&mut start, i)?;
+                continue;
+            }
+            if let Some(&previous) = i.checked_sub(1).and_then(|p| bytes.get(p)) {
+                let next_is_lower = bytes.get(i + 1).is_some_and(u8::is_ascii_lowercase);
+                let boundary = (previous.is_ascii_lowercase() && c.is_ascii_uppercase())
+                    || (previous.is_ascii_uppercase() && c.is_ascii_uppercase() && next_is_lower)
+                    || (previous.is_ascii_alphabetic() && c.is_ascii_digit())
+                    || (previous.is_ascii_digit() && c.is_ascii_alphabetic());
+                if boundary {
+                    words.end(&mut start, i)?;
+                }
+            }
+            start.get_or_insert(i);
+        }
+        words.end(&mut start, bytes.len())?;
+        Some(words)
+    }
+
+    /// Ends the word begun at `start`, if any, at `end`; `None` when there are too many.
+    fn end(&mut self, start: &mut Option<usize>, end: usize) -> Option<()> {
+        if let Some(begun) = start.take() {
+            if self.count == Self::MAX_WORDS {
+                return None;
+            }
+            self.bounds[self.count] = (begun as u8, end as u8);
+            self.count += 1;
+        }
+        Some(())
+    }
+
+    fn word(&self, index: usize) -> &[u8] {
+        let (start, end) = self.bounds[index];
+        &self.lower[start as usize..end as usize]
+    }
+
+    /// Whether `secret`'s words occur in a row among these.
+    fn contains(&self, secret: &[String]) -> bool {
+        (0..(self.count + 1).saturating_sub(secret.len())).any(|first| {
+            secret
+                .iter()
+                .enumerate()
+                .all(|(i, word)| self.word(first + i) == word.as_bytes())
+        })
+    }
+}
+
 /// The lower-case words of a name.
 fn words(name: &str) -> Vec<String> {
     let mut words = Vec::new();
@@ -201,6 +294,53 @@ mod tests {
         }
         for plain in ["keyword", "author", "id", "page", "monkey", "bypass", "q"] {
             assert!(!names.is_secret(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn short_ascii_names_are_cut_into_the_same_words_without_allocating() {
+        let names = [
+            "token",
+            "accessToken",
+            "XAuthToken",
+            "X-Amz-Signature",
+            "APIKey",
+            "password2",
+            "a1b2",
+            "HTTPServer",
+            "_x__y_",
+            "",
+            "---",
+            "keyword",
+            "ID",
+            "iD",
+            "userID2fa",
+            "Card-Number",
+            "sessionid",
+            "phpSESSID",
+            "aB",
+            "Ab",
+            "AB",
+            "a_b_c_d_e_f_g_h_i_j_k_l",
+        ];
+        for name in names {
+            let fast = AsciiWords::of(name).unwrap();
+            let fast: Vec<String> = (0..fast.count)
+                .map(|i| String::from_utf8(fast.word(i).to_vec()).unwrap())
+                .collect();
+            assert_eq!(fast, words(name), "{name}");
+        }
+        assert!(AsciiWords::of("x".repeat(65).as_str()).is_none());
+        assert!(AsciiWords::of("a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q").is_none());
+        assert!(AsciiWords::of("clé").is_none());
+        let secrets = SecretNames::new(["card number"]);
+        let long = format!("{}_token", "x".repeat(80));
+        for (name, secret) in [
+            ("Card-Number", true),
+            ("cardNumbers", false),
+            (long.as_str(), true),
+        ] {
+            assert_eq!(secrets.is_secret(name), secret, "{name}");
         }
     }
 
