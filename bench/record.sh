@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# What recording live traffic costs: twinpeak with `record: {dir, percent: 100}` against the same
+# configuration without recording, in one run: interleaved rounds, medians of requests per second
+# and of p99. Every request is recorded with its headers, its body and the primary's answer:
+# bench_backend answers 2 KiB of JSON (so each answer is parsed for redaction), and one request in
+# four is a POST with a 1 KiB JSON body.
+#
+#   ROUNDS    measured runs per case, interleaved (default 5)
+#   DURATION  wrk duration per run (default 6s)
+#   NO_BUILD  1: use the release binaries already built
+#   OUT       results file (default bench/results/<today>-record.md)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+TWINPEAK=$TARGET_DIR/release/twinpeak
+BACKEND=$TARGET_DIR/release/examples/bench_backend
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6s}
+OUT=${OUT:-$ROOT/bench/results/$(date +%F)-record.md}
+PRIMARY=127.0.0.1:19201
+OFF_LISTEN=127.0.0.1:19280
+OFF_ADMIN=127.0.0.1:19290
+ON_LISTEN=127.0.0.1:19281
+ON_ADMIN=127.0.0.1:19291
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/twinpeak-bench-record.XXXXXX")
+declare -a STARTED=()
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do stop_process "$pid" INT; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
+command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
+if [[ -z ${NO_BUILD:-} ]]; then
+    log "building release binaries"
+    (cd "$ROOT" && cargo build --release -q --bin twinpeak && cargo build --release -q -p twinpeak-proxy --example bench_backend)
+fi
+
+wait_for() {
+    local i
+    for i in $(seq 100); do accepts "$1" && return 0; sleep 0.1; done
+    die "nothing listens on $1"
+}
+
+"$BACKEND" --listen "$PRIMARY" --json --body-bytes 2048 >"$TMP/backend.log" 2>&1 &
+STARTED+=($!)
+wait_for "$PRIMARY"
+
+# config NAME LISTEN ADMIN [RECORD]: a twinpeak configuration with mirroring off.
+config() {
+    cat >"$TMP/$1.yaml" <<YAML
+listen: $2
+admin: {listen: $3}
+primary: {url: http://$PRIMARY}
+routes: ["/bookings/{id}", "/bookings"]
+state: {off: true}
+${4:-}
+YAML
+}
+config record-off "$OFF_LISTEN" "$OFF_ADMIN"
+config record-100 "$ON_LISTEN" "$ON_ADMIN" "record: {dir: $TMP/rec, percent: 100}"
+for name in record-off record-100; do
+    "$TWINPEAK" proxy --config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
+    STARTED+=($!)
+done
+wait_for "$OFF_LISTEN"
+wait_for "$ON_LISTEN"
+
+# One request in four a POST of 1 KiB of JSON, the others GETs of a booking.
+cat >"$TMP/mix.lua" <<'LUA'
+local n = 0
+local body = '{"partner_id": 7, "slot": "2026-12-24T10:00", "note": "' .. string.rep("x", 960) .. '"}'
+request = function()
+    n = n + 1
+    if n % 4 == 0 then
+        return wrk.format("POST", "/bookings", {["Content-Type"] = "application/json"}, body)
+    end
+    return wrk.format("GET", "/bookings/" .. (n % 1000))
+end
+LUA
+
+declare -A RPS=() P99=()
+run() {
+    local name=$1 listen=$2 round=$3 out
+    out="$TMP/$name.$round.txt"
+    wrk -t1 -c32 -d"$DURATION" --latency -s "$TMP/mix.lua" "http://$listen" >"$out" 2>&1
+    read -r rps _ p99 _ errors <<<"$(parse_wrk "$out")"
+    [[ $errors == 0 ]] || die "$name round $round: $errors errors"
+    RPS[$name]+="$rps "
+    P99[$name]+="$p99 "
+    log "$name round $round: $rps req/s, p99 $p99 ms"
+}
+wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
+wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
+for round in $(seq "$ROUNDS"); do
+    if ((round % 2)); then
+        run record-off "$OFF_LISTEN" "$round"; run record-100 "$ON_LISTEN" "$round"
+    else
+        run record-100 "$ON_LISTEN" "$round"; run record-off "$OFF_LISTEN" "$round"
+    fi
+done
+median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $1; }
+on=$(median "${RPS[record-100]}"); off=$(median "${RPS[record-off]}")
+on_p99=$(median "${P99[record-100]}"); off_p99=$(median "${P99[record-off]}")
+counts=$(curl -sS "http://$ON_ADMIN/api/v1/record" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+c = v["counts"]
+print("%d written, %d dropped (queue), %d dropped (bytes), %d failed; %.1f MB compressed"
+      % (c["written"], c["dropped_queue"], c["dropped_bytes"], c["failed"], v["bytes_written"] / 1e6))')
+
+mkdir -p "$(dirname "$OUT")"
+cat >"$OUT" <<MD
+# Recording cost — $(date +%F)
+
+Machine: $(nproc) cores, $(uname -sr). twinpeak with mirroring off and state off in front of
+\`bench_backend --json --body-bytes 2048\`; \`wrk -t1 -c32 -d$DURATION\`, one request in four a
+POST of 1 KiB of JSON, the rest GETs; $ROUNDS interleaved rounds, medians. The recording proxy
+keeps every request with its headers, body and the primary's 2 KiB answer (all redacted, JSON
+parsed), default limits: $counts over the whole run, warm-up included.
+
+| case | req/s (median) | p99 ms (median) |
+|---|---|---|
+| no \`record:\` | $off | $off_p99 |
+| \`record: {percent: 100}\` | $on | $on_p99 |
+
+Recording ÷ not recording: **×$(ratio "$on" "$off")** requests per second (goal ≥ 0.9), p99
+×$(ratio "$on_p99" "$off_p99").
+
+Rounds (req/s): off ${RPS[record-off]}; on ${RPS[record-100]}.
+MD
+log "wrote $OUT"
+cat "$OUT"
