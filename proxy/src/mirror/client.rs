@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, StatusCode};
 use pingora_core::connectors::http::Connector;
+use pingora_core::connectors::ConnectorOptions;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
@@ -15,6 +16,9 @@ use crate::capture::{BodyCapture, CapturedResponse, Outcome};
 use crate::config::ShadowConfig;
 use crate::error::SetupError;
 use crate::metrics::UpstreamErrorKind;
+
+/// Pingora's own default number of idle upstream connections kept.
+const DEFAULT_POOL_SIZE: usize = 128;
 
 /// Most interim (1xx) answers read before the final one; more is a misbehaving upstream.
 const MAX_INTERIM_ANSWERS: usize = 16;
@@ -54,8 +58,12 @@ impl ShadowTarget {
         peer.options.read_timeout = Some(config.timeout.0);
         peer.options.write_timeout = Some(config.timeout.0);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
+        // Idle connections kept for reuse: at least one per copy that may be outstanding, so a
+        // slow shadow's answers go back to the pool instead of being closed, and the next copies
+        // do not each open a new connection.
+        let pool = ConnectorOptions::new(config.max_in_flight.max(DEFAULT_POOL_SIZE));
         Ok(ShadowTarget {
-            connector: Connector::new(None),
+            connector: Connector::new(Some(pool)),
             peer,
             timeout: config.timeout.0,
             max_in_flight: config.max_in_flight,
