@@ -21,6 +21,9 @@ pub const EXIT_SLO_FAILED: u8 = 1;
 /// Exit status for bad input or a run that could not be made.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// Longest the end of a run waits for the load generator's leftover tasks.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(100);
+
 /// Arguments of `twinpeak load`.
 #[derive(Debug, Args)]
 pub struct LoadCommand {
@@ -377,7 +380,10 @@ impl LoadCommand {
             Some(checkpoint),
             first,
             worker.as_ref(),
-        ))?;
+        ));
+        // What Goose leaves running once the run is over only delays the exit.
+        runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+        let result = result?;
         for warning in result.record.worker.iter().flat_map(|m| &m.warnings) {
             eprintln!("warning: {warning}");
         }
