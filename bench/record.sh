@@ -29,9 +29,13 @@ declare -a STARTED=()
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
+# Pingora exits at once on SIGINT; the backend, started in the background by a script, ignores
+# SIGINT and is sent SIGTERM.
+BACKEND_PID=""
 cleanup() {
     local pid
     for pid in "${STARTED[@]}"; do stop_process "$pid" INT; done
+    [[ -z $BACKEND_PID ]] || stop_process "$BACKEND_PID" TERM
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -50,7 +54,7 @@ wait_for() {
 }
 
 "$BACKEND" --listen "$PRIMARY" --json --body-bytes 2048 >"$TMP/backend.log" 2>&1 &
-STARTED+=($!)
+BACKEND_PID=$!
 wait_for "$PRIMARY"
 
 # config NAME LISTEN ADMIN [RECORD]: a twinpeak configuration with mirroring off.
@@ -66,9 +70,11 @@ YAML
 }
 config record-off "$OFF_LISTEN" "$OFF_ADMIN"
 config record-100 "$ON_LISTEN" "$ON_ADMIN" "record: {dir: $TMP/rec, percent: 100}"
+declare -A PID=()
 for name in record-off record-100; do
     "$TWINPEAK" proxy --config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
     STARTED+=($!)
+    PID[$name]=$!
 done
 wait_for "$OFF_LISTEN"
 wait_for "$ON_LISTEN"
@@ -86,16 +92,25 @@ request = function()
 end
 LUA
 
-declare -A RPS=() P99=()
+# CPU time (user + system, all threads) the process PID has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+declare -A RPS=() P99=() CPU=()
 run() {
-    local name=$1 listen=$2 round=$3 out
+    local name=$1 listen=$2 round=$3 out before requests
     out="$TMP/$name.$round.txt"
+    before=$(cpu_ticks "${PID[$name]}")
     wrk -t1 -c32 -d"$DURATION" --latency -s "$TMP/mix.lua" "http://$listen" >"$out" 2>&1
-    read -r rps _ p99 _ errors <<<"$(parse_wrk "$out")"
+    read -r rps _ p99 requests errors <<<"$(parse_wrk "$out")"
     [[ $errors == 0 ]] || die "$name round $round: $errors errors"
+    # Microseconds of the proxy's CPU per request (the records written after the run included:
+    # the writer catches up within a second, measured at the start of the next run of this case).
+    cpu=$(python3 -c 'import os, sys; t, r = map(float, sys.argv[1:]); print("%.1f" % (t / os.sysconf("SC_CLK_TCK") * 1e6 / r))' \
+        "$(( $(cpu_ticks "${PID[$name]}") - before ))" "$requests")
     RPS[$name]+="$rps "
     P99[$name]+="$p99 "
-    log "$name round $round: $rps req/s, p99 $p99 ms"
+    CPU[$name]+="$cpu "
+    log "$name round $round: $rps req/s, p99 $p99 ms, $cpu µs of CPU a request"
 }
 wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
 wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
@@ -109,6 +124,7 @@ done
 median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $1; }
 on=$(median "${RPS[record-100]}"); off=$(median "${RPS[record-off]}")
 on_p99=$(median "${P99[record-100]}"); off_p99=$(median "${P99[record-off]}")
+on_cpu=$(median "${CPU[record-100]}"); off_cpu=$(median "${CPU[record-off]}")
 counts=$(curl -sS "http://$ON_ADMIN/api/v1/record" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
@@ -126,15 +142,17 @@ POST of 1 KiB of JSON, the rest GETs; $ROUNDS interleaved rounds, medians. The r
 keeps every request with its headers, body and the primary's 2 KiB answer (all redacted, JSON
 parsed), default limits: $counts over the whole run, warm-up included.
 
-| case | req/s (median) | p99 ms (median) |
-|---|---|---|
-| no \`record:\` | $off | $off_p99 |
-| \`record: {percent: 100}\` | $on | $on_p99 |
+| case | req/s (median) | p99 ms (median) | proxy CPU µs a request (median) |
+|---|---|---|---|
+| no \`record:\` | $off | $off_p99 | $off_cpu |
+| \`record: {percent: 100}\` | $on | $on_p99 | $on_cpu |
 
 Recording ÷ not recording: **×$(ratio "$on" "$off")** requests per second (goal ≥ 0.9), p99
-×$(ratio "$on_p99" "$off_p99").
+×$(ratio "$on_p99" "$off_p99"), proxy CPU a request ×$(ratio "$on_cpu" "$off_cpu") (the writer
+thread's share included).
 
 Rounds (req/s): off ${RPS[record-off]}; on ${RPS[record-100]}.
+Rounds (µs of CPU a request): off ${CPU[record-off]}; on ${CPU[record-100]}.
 MD
 log "wrote $OUT"
 cat "$OUT"

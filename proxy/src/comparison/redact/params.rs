@@ -49,8 +49,8 @@ pub const DEFAULT_SECRET_PARAMS: [&str; 25] = [
 #[derive(Debug, Clone)]
 pub struct SecretNames {
     names: Vec<Vec<String>>,
-    /// The names of one word, to look up each word of a name in.
-    single: std::collections::HashSet<String>,
+    /// The names of one word, by their length, to look each word of a name up in.
+    single: Vec<Vec<String>>,
 }
 
 /// Why a form body could not be decoded.
@@ -67,11 +67,13 @@ impl SecretNames {
                 names.push(name);
             }
         }
-        let single = names
-            .iter()
-            .filter(|words| words.len() == 1)
-            .map(|words| words[0].clone())
-            .collect();
+        let mut single: Vec<Vec<String>> = Vec::new();
+        for word in names.iter().filter(|words| words.len() == 1).map(|w| &w[0]) {
+            if single.len() <= word.len() {
+                single.resize(word.len() + 1, Vec::new());
+            }
+            single[word.len()].push(word.clone());
+        }
         SecretNames { names, single }
     }
 
@@ -79,7 +81,10 @@ impl SecretNames {
     pub fn is_secret(&self, name: &str) -> bool {
         if let Some(ascii) = AsciiWords::of(name) {
             let single = (0..ascii.count).any(|i| {
-                std::str::from_utf8(ascii.word(i)).is_ok_and(|word| self.single.contains(word))
+                let word = ascii.word(i);
+                self.single
+                    .get(word.len())
+                    .is_some_and(|same| same.iter().any(|s| s.as_bytes() == word))
             });
             return single
                 || self
