@@ -33,11 +33,9 @@ impl Admin {
 
     /// `GET /api/v1/record`.
     pub(super) fn record_view(&self) -> Response<Vec<u8>> {
-        match (&self.recorder, &self.config.config.record) {
-            (Some(recorder), Some(config)) => {
-                json_response(StatusCode::OK, &recorder.view(&config.dir))
-            }
-            _ => error_response(StatusCode::NOT_FOUND, NOT_RECORDING),
+        match &self.recorder {
+            Some(recorder) => json_response(StatusCode::OK, &recorder.view()),
+            None => error_response(StatusCode::NOT_FOUND, NOT_RECORDING),
         }
     }
 

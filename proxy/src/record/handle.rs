@@ -47,6 +47,8 @@ pub struct RecordingHandle {
     max_response_bytes: usize,
     budget: Arc<ByteBudget>,
     answer: Option<AnswerCapture>,
+    /// The answer's headers did not fit in the queue's byte bound.
+    over_budget: bool,
 }
 
 impl RecordingHandle {
@@ -60,6 +62,7 @@ impl RecordingHandle {
             max_response_bytes: recorder.max_response_bytes,
             budget: recorder.budget.clone(),
             answer: None,
+            over_budget: false,
         }
     }
 
@@ -86,6 +89,9 @@ impl RecordingHandle {
     pub fn response_header(&mut self, status: StatusCode, headers: &HeaderMap) {
         if !self.answers {
             return;
+        }
+        if !self.started.reservation.grow(super::header_bytes(headers)) {
+            self.over_budget = true;
         }
         self.answer = Some(AnswerCapture {
             status,
@@ -119,6 +125,7 @@ impl RecordingHandle {
             body,
             body_len,
             answer,
+            over_budget,
             ..
         } = self;
         let answer = answer.filter(|_| primary_answered).map(|a| PendingAnswer {
@@ -131,16 +138,19 @@ impl RecordingHandle {
                 .saturating_duration_since(started.arrival),
             body: a.body.finish(),
         });
-        recorder.submit(PendingRecord {
-            at_us: started.at_us,
-            route: started.route,
-            method: started.method,
-            uri: started.uri,
-            headers: started.headers,
-            body: body.finish(),
-            body_len,
-            answer,
-            _reservation: started.reservation,
-        });
+        recorder.submit(
+            PendingRecord {
+                at_us: started.at_us,
+                route: started.route,
+                method: started.method,
+                uri: started.uri,
+                headers: started.headers,
+                body: body.finish(),
+                body_len,
+                answer,
+                _reservation: started.reservation,
+            },
+            over_budget,
+        );
     }
 }

@@ -124,6 +124,8 @@ pub struct Recorder {
     /// Read by every request, replaced by `PUT /api/v1/record`: a load takes no lock.
     settings: ArcSwap<RecordSettings>,
     key: SampleKey,
+    /// The recording directory.
+    dir: std::path::PathBuf,
     /// Whether each route is recorded, by id.
     routes: Vec<bool>,
     methods: Option<Vec<http::Method>>,
@@ -210,6 +212,7 @@ impl Recorder {
         let (queue, intake) = sync_channel(record.queue);
         let listed = record.routes.as_ref();
         let recorder = Recorder {
+            dir: record.dir.clone(),
             routes: routes
                 .names()
                 .iter()
@@ -291,11 +294,7 @@ impl Recorder {
             .path_and_query()
             .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
         let mut reservation = self.budget.reservation();
-        let header_bytes: usize = headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 8)
-            .sum();
-        if !reservation.grow(uri.len() + header_bytes) {
+        if !reservation.grow(uri.len() + header_bytes(headers)) {
             self.metrics.count(RecordResult::DroppedBytes, 1);
             return None;
         }
@@ -313,9 +312,13 @@ impl Recorder {
         ))
     }
 
-    /// Offers a finished record to the writer; a full queue drops it, counted.
-    fn submit(&self, record: PendingRecord) {
-        if record.body.over_budget || record.answer.as_ref().is_some_and(|a| a.body.over_budget) {
+    /// Offers a finished record to the writer; `over_budget` when part of it did not fit in
+    /// the byte bound. A full queue or a spent bound drops it, counted.
+    fn submit(&self, record: PendingRecord, over_budget: bool) {
+        if over_budget
+            || record.body.over_budget
+            || record.answer.as_ref().is_some_and(|a| a.body.over_budget)
+        {
             self.metrics.count(RecordResult::DroppedBytes, 1);
             return;
         }
@@ -328,12 +331,12 @@ impl Recorder {
     }
 
     /// What `GET /api/v1/record` shows.
-    pub fn view(&self, dir: &std::path::Path) -> RecordView {
+    pub fn view(&self) -> RecordView {
         let settings = self.settings.load();
         RecordView {
             enabled: settings.enabled,
             percent: settings.percent.value(),
-            dir: dir.display().to_string(),
+            dir: self.dir.display().to_string(),
             queue: self.metrics.queue.get(),
             queued_bytes: self.budget.used(),
             counts: RecordResult::ALL
@@ -369,6 +372,14 @@ impl Recorder {
         }
         thread.join(deadline);
     }
+}
+
+/// Bytes a header map holds, roughly, counted against the queue's byte bound.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 8)
+        .sum()
 }
 
 /// A lock's guard, even when a holder panicked (what it guards stays whole: plain values).
