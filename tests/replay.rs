@@ -129,7 +129,8 @@ async fn load(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-/// `--replay DIR --target URL --out DIR/out-NAME` and `more`.
+/// `--replay DIR --target URL --out DIR/out-NAME --late-limit 5s` and `more`: what is sent is
+/// checked here, so a machine that stalls now and then sends late rather than drops.
 fn replay_args(recording: &Path, target: &str, name: &str, more: &[&str]) -> Vec<String> {
     let out = recording.parent().unwrap().join(format!("out-{name}"));
     let mut args: Vec<String> = vec![
@@ -139,6 +140,8 @@ fn replay_args(recording: &Path, target: &str, name: &str, more: &[&str]) -> Vec
         target.to_owned(),
         "--out".into(),
         out.display().to_string(),
+        "--late-limit".into(),
+        "5s".into(),
     ];
     args.extend(more.iter().map(|s| (*s).to_owned()));
     args

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use goose::client::GooseClientBuilder;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use twinpeak_core::run::WorkerMark;
@@ -28,8 +29,32 @@ use crate::session::{goose_method, RequestPlan};
 use crate::slo::{judge, SloVerdict};
 use crate::worker::{note_late_start, WorkerPlan};
 
-/// Time between the last user's launch and the first arrival.
-const STARTUP_MARGIN: Duration = Duration::from_millis(250);
+/// How a leg's users start: how many Goose launches (and stops) a second, and the time between
+/// the last one's launch and the first arrival.
+#[derive(Debug, Clone, Copy)]
+struct Launch {
+    per_second: usize,
+    margin: Duration,
+}
+
+impl Launch {
+    /// Users with a client each are launched in about a quarter of a second, the first arrival
+    /// a quarter of a second later. Users that share one client (a replay's) cost little to
+    /// launch: all of them in about a twentieth of a second, a tenth before the first arrival.
+    fn of(users: usize, shared_client: bool) -> Launch {
+        if shared_client {
+            Launch {
+                per_second: (users * 20).max(1),
+                margin: Duration::from_millis(100),
+            }
+        } else {
+            Launch {
+                per_second: (users * 4).max(1),
+                margin: Duration::from_millis(250),
+            }
+        }
+    }
+}
 
 /// Longest a launched user waits for the others, beyond the time Goose is asked to take to
 /// launch them all, before the clock starts without them.
@@ -131,6 +156,8 @@ struct Leg {
     late_limit: Duration,
     /// Time Goose is asked to take to launch every user (its hatch rate).
     hatch: Duration,
+    /// Time between the last user's launch and the first arrival.
+    margin: Duration,
     users: usize,
     target: String,
     request_names: Vec<String>,
@@ -171,7 +198,7 @@ impl Leg {
     /// start if there is one.
     fn begin(&self) -> &Clocked {
         let clocked = self.clock.get_or_init(|| {
-            let ready = Instant::now() + STARTUP_MARGIN;
+            let ready = Instant::now() + self.margin;
             let start = self.start_at.map_or(ready, |at| at.max(ready));
             let phases = self.schedule.phases().len();
             Clocked {
@@ -451,7 +478,8 @@ async fn run_leg(
     let schedule = schedule_of(scenario, phases.clone(), share, options.replay.as_deref())?;
     let total = schedule.total_duration();
     let users = scenario.max_users.max(1);
-    let hatch = Duration::from_secs_f64(users as f64 / hatch_rate(users) as f64);
+    let start = Launch::of(users, options.replay.is_some());
+    let hatch = Duration::from_secs_f64(users as f64 / start.per_second as f64);
     if let Some(at) = start_at {
         // Goose starts early enough to have every user running by the common start.
         let goose_start = at.checked_sub(START_LEAD);
@@ -471,6 +499,7 @@ async fn run_leg(
         schedule,
         late_limit: options.late_limit,
         hatch,
+        margin: start.margin,
         users,
         target: target.name.clone(),
         request_names: scenario.requests.iter().map(|r| r.name.clone()).collect(),
@@ -519,7 +548,7 @@ async fn run_leg(
         + total
         + hatch
         + LAUNCH_WAIT
-        + STARTUP_MARGIN
+        + start.margin
         + scenario.timeout
         + Duration::from_secs(2))
     .as_secs()
@@ -531,8 +560,17 @@ async fn run_leg(
                 .register_transaction(launch)
                 .register_transaction(transaction),
         );
-    let attack = goose_defaults(attack, target, scenario, run_time)
+    let attack = goose_defaults(attack, target, scenario, (run_time, start.per_second))
         .map_err(|e| RunError::Goose(e.to_string()))?;
+    // A replay's users share one client (and its connection pool): building a client per
+    // user is what makes launching hundreds of them slow, and a replay keeps no cookies.
+    let attack = if options.replay.is_some() {
+        attack
+            .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
+            .map_err(|e| RunError::Goose(e.to_string()))?
+    } else {
+        attack
+    };
     let result = attack.execute().await;
     stopper.abort();
     leg.begin();
@@ -549,30 +587,21 @@ async fn run_leg(
     Ok(records)
 }
 
-/// Users launched per second: all of them in about a quarter of a second.
-fn hatch_rate(users: usize) -> usize {
-    (users * 4).max(1)
-}
-
 fn goose_defaults(
     attack: GooseAttack,
     target: &Target,
     scenario: &Scenario,
-    run_time: usize,
+    (run_time, per_second): (usize, usize),
 ) -> Result<GooseAttack, GooseError> {
     let users = scenario.max_users.max(1);
     let attack = *attack.set_default(GooseDefault::Host, target.url.as_str())?;
     let attack = *attack.set_default(GooseDefault::Users, users)?;
     // All users start before the first arrival (see `Leg::user_launched`).
-    let attack = *attack.set_default(
-        GooseDefault::IncreaseRate,
-        hatch_rate(users).to_string().as_str(),
-    )?;
+    let attack =
+        *attack.set_default(GooseDefault::IncreaseRate, per_second.to_string().as_str())?;
     // And all stop as fast once the schedule is over.
-    let attack = *attack.set_default(
-        GooseDefault::DecreaseRate,
-        hatch_rate(users).to_string().as_str(),
-    )?;
+    let attack =
+        *attack.set_default(GooseDefault::DecreaseRate, per_second.to_string().as_str())?;
     let attack = *attack.set_default(GooseDefault::RunTime, run_time)?;
     // No remote control: its listeners would only collide between runs.
     let attack = *attack.set_default(GooseDefault::NoTelnet, true)?;
