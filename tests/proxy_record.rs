@@ -79,8 +79,17 @@ fn recording_dir() -> (tempfile::TempDir, PathBuf) {
 
 #[tokio::test]
 async fn every_request_is_recorded_with_its_arrival_gaps_and_written_at_exit() {
-    let primary = Backend::start(
-        Duration::from_millis(20),
+    // When each request reached the primary: the arrivals the recording's gaps are held to.
+    // The primary takes 0, 15 or 30 ms in turn, so that gaps between answers are not gaps
+    // between arrivals.
+    let reached = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = reached.clone();
+    let primary = Backend::start_with_delays(
+        Arc::new(move |_| {
+            let mut reached = log.lock().unwrap();
+            reached.push(Instant::now());
+            answer_delay(reached.len() - 1)
+        }),
         Arc::new(|r| {
             let body = if r.method == "POST" { "created" } else { "ok" };
             text(200, body)
@@ -96,9 +105,7 @@ async fn every_request_is_recorded_with_its_arrival_gaps_and_written_at_exit() {
     .await;
     let c = client();
     let mut sent = Vec::new();
-    let mut arrivals = Vec::new();
     for i in 0..40u32 {
-        let at = Instant::now();
         let res = if i % 5 == 4 {
             let body = format!("{{\"partner_id\": {i}, \"slot\": \"10:00\"}}");
             sent.push((
@@ -119,7 +126,6 @@ async fn every_request_is_recorded_with_its_arrival_gaps_and_written_at_exit() {
         };
         assert_eq!(res.status(), 200);
         res.bytes().await.unwrap();
-        arrivals.push(at);
         // Uneven gaps, so that matching them means something.
         tokio::time::sleep(Duration::from_millis(5 + u64::from(i % 4) * 10)).await;
     }
@@ -159,24 +165,34 @@ async fn every_request_is_recorded_with_its_arrival_gaps_and_written_at_exit() {
         assert_eq!(answer.status, 200);
         let answered = if method == "POST" { "created" } else { "ok" };
         assert_eq!(answer.body.bytes().unwrap(), answered.as_bytes());
-        // From arrival to the end of the answer: the primary takes 20 ms.
-        assert!(answer.latency_us >= 20_000, "{answer:?}");
+        // From arrival to the end of the answer, the primary's time included.
+        assert!(
+            answer.latency_us >= answer_delay(i).as_micros() as u64,
+            "{answer:?}"
+        );
         assert!(record.headers.iter().any(|(k, _)| k == "host"));
     }
-    // The gaps between recorded arrivals are the gaps the client left: most within 2 ms
-    // (the client's clock is read before the request is sent, on a machine running other
-    // tests), none far off.
+    // The gaps between recorded arrivals are the gaps between the requests reaching the
+    // primary (the proxy forwards each request right after taking its arrival time): the
+    // median within 2 ms on a machine busy with other tests, where two gaps in three between
+    // answers would be off by 15 or 30 ms.
+    let reached = reached.lock().unwrap().clone();
+    assert_eq!(reached.len(), got.len());
     let errors: Vec<u64> = (1..got.len())
         .map(|i| {
             let recorded = got[i].at_us - got[i - 1].at_us;
-            let client = (arrivals[i] - arrivals[i - 1]).as_micros() as u64;
-            recorded.abs_diff(client)
+            let primary = (reached[i] - reached[i - 1]).as_micros() as u64;
+            recorded.abs_diff(primary)
         })
         .collect();
     let mut sorted = errors.clone();
-    sorted.sort();
+    sorted.sort_unstable();
     assert!(sorted[sorted.len() / 2] <= 2_000, "{errors:?} µs");
-    assert!(errors.iter().all(|e| *e < 50_000), "{errors:?} µs");
+}
+
+/// How long the primary takes to answer the `n`th request.
+fn answer_delay(n: usize) -> Duration {
+    Duration::from_millis(15 * (n as u64 % 3))
 }
 
 #[tokio::test]
@@ -507,4 +523,43 @@ fn record_errors_name_file_line_and_key() {
     ] {
         assert!(stdout.contains(key), "{key}: {stdout}");
     }
+}
+
+#[tokio::test]
+async fn a_killed_proxy_leaves_whole_segments_and_a_restart_begins_a_new_one() {
+    let primary = Backend::fixed("ok").await;
+    let (_tmp, dir) = recording_dir();
+    let config = format!(
+        "primary: {{url: {}}}\nrecord: {{dir: {}}}\n",
+        primary.url(),
+        dir.display()
+    );
+    let c = client();
+    for run in 0..2 {
+        let proxy = Proxy::start(&config).await;
+        for i in 0..10 {
+            let res = c
+                .get(proxy.url(&format!("/run{run}/{i}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+        written(&proxy, 10).await;
+        // Dropped: SIGKILL, no chance to write anything more.
+        drop(proxy);
+    }
+    let segments = list_segments(&dir).unwrap();
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    let got = records(&dir);
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths.len(), 20, "{paths:?}");
+    assert!(
+        paths[..10].iter().all(|p| p.starts_with("/run0/")),
+        "{paths:?}"
+    );
+    assert!(
+        paths[10..].iter().all(|p| p.starts_with("/run1/")),
+        "{paths:?}"
+    );
 }
