@@ -169,7 +169,7 @@ pub struct RecordView {
 
 impl Recorder {
     /// The recorder of `config.record`, its writer started: the directory is made (0700), the
-    /// manifest written and a new segment begun. `None` without a `record:` section; fails,
+    /// manifest written (the first write begins a new segment: one left by an earlier run is never appended to). `None` without a `record:` section; fails,
     /// naming `record.dir`, when the directory cannot be made or written.
     pub fn start(
         config: &Config,
