@@ -168,9 +168,10 @@ pub struct RecordView {
 }
 
 impl Recorder {
-    /// The recorder of `config.record`, its writer started: the directory is made (0700), the
-    /// manifest written (the first write begins a new segment: one left by an earlier run is never appended to). `None` without a `record:` section; fails,
-    /// naming `record.dir`, when the directory cannot be made or written.
+    /// The recorder of `config.record`, its writer started: the directory is made (0700) and
+    /// the manifest written; the first write begins a new segment (one left by an earlier run
+    /// is never appended to). `None` without a `record:` section; fails, naming `record.dir`,
+    /// when the directory cannot be made or written.
     pub fn start(
         config: &Config,
         routes: &RouteTable,
