@@ -10,20 +10,26 @@ use twinpeak_core::yaml_error;
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
 use crate::error::InvalidKey;
+use crate::listen::Listener;
 use crate::notify::NotifyConfig;
 use crate::record::RecordConfig;
 use crate::routes::RouteConfig;
 use crate::secret::SecretSource;
 use crate::state::StateConfig;
+use crate::tls::upstream::UpstreamTls;
 use crate::units::{Bytes, HumanDuration, Method, Percent, SampleKey, UpstreamUrl};
 
 /// The whole proxy configuration, as read from YAML with every default filled in.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Addresses the proxy accepts client traffic on (one address or a list).
-    #[serde(deserialize_with = "one_or_many")]
-    pub listen: Vec<SocketAddr>,
+    /// Where the proxy accepts client traffic: one address or a list, each plain or
+    /// `{address, tls, http2}` (see [`crate::listen`]).
+    #[serde(
+        deserialize_with = "crate::listen::one_or_many",
+        serialize_with = "crate::listen::serialize"
+    )]
+    pub listen: Vec<Listener>,
     /// Pingora worker threads; defaults to the number of cores.
     #[serde(default = "default_threads")]
     pub threads: usize,
@@ -122,6 +128,12 @@ pub struct PrimaryConfig {
     /// met talking to the primary directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_timeout: Option<HumanDuration>,
+    /// Speak HTTP/2 to it: offered by ALPN over TLS, with prior knowledge (h2c) over plaintext.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
+    /// TLS settings for an `https://` url (verification is on without them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
 }
 
 /// The shadow (rebuilt) upstream.
@@ -136,6 +148,12 @@ pub struct ShadowConfig {
     /// Most copies outstanding at once; a new copy beyond it is dropped and counted.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Speak HTTP/2 to it: offered by ALPN over TLS, with prior knowledge (h2c) over plaintext.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
+    /// TLS settings for an `https://` url (verification is on without them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
 }
 
 /// Which requests are mirrored.
@@ -217,23 +235,6 @@ fn default_capture_body() -> Bytes {
     Bytes(256 << 10)
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(SocketAddr),
-        Many(Vec<SocketAddr>),
-    }
-    match OneOrMany::deserialize(d) {
-        Ok(OneOrMany::One(a)) => Ok(vec![a]),
-        Ok(OneOrMany::Many(v)) if !v.is_empty() => Ok(v),
-        Ok(OneOrMany::Many(_)) => Err(serde::de::Error::custom("needs at least one address")),
-        Err(_) => Err(serde::de::Error::custom(
-            "expected an address such as 127.0.0.1:8080, or a list of them",
-        )),
-    }
-}
-
 /// A configuration that could not be used, with where and why; shown as
 /// `file:line:col: key: message`.
 pub type ConfigError = twinpeak_core::YamlFileError;
@@ -291,6 +292,13 @@ impl Config {
             |InvalidKey { key, message }| ConfigError::at_key(file, text, Some(key), None, message);
         if let Some(canary) = config.canary.as_mut() {
             canary.resolve(config.shadow.as_ref().map(|s| &s.url));
+            // A candidate that is the shadow is reached the way the shadow is, unless told.
+            if let Some(shadow) = &config.shadow {
+                if canary.upstream.as_ref() == Some(&shadow.url) && canary.tls.is_none() {
+                    canary.http2 |= shadow.http2;
+                    canary.tls = shadow.tls.clone();
+                }
+            }
         }
         config.validate().map_err(located)?;
         config.read_secrets().map_err(located)?;
@@ -331,17 +339,15 @@ impl Config {
                 ),
             ));
         }
-        if self.listen.contains(&self.admin.listen) {
+        let listen = self.listen_addresses();
+        if listen.contains(&self.admin.listen) {
             return Err(InvalidKey::new(
                 "admin.listen",
                 format!("{} is also a proxy listen address", self.admin.listen),
             ));
         }
-        for (i, a) in self.listen.iter().enumerate() {
-            if self.listen[..i].contains(a) {
-                return Err(InvalidKey::new("listen", format!("{a} is listed twice")));
-            }
-        }
+        crate::listen::check(&self.listen)?;
+        self.check_upstream_tls()?;
         if let Some(shadow) = &self.shadow {
             if shadow.max_in_flight == 0 {
                 return Err(InvalidKey::new(
@@ -369,7 +375,7 @@ impl Config {
             canary.validate()?;
         }
         if let Some(metrics) = &self.metrics {
-            if self.listen.contains(&metrics.listen) || metrics.listen == self.admin.listen {
+            if listen.contains(&metrics.listen) || metrics.listen == self.admin.listen {
                 return Err(InvalidKey::new(
                     "metrics.listen",
                     format!("{} is also a proxy or admin listen address", metrics.listen),
@@ -381,6 +387,33 @@ impl Config {
             record.validate(&self.routes)?;
         }
         crate::routes::check(&self.routes)
+    }
+
+    /// The addresses the proxy listens on, in order.
+    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+        self.listen.iter().map(|l| l.address).collect()
+    }
+
+    /// Reads the files every upstream's `tls:` names, so that a missing or unusable one is
+    /// reported now, at its line.
+    fn check_upstream_tls(&self) -> Result<(), InvalidKey> {
+        let upstreams = [
+            Some(("primary.tls", &self.primary.url, self.primary.tls.as_ref())),
+            self.shadow
+                .as_ref()
+                .map(|s| ("shadow.tls", &s.url, s.tls.as_ref())),
+            self.canary.as_ref().and_then(|c| {
+                c.upstream
+                    .as_ref()
+                    .map(|url| ("canary.tls", url, c.tls.as_ref()))
+            }),
+        ];
+        for (key, url, tls) in upstreams.into_iter().flatten() {
+            if let Some(tls) = tls {
+                tls.load(key, url.tls)?;
+            }
+        }
+        Ok(())
     }
 
     /// The configuration with every default filled in, as YAML.

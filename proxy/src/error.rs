@@ -74,6 +74,9 @@ pub enum SetupProblem {
         /// Why it could not be bound.
         error: std::io::Error,
     },
+    /// A certificate or key a listener or upstream names could not be used.
+    #[error("{0}")]
+    Tls(String),
     /// The diff corpus directory could not be opened.
     #[error("cannot open {}: {error}", dir.display())]
     Corpus {

@@ -46,8 +46,9 @@
 //! 12. `notify`: canary decisions and new real differences, posted to webhooks from bounded
 //!     queues off the request path.
 //!
-//! Around them: `config` (the file), `server` (the wiring), `upstream` (peers resolved at
-//! start), `error`, `secret`, `ratelimit`, `shards` and `units`; [`state`] is the store that
+//! Around them: `config` (the file), `server` (the wiring), `listen` and `frontdoor` (the
+//! listeners: plaintext, h2c, TLS), `tls` (certificates chosen by SNI and reloaded, and TLS to
+//! upstreams), `upstream` (peers resolved at start), `error`, `secret`, `ratelimit`, `shards` and `units`; [`state`] is the store that
 //! keeps what the proxy learns across restarts.
 
 mod admin;
@@ -58,8 +59,10 @@ mod comparison;
 mod config;
 mod diff;
 mod error;
+mod frontdoor;
 mod headers;
 mod labels;
+mod listen;
 mod metrics;
 mod mirror;
 mod notify;
@@ -73,6 +76,7 @@ mod service;
 mod shards;
 pub mod state;
 mod stats;
+mod tls;
 mod units;
 mod upstream;
 

@@ -64,6 +64,8 @@ pub enum UpstreamErrorKind {
     Timeout,
     /// The connection broke or the answer could not be read.
     Read,
+    /// The TLS handshake failed: a certificate not verified, or no protocol in common.
+    Tls,
     /// Anything else.
     Other,
 }
@@ -75,6 +77,7 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Connect => "connect",
             UpstreamErrorKind::Timeout => "timeout",
             UpstreamErrorKind::Read => "read",
+            UpstreamErrorKind::Tls => "tls",
             UpstreamErrorKind::Other => "other",
         }
     }

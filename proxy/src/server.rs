@@ -15,6 +15,7 @@ use crate::canary::{Canary, Fleet, JudgeService};
 use crate::comparison::{Comparator, PairWorker};
 use crate::config::{Config, LoadedConfig};
 use crate::error::{SetupError, SetupProblem, StartError};
+use crate::frontdoor::FrontDoor;
 use crate::mirror::{pair_queue, Mirror};
 use crate::notify::{notifier, DiffSources};
 use crate::record::Recorder;
@@ -122,11 +123,8 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy_service =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "twinpeak proxy");
-    for address in &config.listen {
-        proxy_service.add_tcp(&address.to_string());
-    }
+    let mut front_door = FrontDoor::open(&config.listen, stats.metrics())?;
+    let proxy_services = front_door.services(&server.configuration, proxy);
 
     let diff_sources = DiffSources {
         store: comparator.store().clone(),
@@ -148,7 +146,12 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
     admin_service.add_tcp(&config.admin.listen.to_string());
     admin_service.threads = Some(1);
 
-    server.add_service(proxy_service);
+    for service in proxy_services {
+        server.add_service(service);
+    }
+    if let Some(watch) = front_door.take_watch() {
+        server.add_service(background_service("twinpeak certificates", watch));
+    }
     server.add_service(admin_service);
     server.add_service(background_service("twinpeak pair worker", worker));
     add_operations(&mut server, config, admin, canary.as_deref(), diff_sources);
@@ -192,7 +195,7 @@ fn add_operations(
     let readiness = admin.readiness().clone();
     // What the state store holds was restored when it opened, before the services were made.
     readiness.set_restored();
-    let probe = ListenerProbe::new(&config.listen, readiness.clone());
+    let probe = ListenerProbe::new(&config.listen_addresses(), readiness.clone());
     server.add_service(background_service("twinpeak readiness", probe));
     if let Some(metrics) = &config.metrics {
         let listener = MetricsListener::new(admin.clone());
@@ -215,8 +218,8 @@ fn add_operations(
 /// Fails at once, naming the key, when an address to listen on cannot be bound (taken, or not
 /// this machine's). Pingora itself retries a taken address once a second for 30 s.
 fn check_listen_addresses(config: &Config) -> Result<(), SetupError> {
-    let addresses = config
-        .listen
+    let listen = config.listen_addresses();
+    let addresses = listen
         .iter()
         .map(|address| ("listen", address))
         .chain(std::iter::once(("admin.listen", &config.admin.listen)))
@@ -240,7 +243,12 @@ pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
             .config
             .listen
             .iter()
-            .map(|a| a.to_string())
+            .map(|l| match (&l.tls, l.http2()) {
+                (Some(_), true) => format!("{} (TLS, h2)", l.address),
+                (Some(_), false) => format!("{} (TLS)", l.address),
+                (None, true) => format!("{} (h2c)", l.address),
+                (None, false) => l.address.to_string(),
+            })
             .collect::<Vec<_>>()
             .join(", "),
         loaded.config.admin.listen,

@@ -27,8 +27,11 @@ use crate::record::{Recorder, RecordingHandle};
 use crate::routes::{RouteId, RouteTable};
 use crate::stats::{Exchange, Stats};
 use crate::units::UpstreamUrl;
+use crate::upstream::Transport;
 
-/// The proxy service shared by all requests.
+/// The proxy service shared by all requests (cloned for each listener service: what it holds
+/// is shared).
+#[derive(Clone)]
 pub struct TwinpeakProxy {
     routes: Arc<RouteTable>,
     stats: Arc<Stats>,
@@ -43,6 +46,7 @@ pub struct TwinpeakProxy {
 }
 
 /// The canary's side of the proxy: the routing decision and the candidate upstream.
+#[derive(Clone)]
 struct CanaryRoute {
     canary: Arc<Canary>,
     candidate: HttpPeer,
@@ -64,6 +68,10 @@ impl TwinpeakProxy {
             Some(canary) => Some(CanaryRoute {
                 candidate: upstream_peer(
                     canary.upstream(),
+                    Transport {
+                        http2: canary.config().http2,
+                        tls: canary.config().tls.as_ref(),
+                    },
                     "canary.upstream",
                     canary.config().connect_timeout.0,
                     read_timeout,
@@ -77,6 +85,10 @@ impl TwinpeakProxy {
         // Pingora: an idle timer per pooled connection costs more than it saves here.
         let primary = upstream_peer(
             &primary.url,
+            Transport {
+                http2: primary.http2,
+                tls: primary.tls.as_ref(),
+            },
             "primary.url",
             primary.connect_timeout.0,
             read_timeout,
@@ -130,11 +142,12 @@ pub struct RequestContext {
 /// host name does not resolve.
 fn upstream_peer(
     url: &UpstreamUrl,
+    transport: Transport<'_>,
     key: &'static str,
     connect_timeout: Duration,
     read_timeout: Option<Duration>,
 ) -> Result<HttpPeer, SetupError> {
-    let mut peer = crate::upstream::peer(url, key)?;
+    let mut peer = crate::upstream::peer(url, transport, key)?;
     peer.options.connection_timeout = Some(connect_timeout);
     peer.options.read_timeout = read_timeout;
     Ok(peer)
@@ -150,6 +163,9 @@ fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
 
 fn error_kind(e: &Error) -> UpstreamErrorKind {
     match e.etype() {
+        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
+            UpstreamErrorKind::Tls
+        }
         ErrorType::ConnectTimedout
         | ErrorType::ConnectRefused
         | ErrorType::ConnectNoRoute
@@ -460,6 +476,10 @@ impl ProxyHttp for TwinpeakProxy {
         if code > 0 {
             let backend = ctx.side.as_str();
             let text = match code {
+                502 if ctx.upstream_error == Some(UpstreamErrorKind::Tls) => format!(
+                    "twinpeak: the {backend} backend's TLS handshake failed: {}\n",
+                    crate::tls::upstream::explain(e)
+                ),
                 502 => format!(
                     "twinpeak: the {backend} backend could not be reached or answered badly ({})\n",
                     e.etype().as_str()

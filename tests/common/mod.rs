@@ -260,7 +260,8 @@ impl Drop for Proxy {
     }
 }
 
-fn free_port() -> SocketAddr {
+/// A loopback address with a port free now.
+pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -276,6 +277,17 @@ impl Proxy {
     /// Starts the proxy with `body`, and `admin` (more keys of the admin section, such as
     /// `token: {file: ...}`) beside the admin address filled in.
     pub async fn start_with_admin(admin_keys: &str, body: &str) -> Proxy {
+        Proxy::start_listening(&|addr| addr.to_string(), admin_keys, body).await
+    }
+
+    /// Starts the proxy with `body`, its `listen:` value made by `listen` from the address
+    /// chosen for it (the one waited for, and [`Proxy::addr`]), such as
+    /// `{address: ADDR, tls: {...}}`.
+    pub async fn start_listening(
+        listen: &dyn Fn(SocketAddr) -> String,
+        admin_keys: &str,
+        body: &str,
+    ) -> Proxy {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
@@ -287,7 +299,8 @@ impl Proxy {
                 format!(", {admin_keys}")
             };
             let config = format!(
-                "listen: {addr}\nadmin: {{ listen: {admin}{admin_keys} }}\nthreads: 2\n{body}"
+                "listen: {}\nadmin: {{ listen: {admin}{admin_keys} }}\nthreads: 2\n{body}",
+                listen(addr)
             );
             let path = dir.path().join("proxy.yaml");
             std::fs::write(&path, config).unwrap();

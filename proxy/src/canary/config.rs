@@ -41,6 +41,14 @@ pub struct CanaryConfig {
     /// retried on the primary.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
+    /// Speak HTTP/2 to the candidate (ALPN over TLS, h2c over plaintext); the shadow's
+    /// setting when the candidate is the shadow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
+    /// TLS settings for an `https://` candidate; the shadow's when the candidate is the
+    /// shadow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::upstream::UpstreamTls>,
     /// The automatic schedule, in order; empty for a weight set by hand.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ramp: Vec<RampStep>,

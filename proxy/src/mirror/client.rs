@@ -9,6 +9,7 @@ use pingora_core::connectors::http::Connector;
 use pingora_core::connectors::ConnectorOptions;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::ErrorType;
 use pingora_http::RequestHeader;
 
 use super::tee::{Abandoned, TeeReceiver};
@@ -53,7 +54,11 @@ pub struct ShadowTarget {
 impl ShadowTarget {
     /// The target at `config.url`; `key` names it in the error when it does not resolve.
     pub fn new(config: &ShadowConfig, key: &'static str) -> Result<Self, SetupError> {
-        let mut peer = crate::upstream::peer(&config.url, key)?;
+        let transport = crate::upstream::Transport {
+            http2: config.http2,
+            tls: config.tls.as_ref(),
+        };
+        let mut peer = crate::upstream::peer(&config.url, transport, key)?;
         peer.options.connection_timeout = Some(config.timeout.0);
         peer.options.read_timeout = Some(config.timeout.0);
         peer.options.write_timeout = Some(config.timeout.0);
@@ -95,11 +100,19 @@ impl ShadowTarget {
         let upstream = |kind: UpstreamErrorKind| {
             move |e: Box<pingora_error::Error>| ShadowFailure::Upstream(kind, e.to_string())
         };
-        let (mut session, _reused) = self
-            .connector
-            .get_http_session(&self.peer)
-            .await
-            .map_err(upstream(UpstreamErrorKind::Connect))?;
+        let (mut session, _reused) =
+            self.connector
+                .get_http_session(&self.peer)
+                .await
+                .map_err(|e| {
+                    let kind = match e.etype() {
+                        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert => {
+                            UpstreamErrorKind::Tls
+                        }
+                        _ => UpstreamErrorKind::Connect,
+                    };
+                    ShadowFailure::Upstream(kind, e.to_string())
+                })?;
         session
             .write_request_header(Box::new(header))
             .await

@@ -30,16 +30,22 @@ impl Reference {
             return Ok(None);
         };
         let noise = &config.diff.noise;
-        let (url, share, key) = match (&noise.secondary, noise.resample_percent.value()) {
+        let (url, share, key, http2, tls) = match (&noise.secondary, noise.resample_percent.value())
+        {
             (Some(url), _) => (
                 url.clone(),
                 Percent::new(100.0).expect("a percentage"),
                 "diff.noise.secondary",
+                false,
+                None,
             ),
+            // The primary asked again is reached the way the request path reaches it.
             (None, p) if p > 0.0 => (
                 config.primary.url.clone(),
                 noise.resample_percent,
                 "primary.url",
+                config.primary.http2,
+                config.primary.tls.clone(),
             ),
             _ => return Ok(None),
         };
@@ -47,6 +53,8 @@ impl Reference {
             url,
             timeout: shadow.timeout,
             max_in_flight: shadow.max_in_flight,
+            http2,
+            tls,
         };
         Ok(Some(Reference {
             target: ShadowTarget::new(&shadow, key)?,
