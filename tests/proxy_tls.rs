@@ -135,11 +135,36 @@ struct TestBackend {
 
 impl TestBackend {
     async fn start(tls: Option<&Cert>, http2_only: bool, answer: &'static str) -> TestBackend {
+        TestBackend::start_verifying(tls, None, http2_only, answer).await
+    }
+
+    /// A TLS backend that also requires a client certificate issued by (here: being)
+    /// `client_ca`, when given.
+    async fn start_verifying(
+        tls: Option<&Cert>,
+        client_ca: Option<&Cert>,
+        http2_only: bool,
+        answer: &'static str,
+    ) -> TestBackend {
         let acceptor = tls.map(|cert| {
-            let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            let builder = rustls::ServerConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
+                .unwrap();
+            let builder = match client_ca {
+                Some(ca) => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    roots.add(ca.der.clone()).unwrap();
+                    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider(),
+                    )
+                    .build()
+                    .unwrap();
+                    builder.with_client_cert_verifier(verifier)
+                }
+                None => builder.with_no_client_auth(),
+            };
+            let mut config = builder
                 .with_single_cert(
                     vec![cert.der.clone()],
                     PrivateKeyDer::try_from(cert.key_der.clone()).unwrap(),
@@ -407,7 +432,7 @@ async fn an_upstream_with_a_self_signed_certificate_is_refused_unless_its_ca_is_
     assert_eq!(res.status().as_u16(), 502);
     let text = res.text().await.unwrap();
     assert!(
-        text.contains("TLS handshake failed") && text.contains("certificate"),
+        text.contains("TLS handshake failed: invalid peer certificate"),
         "{text}"
     );
     assert_eq!(text.trim().lines().count(), 1, "{text}");
@@ -432,6 +457,37 @@ async fn an_upstream_with_a_self_signed_certificate_is_refused_unless_its_ca_is_
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.text().await.unwrap(), "legacy over tls");
+
+    // mTLS: an upstream that requires a client certificate gets the configured one.
+    let client = make_cert(dir.path(), "client", &["proxy.test"]);
+    let strict = TestBackend::start_verifying(Some(&cert), Some(&client), false, "mtls").await;
+    let without = Proxy::start(&format!(
+        "primary: {{url: https://{}, tls: {{ca: {}}}}}\n",
+        strict.addr,
+        cert.cert.display()
+    ))
+    .await;
+    let res = common::client()
+        .get(without.url("/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        502,
+        "no client certificate, no answer"
+    );
+    let with = Proxy::start(&format!(
+        "primary: {{url: https://{}, tls: {{ca: {}, cert: {}, key: {}}}}}\n",
+        strict.addr,
+        cert.cert.display(),
+        client.cert.display(),
+        client.key.display()
+    ))
+    .await;
+    let res = common::client().get(with.url("/x")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", with.log_text());
+    assert_eq!(res.text().await.unwrap(), "mtls");
 }
 
 #[tokio::test]

@@ -657,6 +657,41 @@ routes: ["/bookings/{id}", {path: /bookings, mirror_methods: [POST]}]
     }
 
     #[test]
+    fn listener_and_upstream_tls_errors_name_file_line_and_key() {
+        let e = parse(
+            "listen:\n  - 127.0.0.1:8080\n  - address: 127.0.0.1:8443\n    tls:\n      cert: /nonexistent/c.pem\n      key: /nonexistent/k.pem\nprimary: { url: http://127.0.0.1:9001 }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("listen[1].tls.cert"), "{e}");
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("/nonexistent/c.pem"), "{e}");
+        let e = parse(
+            "listen: {address: 127.0.0.1:8443, tls: {}}\nprimary: { url: http://127.0.0.1:9001 }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("listen[0].tls"), "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
+        let e = parse("listen: [{address: 127.0.0.1:8443, tls: {crt: a}}]\nprimary: { url: http://127.0.0.1:9001 }\n")
+            .unwrap_err();
+        assert!(e.message.contains("unknown field `crt`"), "{e}");
+        let e = parse(
+            "listen: 127.0.0.1:8080\nprimary:\n  url: http://127.0.0.1:9001\n  tls: {ca: /x.pem}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("primary.tls"), "{e}");
+        assert!(e.message.contains("https://"), "{e}");
+        let e = parse(
+            "listen: 127.0.0.1:8080\nprimary:\n  url: https://127.0.0.1:9001\n  http2: true\n  tls:\n    ca: /nonexistent/ca.pem\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("primary.tls.ca"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+        let ok = parse("listen: [127.0.0.1:8080, {address: 127.0.0.1:8081, http2: true}]\nprimary: { url: https://127.0.0.1:9001, http2: true, tls: {sni: api.test} }\n").unwrap();
+        assert!(ok.primary.http2 && ok.listen[1].http2());
+        assert_eq!(parse(&ok.to_yaml()).unwrap().to_yaml(), ok.to_yaml());
+    }
+
+    #[test]
     fn a_canary_takes_the_shadow_as_its_upstream() {
         let c = parse(&format!(
             "{MINIMAL}shadow: {{ url: http://127.0.0.1:9002 }}\ncanary: {{ weight: 2.5, sticky: header:x-user-id }}\n"

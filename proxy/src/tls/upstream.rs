@@ -114,6 +114,9 @@ pub fn explain(error: &pingora_error::Error) -> String {
         Some(context) => context.to_string(),
         None => error.etype().as_str().to_string(),
     };
-    let text = text.strip_prefix("TLS connect() failed: ").unwrap_or(&text);
-    text.replace(['\n', '\r'], " ")
+    // Pingora nests the rustls error as the innermost cause: that is the part that explains.
+    let innermost = text
+        .rfind("cause: ")
+        .map_or(text.as_str(), |at| &text[at + 7..]);
+    innermost.trim().replace(['\n', '\r'], " ")
 }
