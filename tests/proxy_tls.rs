@@ -123,7 +123,9 @@ async fn get(
 #[derive(Debug, Clone)]
 struct Seen {
     version: Version,
+    method: String,
     shadow_marked: bool,
+    body: Vec<u8>,
 }
 
 /// A backend speaking HTTP/1.1 or, with `http2_only`, HTTP/2 alone, over TLS when given a
@@ -210,12 +212,16 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        log.lock().unwrap().push(Seen {
-            version: req.version(),
-            shadow_marked: req.headers().contains_key("x-twinpeak-shadow"),
-        });
+        let log = log.clone();
         async move {
-            let _ = req.into_body().collect().await;
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes().to_vec());
+            log.lock().unwrap().push(Seen {
+                version: parts.version,
+                method: parts.method.to_string(),
+                shadow_marked: parts.headers.contains_key("x-twinpeak-shadow"),
+                body: body.unwrap_or_default(),
+            });
             let mut trailers = HeaderMap::new();
             trailers.insert("grpc-status", "0".parse().unwrap());
             let body: BoxBody<Bytes, Infallible> = Full::new(Bytes::from_static(answer.as_bytes()))
@@ -589,7 +595,8 @@ async fn mirroring_works_from_a_tls_h2_listener_to_an_h2_shadow() {
     let primary = TestBackend::start(None, false, "legacy").await;
     let shadow = TestBackend::start(None, true, "rebuilt").await;
     let body = format!(
-        "primary: {{url: http://{}}}\nshadow: {{url: http://{}, http2: true}}\nmirror: {{percent: 100}}\n",
+        "primary: {{url: http://{}}}\nshadow: {{url: http://{}, http2: true}}\nmirror: {{percent: 100}}\n\
+         routes: [{{path: /bookings, mirror_methods: [POST]}}]\n",
         primary.addr, shadow.addr
     );
     let proxy = Proxy::start_listening(&|addr| tls_listen(addr, &[&cert]), "", &body).await;
@@ -617,9 +624,37 @@ async fn mirroring_works_from_a_tls_h2_listener_to_an_h2_shadow() {
         shadow.seen(),
         proxy.log_text()
     );
+    // A chunked HTTP/1.1 body goes to the h2 shadow framed as HTTP/2 frames it.
+    let status = curl_status(&[
+        "--http1.1",
+        "--cacert",
+        &cert.cert.display().to_string(),
+        "--resolve",
+        &format!("localhost:{port}:127.0.0.1"),
+        "-H",
+        "transfer-encoding: chunked",
+        "--data-binary",
+        "seat=12A",
+        &format!("https://localhost:{port}/bookings"),
+    ])
+    .await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let posted = eventually(Duration::from_secs(5), || async {
+        shadow
+            .seen()
+            .iter()
+            .any(|s| s.method == "POST" && s.shadow_marked && s.body == b"seat=12A")
+    })
+    .await;
+    assert!(
+        posted,
+        "shadow saw {:?}\n{}",
+        shadow.seen(),
+        proxy.log_text()
+    );
     assert!(
         eventually(Duration::from_secs(5), || async {
-            proxy.mirror_count("sent").await >= 1
+            proxy.mirror_count("sent").await >= 2
         })
         .await
     );

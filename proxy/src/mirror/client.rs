@@ -92,7 +92,7 @@ impl ShadowTarget {
 
     async fn exchange(
         &self,
-        header: RequestHeader,
+        mut header: RequestHeader,
         body: Option<&mut TeeReceiver>,
         mut capture: BodyCapture,
         start: Instant,
@@ -113,6 +113,10 @@ impl ShadowTarget {
                     };
                     ShadowFailure::Upstream(kind, e.to_string())
                 })?;
+        if session.as_http2().is_some() {
+            // HTTP/2 frames the body itself: a chunked coding must not go on its wire.
+            header.remove_header(&http::header::TRANSFER_ENCODING);
+        }
         session
             .write_request_header(Box::new(header))
             .await
