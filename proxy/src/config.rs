@@ -72,6 +72,9 @@ pub struct Config {
     /// Prometheus and kubelet probes); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
+    /// How SIGTERM stops the proxy.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
 }
 
 /// The metrics-only listener.
@@ -81,6 +84,32 @@ pub struct MetricsConfig {
     /// Where `/metrics`, `/health` and `/ready` are served (`0.0.0.0:9902` in a pod).
     pub listen: SocketAddr,
 }
+
+/// How the proxy stops on SIGTERM: it stops accepting connections at once, lets the requests
+/// in flight finish for at most `drain`, writes what it persists, and exits as soon as none is
+/// left. SIGINT stops it at once.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Longest the requests in flight at SIGTERM are given to finish; default 10s, at most 10m.
+    #[serde(default = "default_drain")]
+    pub drain: HumanDuration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain: default_drain(),
+        }
+    }
+}
+
+fn default_drain() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
+/// Longest `shutdown.drain` allowed.
+const MAX_DRAIN: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The admin listener.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -381,6 +410,12 @@ impl Config {
                     format!("{} is also a proxy or admin listen address", metrics.listen),
                 ));
             }
+        }
+        if self.shutdown.drain.0 > MAX_DRAIN {
+            return Err(InvalidKey::new(
+                "shutdown.drain",
+                format!("{} is longer than the 10m allowed", self.shutdown.drain),
+            ));
         }
         self.notify.validate()?;
         if let Some(record) = &self.record {

@@ -58,6 +58,7 @@ mod capture;
 mod comparison;
 mod config;
 mod diff;
+mod drain;
 mod error;
 mod frontdoor;
 mod headers;

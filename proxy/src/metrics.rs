@@ -103,6 +103,8 @@ pub struct Metrics {
     routes: Vec<RouteMetrics>,
     /// `twinpeak_mirror_in_flight`.
     pub mirror_in_flight: IntGauge,
+    /// `twinpeak_requests_in_flight`: client requests being served now (what SIGTERM waits for).
+    pub requests_in_flight: IntGauge,
     /// `twinpeak_mirror_percent`: the mirrored share in force.
     pub mirror_percent: Gauge,
     /// `twinpeak_mirror_buffered_bytes`: bytes the mirror holds (set when scraped).
@@ -170,6 +172,11 @@ impl Metrics {
             "Mirrored copies outstanding at the shadow.",
         )
         .expect("valid metric");
+        let requests_in_flight = IntGauge::new(
+            "twinpeak_requests_in_flight",
+            "Client requests being served now.",
+        )
+        .expect("valid metric");
         let mirror_percent = Gauge::new(
             "twinpeak_mirror_percent",
             "Share of eligible requests mirrored, in percent, as currently set.",
@@ -201,6 +208,7 @@ impl Metrics {
             Box::new(diffs.clone()),
             Box::new(errors.clone()),
             Box::new(mirror_in_flight.clone()),
+            Box::new(requests_in_flight.clone()),
             Box::new(mirror_percent.clone()),
             Box::new(mirror_buffered_bytes.clone()),
             Box::new(canary_weight.clone()),
@@ -250,6 +258,7 @@ impl Metrics {
             local: Registry::new(),
             routes,
             mirror_in_flight,
+            requests_in_flight,
             mirror_percent,
             mirror_buffered_bytes,
             canary_weight,

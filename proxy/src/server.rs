@@ -14,6 +14,7 @@ use crate::canary::fleet::FleetService;
 use crate::canary::{Canary, Fleet, JudgeService};
 use crate::comparison::{Comparator, PairWorker};
 use crate::config::{Config, LoadedConfig};
+use crate::drain::{DrainService, ExitFlush};
 use crate::error::{SetupError, SetupProblem, StartError};
 use crate::frontdoor::FrontDoor;
 use crate::mirror::{pair_queue, Mirror};
@@ -24,26 +25,20 @@ use crate::service::TwinpeakProxy;
 use crate::state::live::{FlushService, Live, Sources};
 use crate::stats::Stats;
 
-/// The server, ready to run, the state store it flushes to and the recorder whose queue it
-/// writes out (both once more when it has stopped).
+/// The server, ready to run, and what it writes once more when it has stopped: the recorder's
+/// queue and the state learned since the last flush.
 pub struct Assembled {
     /// Every service, wired together.
     server: Server,
-    state: Option<Arc<Live>>,
-    recorder: Option<Arc<Recorder>>,
+    flush: Arc<ExitFlush>,
 }
 
 impl Assembled {
     /// Runs the server until SIGINT or SIGTERM, then writes the requests recorded and the
-    /// state learned since the last flush.
+    /// state learned since the last flush (unless the drain did so as it exited).
     pub fn run(self) {
         self.server.run(RunArgs::default());
-        if let Some(recorder) = self.recorder {
-            recorder.flush_at_exit();
-        }
-        if let Some(state) = self.state {
-            state.flush_at_exit();
-        }
+        self.flush.run();
     }
 }
 
@@ -116,7 +111,9 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         // With a canary, one more: a candidate request whose pooled connection broke and whose
         // new connection is refused still gets its turn on the primary.
         max_retries: if canary.is_some() { 3 } else { 2 },
-        grace_period_seconds: Some(0),
+        // SIGTERM: the requests in flight get the drain; DrainService exits sooner once they
+        // are answered.
+        grace_period_seconds: Some(config.shutdown.drain.0.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
@@ -176,11 +173,16 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
             FlushService::new(state.clone()),
         ));
     }
-    Ok(Assembled {
-        server,
-        state,
-        recorder,
-    })
+    let flush = Arc::new(ExitFlush::new(recorder, state));
+    server.add_service(background_service(
+        "twinpeak drain",
+        DrainService::new(
+            stats.metrics().requests_in_flight.clone(),
+            flush.clone(),
+            config.shutdown.drain.0,
+        ),
+    ));
+    Ok(Assembled { server, flush })
 }
 
 /// The services operators and their tools talk to: the metrics-only listener, the readiness

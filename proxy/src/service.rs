@@ -136,6 +136,25 @@ pub struct RequestContext {
     mirrored: Option<Box<MirrorHandle>>,
     /// Boxed for the same reason: what is kept of a recorded request.
     recorded: Option<Box<RecordingHandle>>,
+    /// Counts the request in `twinpeak_requests_in_flight` for as long as it lives.
+    _in_flight: InFlightRequest,
+}
+
+/// One client request in `twinpeak_requests_in_flight`, from its context's making to its drop
+/// (whatever way the request ends).
+struct InFlightRequest(prometheus::IntGauge);
+
+impl InFlightRequest {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlightRequest(gauge.clone())
+    }
+}
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The peer for an upstream the request path sends to; `key` names it in the error when its
@@ -264,6 +283,7 @@ impl ProxyHttp for TwinpeakProxy {
             upstream_error: None,
             mirrored: None,
             recorded: None,
+            _in_flight: InFlightRequest::new(&self.stats.metrics().requests_in_flight),
         }
     }
 

@@ -353,6 +353,26 @@ impl Proxy {
         self.child.id()
     }
 
+    /// Sends the proxy `signal` (`TERM`, `INT`, `HUP`, as `kill -s` names them).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal}");
+    }
+
+    /// Waits at most `limit` for the proxy to exit; its exit status, or `None` if it still runs.
+    pub async fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// `http://addr` + path
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
