@@ -184,8 +184,17 @@ pub fn encode_member(records: &[RecordedExchange]) -> io::Result<Vec<u8>> {
         serde_json::to_writer(&mut lines, record)?;
         lines.push(b'\n');
     }
-    let mut encoder = GzEncoder::new(Vec::with_capacity(lines.len() / 2), Compression::fast());
-    encoder.write_all(&lines)?;
+    encode_lines([lines.as_slice()])
+}
+
+/// One gzip member of lines already written, each a record's JSON ending in a newline, in
+/// the order given: what [`encode_member`] makes of the records the lines were written from.
+pub fn encode_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> io::Result<Vec<u8>> {
+    let lines = lines.into_iter();
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    for line in lines {
+        encoder.write_all(line)?;
+    }
     encoder.finish()
 }
 

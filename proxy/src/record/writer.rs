@@ -8,11 +8,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use http::HeaderMap;
-use twinpeak_core::recording::{
-    encode_member, RecordedBody, RecordedExchange, RecordedResponse, RecordingManifest,
-    RECORDING_SCHEMA,
-};
+use serde::Serialize;
+#[cfg(test)]
+use twinpeak_core::recording::RecordedExchange;
+use twinpeak_core::recording::{encode_lines, RecordingManifest, RECORDING_SCHEMA};
 use twinpeak_core::timestamp::rfc3339;
 
 use super::segments::Segments;
@@ -94,8 +97,8 @@ impl WriterThread {
             next_manifest: setup.next_manifest,
             max_file_bytes: record.max_file_bytes.0 as usize,
             flush_bytes,
-            batch: Vec::new(),
-            batch_bytes: 0,
+            lines: Vec::with_capacity(flush_bytes + (64 << 10)),
+            batch: Vec::with_capacity(FLUSH_RECORDS),
             errors: RateLimitedLog::new(Duration::from_secs(5)),
         };
         let intake = setup.intake;
@@ -130,9 +133,10 @@ struct Writer {
     next_manifest: Arc<Mutex<Option<RecordingManifest>>>,
     max_file_bytes: usize,
     flush_bytes: usize,
-    batch: Vec<RecordedExchange>,
-    /// Bytes of the batch's bodies and headers, before compression.
-    batch_bytes: usize,
+    /// The batch's records as JSON lines, one after another, reused from flush to flush.
+    lines: Vec<u8>,
+    /// Each record's arrival and where its line is in `lines`.
+    batch: Vec<(u64, Range<usize>)>,
     errors: RateLimitedLog,
 }
 
@@ -149,7 +153,7 @@ impl Writer {
                     Ok(Message::Record(record)) => {
                         self.metrics.queue.dec();
                         self.add(*record);
-                        if self.batch.len() >= FLUSH_RECORDS || self.batch_bytes >= self.flush_bytes
+                        if self.batch.len() >= FLUSH_RECORDS || self.lines.len() >= self.flush_bytes
                         {
                             self.flush();
                         }
@@ -171,6 +175,12 @@ impl Writer {
         }
         self.write_manifest_if_changed();
         self.flush();
+        let (held, uncached) = self.redactor.cached_keys();
+        if uncached > 0 {
+            log::info!(
+                "record: {uncached} JSON keys were decided afresh, past the {held} kept secret decisions"
+            );
+        }
         if let Err(e) = self.segments.close() {
             log::warn!("record: could not sync the last segment at exit: {e}");
         }
@@ -193,56 +203,19 @@ impl Writer {
         }
     }
 
-    /// Redacts a record into the batch.
+    /// Redacts a record and writes it as a line at the end of the batch.
     fn add(&mut self, record: PendingRecord) {
-        let exchange = self.exchange(record);
-        self.batch_bytes += exchange_bytes(&exchange);
-        self.batch.push(exchange);
-    }
-
-    fn exchange(&self, record: PendingRecord) -> RecordedExchange {
-        let PendingRecord {
-            at_us,
-            route,
-            method,
-            uri,
-            headers,
-            body,
-            body_len,
-            answer,
-            ..
-        } = record;
-        RecordedExchange {
-            at_us,
-            request_id: headers
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            route: self.route_names.get(route).cloned().unwrap_or_default(),
-            method: method.to_string(),
-            path: self.redactor.uri(&uri).into_owned(),
-            body: self.body(&body, body_len, &headers),
-            headers: self.redactor.headers(&headers),
-            response: answer.map(|answer| RecordedResponse {
-                status: answer.status,
-                body: self.body(&answer.body, answer.body_len, &answer.headers),
-                headers: self.redactor.headers(&answer.headers),
-                latency_us: answer.latency.as_micros() as u64,
-            }),
-        }
-    }
-
-    /// A body as recorded: redacted, or withheld when it cannot be.
-    fn body(&self, body: &CapturedBody, whole: u64, headers: &HeaderMap) -> RecordedBody {
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let (data, encoding) = self.redactor.body(&body.bytes, content_type);
-        RecordedBody {
-            data,
-            encoding: encoding.to_string(),
-            truncated_from: (whole > body.bytes.len() as u64).then_some(whole),
+        let start = self.lines.len();
+        let line = line(&self.redactor, &self.route_names, &record);
+        match serde_json::to_writer(&mut self.lines, &line) {
+            Ok(()) => {
+                self.lines.push(b'\n');
+                self.batch.push((record.at_us, start..self.lines.len()));
+            }
+            Err(e) => {
+                self.lines.truncate(start);
+                self.failed(1, &format!("cannot encode: {e}"));
+            }
         }
     }
 
@@ -252,13 +225,16 @@ impl Writer {
             return;
         }
         let mut batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
-        batch.sort_by_key(|r| r.at_us);
+        batch.sort_by_key(|(at_us, _)| *at_us);
         self.write(&batch);
+        self.lines.clear();
+        batch.clear();
+        self.batch = batch;
     }
 
-    fn write(&mut self, records: &[RecordedExchange]) {
-        let member = match encode_member(records) {
+    fn write(&mut self, records: &[(u64, Range<usize>)]) {
+        let lines = records.iter().map(|(_, line)| &self.lines[line.clone()]);
+        let member = match encode_lines(lines) {
             Ok(member) => member,
             Err(e) => return self.failed(records.len(), &format!("cannot encode: {e}")),
         };
@@ -276,7 +252,7 @@ impl Writer {
                 ),
             );
         }
-        let first_ms = records.first().map_or(0, |r| r.at_us / 1000);
+        let first_ms = records.first().map_or(0, |(at_us, _)| at_us / 1000);
         match self.segments.append(&member, first_ms) {
             Ok(appended) => {
                 self.metrics
@@ -296,13 +272,168 @@ impl Writer {
     }
 }
 
-/// Bytes a record holds, roughly as it will be written before compression.
-fn exchange_bytes(exchange: &RecordedExchange) -> usize {
-    let headers =
-        |h: &[(String, String)]| h.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
-    let answer = exchange
-        .response
-        .as_ref()
-        .map_or(0, |r| r.body.data.len() + headers(&r.headers) + 64);
-    exchange.path.len() + exchange.body.data.len() + headers(&exchange.headers) + answer + 128
+/// A record as written, borrowing from it all it can.
+fn line<'a>(
+    redactor: &'a Redactor,
+    route_names: &'a [String],
+    record: &'a PendingRecord,
+) -> ExchangeLine<'a> {
+    ExchangeLine {
+        at_us: record.at_us,
+        request_id: record
+            .headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+        route: route_names.get(record.route).map_or("", String::as_str),
+        method: record.method.as_str(),
+        path: redactor.uri(&record.uri),
+        headers: HeaderPairs(redactor, &record.headers),
+        body: body(redactor, &record.body, record.body_len, &record.headers),
+        response: record.answer.as_ref().map(|answer| ResponseLine {
+            status: answer.status,
+            headers: HeaderPairs(redactor, &answer.headers),
+            body: body(redactor, &answer.body, answer.body_len, &answer.headers),
+            latency_us: answer.latency.as_micros() as u64,
+        }),
+    }
+}
+
+/// A body as recorded: redacted, or withheld when it cannot be.
+fn body<'a>(
+    redactor: &Redactor,
+    body: &'a CapturedBody,
+    whole: u64,
+    headers: &HeaderMap,
+) -> BodyLine<'a> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let (data, encoding) = redactor.body_text(&body.bytes, content_type);
+    BodyLine {
+        data,
+        encoding,
+        truncated_from: (whole > body.bytes.len() as u64).then_some(whole),
+    }
+}
+
+/// A [`RecordedExchange`] as written, borrowed from the record: the same fields, names and
+/// order, so that it reads back as one.
+#[derive(Serialize)]
+struct ExchangeLine<'a> {
+    at_us: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    request_id: &'a str,
+    route: &'a str,
+    method: &'a str,
+    path: Cow<'a, str>,
+    headers: HeaderPairs<'a>,
+    body: BodyLine<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<ResponseLine<'a>>,
+}
+
+/// A [`twinpeak_core::recording::RecordedResponse`] as written.
+#[derive(Serialize)]
+struct ResponseLine<'a> {
+    status: u16,
+    headers: HeaderPairs<'a>,
+    body: BodyLine<'a>,
+    latency_us: u64,
+}
+
+/// A [`twinpeak_core::recording::RecordedBody`] as written.
+#[derive(Serialize)]
+struct BodyLine<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    data: Cow<'a, str>,
+    encoding: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated_from: Option<u64>,
+}
+
+/// Headers written as `[name, value]` pairs, secrets redacted as they are written.
+struct HeaderPairs<'a>(&'a Redactor, &'a HeaderMap);
+
+impl Serialize for HeaderPairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.header_pairs(self.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::BodyCapture;
+    use twinpeak_core::recording::{RecordedBody, RecordedResponse};
+
+    #[test]
+    fn a_line_reads_back_as_the_exchange_it_was_written_from() {
+        let redactor = Redactor::default();
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, "r-1".parse().unwrap());
+        headers.insert("authorization", "Bearer s3cret".parse().unwrap());
+        headers.insert("content-type", "application/json".parse().unwrap());
+        let mut body = BodyCapture::unbudgeted(8);
+        body.push(br#"{"a":"\u00e9"}"#);
+        let body = body.finish();
+        let answer = {
+            let mut capture = BodyCapture::unbudgeted(64);
+            capture.push(&[0xff, 0x00]);
+            capture.finish()
+        };
+        let answer_headers = HeaderMap::new();
+        let line = ExchangeLine {
+            at_us: 7,
+            request_id: "r-1",
+            route: "/bookings/{id}",
+            method: "POST",
+            path: redactor.uri("/bookings/1?token=t&page=2"),
+            headers: HeaderPairs(&redactor, &headers),
+            body: BodyLine {
+                data: redactor.body_text(&body.bytes, Some("text/plain")).0,
+                encoding: "text",
+                truncated_from: Some(14),
+            },
+            response: Some(ResponseLine {
+                status: 201,
+                headers: HeaderPairs(&redactor, &answer_headers),
+                body: BodyLine {
+                    data: redactor.body_text(&answer.bytes, None).0,
+                    encoding: "base64",
+                    truncated_from: None,
+                },
+                latency_us: 1500,
+            }),
+        };
+        let written = serde_json::to_string(&line).unwrap();
+        let read: RecordedExchange = serde_json::from_str(&written).unwrap();
+        let expected = RecordedExchange {
+            at_us: 7,
+            request_id: "r-1".into(),
+            route: "/bookings/{id}".into(),
+            method: "POST".into(),
+            path: "/bookings/1?token=[redacted]&page=2".into(),
+            headers: redactor.headers(&headers),
+            body: RecordedBody {
+                data: r#"{"a":"\u"#.into(),
+                encoding: "text".into(),
+                truncated_from: Some(14),
+            },
+            response: Some(RecordedResponse {
+                status: 201,
+                headers: Vec::new(),
+                body: RecordedBody {
+                    data: "/wA=".into(),
+                    encoding: "base64".into(),
+                    truncated_from: None,
+                },
+                latency_us: 1500,
+            }),
+        };
+        assert_eq!(read, expected);
+        assert!(!written.contains("s3cret"), "{written}");
+        // Written the same, byte for byte, as the exchange itself.
+        assert_eq!(written, serde_json::to_string(&expected).unwrap());
+    }
 }

@@ -6,6 +6,7 @@ mod params;
 mod secret_keys;
 
 use std::borrow::Cow;
+use std::sync::{Mutex, TryLockError};
 
 use base64::Engine;
 use http::HeaderMap;
@@ -15,6 +16,7 @@ use crate::diff::{DiffKind, Finding, JsonPath, PathPattern};
 
 use super::config::DiffConfig;
 pub use params::SecretNames;
+pub use secret_keys::KeyCache;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -37,11 +39,26 @@ const SECRET_HEADERS: [&str; 4] = [
 const URI_HEADERS: [&str; 3] = ["referer", "location", "content-location"];
 
 /// Replaces secrets in URIs, headers and bodies.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Redactor {
     headers: Vec<String>,
     paths: Vec<PathPattern>,
     names: SecretNames,
+    /// Which JSON keys were found secret, for the next body; taken without waiting, and
+    /// passed by when another thread holds it.
+    keys: Mutex<KeyCache>,
+}
+
+impl Clone for Redactor {
+    /// The same rules, with a cache of its own.
+    fn clone(&self) -> Self {
+        Redactor {
+            headers: self.headers.clone(),
+            paths: self.paths.clone(),
+            names: self.names.clone(),
+            keys: Mutex::default(),
+        }
+    }
 }
 
 impl Default for Redactor {
@@ -60,6 +77,7 @@ impl Redactor {
             headers,
             paths: config.redact.clone(),
             names: SecretNames::new(config.redact_params.iter().map(String::as_str)),
+            keys: Mutex::default(),
         }
     }
 
@@ -88,20 +106,28 @@ impl Redactor {
 
     /// Headers as (name, value) pairs, secrets replaced.
     pub fn headers(&self, headers: &HeaderMap) -> Vec<(String, String)> {
-        headers
-            .iter()
-            .map(|(name, value)| {
-                let text = String::from_utf8_lossy(value.as_bytes());
-                let value = if self.is_secret_header(name.as_str()) {
-                    REDACTED.to_string()
-                } else if URI_HEADERS.contains(&name.as_str()) {
-                    self.uri(&text).into_owned()
-                } else {
-                    text.into_owned()
-                };
-                (name.as_str().to_string(), value)
-            })
+        self.header_pairs(headers)
+            .map(|(name, value)| (name.to_string(), value.into_owned()))
             .collect()
+    }
+
+    /// Headers as (name, value) pairs, secrets replaced, borrowed from `headers` where nothing
+    /// was.
+    pub fn header_pairs<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> + 'a {
+        headers.iter().map(|(name, value)| {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            let value = if self.is_secret_header(name.as_str()) {
+                Cow::Borrowed(REDACTED)
+            } else if URI_HEADERS.contains(&name.as_str()) {
+                Cow::Owned(self.uri(&text).into_owned())
+            } else {
+                text
+            };
+            (name.as_str(), value)
+        })
     }
 
     fn is_secret_header(&self, name: &str) -> bool {
@@ -114,8 +140,18 @@ impl Redactor {
     /// body that does not parse, or a form body that does not decode, is withheld: the text
     /// says why and how big it was.
     pub fn body(&self, bytes: &[u8], content_type: Option<&str>) -> (String, &'static str) {
+        let (text, encoding) = self.body_text(bytes, content_type);
+        (text.into_owned(), encoding)
+    }
+
+    /// Like [`Redactor::body`], borrowing the text from `bytes` when it is kept as written.
+    pub fn body_text<'a>(
+        &self,
+        bytes: &'a [u8],
+        content_type: Option<&str>,
+    ) -> (Cow<'a, str>, &'static str) {
         if bytes.is_empty() {
-            return (String::new(), "text");
+            return (Cow::Borrowed(""), "text");
         }
         let media = content_type
             .and_then(|c| c.split(';').next())
@@ -130,10 +166,7 @@ impl Redactor {
         if declared_json || sniffed_json {
             // Most bodies hold nothing to redact: a read of their keys alone says so (and that
             // they parse) without building the document.
-            let keys = self
-                .paths
-                .is_empty()
-                .then(|| secret_keys::find(&self.names, bytes));
+            let keys = self.paths.is_empty().then(|| self.find_secret_keys(bytes));
             let parsed = match keys {
                 Some(Ok(false)) => return plain(bytes),
                 Some(Err(e)) => Err(e),
@@ -142,7 +175,7 @@ impl Redactor {
             match parsed {
                 Ok(mut value) => {
                     if self.redact_value(&mut value, &mut JsonPath::root()) {
-                        return (value.to_string(), "text");
+                        return (Cow::Owned(value.to_string()), "text");
                     }
                 }
                 Err(_) if declared_json => {
@@ -155,7 +188,7 @@ impl Redactor {
                 .map_err(|_| params::Undecodable("not UTF-8"))
                 .and_then(|text| self.names.form(text));
             return match form {
-                Ok(form) => (form.into_owned(), "text"),
+                Ok(form) => (form, "text"),
                 Err(params::Undecodable(why)) => withheld(
                     &format!("a form body that does not decode ({why})"),
                     bytes.len(),
@@ -163,6 +196,25 @@ impl Redactor {
             };
         }
         plain(bytes)
+    }
+
+    /// Whether a JSON body has a secret key (an error when it does not parse), with the
+    /// decisions kept from earlier bodies when no other thread is using them.
+    fn find_secret_keys(&self, bytes: &[u8]) -> Result<bool, serde_json::Error> {
+        match self.keys.try_lock() {
+            Ok(mut cache) => secret_keys::find(&self.names, Some(&mut cache), bytes),
+            Err(TryLockError::Poisoned(poisoned)) => {
+                secret_keys::find(&self.names, Some(&mut poisoned.into_inner()), bytes)
+            }
+            Err(TryLockError::WouldBlock) => secret_keys::find(&self.names, None, bytes),
+        }
+    }
+
+    /// JSON keys whose decision is kept, and lookups of keys past the cache's bounds
+    /// ([`KeyCache::MAX_KEYS`] keys of [`KeyCache::MAX_KEY_BYTES`] bytes), decided afresh.
+    pub fn cached_keys(&self) -> (usize, u64) {
+        let cache = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        (cache.held(), cache.uncached())
     }
 
     /// Like [`Redactor::body`], cut to [`EXAMPLE_BODY_LIMIT`] for keeping in memory.
@@ -255,19 +307,22 @@ impl Redactor {
 }
 
 /// A body kept as it is: as text when it is UTF-8, otherwise as base64.
-fn plain(bytes: &[u8]) -> (String, &'static str) {
+fn plain(bytes: &[u8]) -> (Cow<'_, str>, &'static str) {
     match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_string(), "text"),
+        Ok(text) => (Cow::Borrowed(text), "text"),
         Err(_) => (
-            base64::engine::general_purpose::STANDARD.encode(bytes),
+            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(bytes)),
             "base64",
         ),
     }
 }
 
 /// The text that stands for a withheld body.
-fn withheld(why: &str, size: usize) -> (String, &'static str) {
-    (format!("[withheld: {why}; {size} bytes]"), WITHHELD)
+fn withheld(why: &str, size: usize) -> (Cow<'static, str>, &'static str) {
+    (
+        Cow::Owned(format!("[withheld: {why}; {size} bytes]")),
+        WITHHELD,
+    )
 }
 
 #[cfg(test)]
@@ -333,6 +388,19 @@ mod tests {
         // Nothing to redact: the body is kept as written, big numbers and all.
         let plain = br#"{"id": 12345678901234567890123, "name": "x"}"#;
         assert_eq!(r.body(plain, None).0.as_bytes(), plain);
+    }
+
+    #[test]
+    fn json_keys_decided_once_are_decided_alike_from_the_cache() {
+        let r = redactor(&[], &[]);
+        let body = br#"{"id": 1, "items": [{"sku": "a", "accessToken": "t"}]}"#;
+        let first = r.body(body, Some("application/json"));
+        assert!(!first.0.contains("\"t\""), "{}", first.0);
+        assert_eq!(r.cached_keys(), (4, 0));
+        assert_eq!(r.body(body, Some("application/json")), first);
+        assert_eq!(r.cached_keys(), (4, 0));
+        // A clone has the rules and a cache of its own.
+        assert_eq!(r.clone().body(body, None), first);
     }
 
     #[test]
