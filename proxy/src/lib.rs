@@ -69,6 +69,7 @@ mod mirror;
 mod notify;
 mod ratelimit;
 mod record;
+mod reload;
 mod routes;
 mod sampling;
 mod secret;

@@ -20,6 +20,7 @@ use crate::frontdoor::FrontDoor;
 use crate::mirror::{pair_queue, Mirror};
 use crate::notify::{notifier, DiffSources};
 use crate::record::Recorder;
+use crate::reload::{ReloadService, Reloader};
 use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::state::live::{FlushService, Live, Sources};
@@ -128,6 +129,7 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         stats: stats.clone(),
         routes: routes.clone(),
     };
+    let reloader = Arc::new(Reloader::new(&loaded, mirror.clone(), recorder.clone()));
     let admin = Admin::new(
         loaded.clone(),
         routes,
@@ -150,6 +152,10 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         server.add_service(background_service("twinpeak certificates", watch));
     }
     server.add_service(admin_service);
+    server.add_service(background_service(
+        "twinpeak reload",
+        ReloadService(reloader),
+    ));
     server.add_service(background_service("twinpeak pair worker", worker));
     add_operations(&mut server, config, admin, canary.as_deref(), diff_sources);
     match (canary, fleet) {

@@ -251,6 +251,8 @@ pub struct Proxy {
     pub admin: SocketAddr,
     _dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// The configuration file it runs.
+    pub config: PathBuf,
 }
 
 impl Drop for Proxy {
@@ -319,6 +321,7 @@ impl Proxy {
                 admin,
                 _dir: dir,
                 log,
+                config: path,
             };
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {

@@ -1,0 +1,185 @@
+//! SIGHUP: the configuration file is read again and checked; the sections that changed in it
+//! and can change live are applied, the others are named in the log as needing a restart, and
+//! a file that does not load is refused with its `file:line: key: reason` while the running
+//! configuration stays. Sections the file did not change are left alone, so a share set with
+//! the admin API is not undone by a reload made for something else. (Certificates are read
+//! again on SIGHUP by their own watcher.)
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use serde::Serialize;
+use twinpeak_core::sync::lock;
+
+use crate::config::{Config, LoadedConfig};
+use crate::mirror::{Mirror, MirrorSettings};
+use crate::record::Recorder;
+
+/// What a reload did, section by section.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Sections applied to the running proxy.
+    pub applied: Vec<&'static str>,
+    /// Sections that changed in the file but take effect only after a restart.
+    pub need_restart: Vec<&'static str>,
+    /// Sections that changed but were refused, with the reason.
+    pub refused: Vec<(&'static str, String)>,
+}
+
+/// Applies the live-changeable sections of a configuration file read again.
+pub struct Reloader {
+    path: PathBuf,
+    /// The configuration as it runs: the file as last read, for the sections applied.
+    running: Mutex<Config>,
+    mirror: Arc<Mirror>,
+    recorder: Option<Arc<Recorder>>,
+}
+
+impl Reloader {
+    /// A reloader of `loaded`'s file, applying to `mirror` and `recorder`.
+    pub fn new(
+        loaded: &LoadedConfig,
+        mirror: Arc<Mirror>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Self {
+        Reloader {
+            path: loaded.path.clone(),
+            running: Mutex::new(loaded.config.clone()),
+            mirror,
+            recorder,
+        }
+    }
+
+    /// Reads the file again and applies what changed; logs the outcome.
+    pub fn reload(&self) {
+        match Config::load(&self.path) {
+            Err(error) => {
+                log::error!("SIGHUP: reload refused, the running configuration stays: {error}")
+            }
+            Ok(loaded) => {
+                let outcome = self.apply(loaded.config);
+                let list = |names: &[&str]| {
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                };
+                log::info!(
+                    "SIGHUP: {} read again; applied: {}; changed but need a restart: {}",
+                    self.path.display(),
+                    list(&outcome.applied),
+                    list(&outcome.need_restart),
+                );
+                for (section, reason) in &outcome.refused {
+                    log::error!("SIGHUP: {section} not applied: {reason}");
+                }
+            }
+        }
+    }
+
+    /// Applies `new`'s changed sections; what stays as it ran is kept for the next reload to
+    /// compare against.
+    pub fn apply(&self, new: Config) -> Reloaded {
+        let mut running = lock(&self.running);
+        let mut outcome = Reloaded::default();
+        if changed(&running.mirror, &new.mirror) {
+            let settings = MirrorSettings::new(
+                new.mirror.percent,
+                new.mirror.key.clone(),
+                new.mirror.methods.clone(),
+            );
+            let same_limits = new.mirror.max_body_bytes.0 == running.mirror.max_body_bytes.0
+                && new.mirror.max_buffered_bytes.0 == running.mirror.max_buffered_bytes.0;
+            match self.mirror.set_settings(settings) {
+                Ok(()) => {
+                    running.mirror.percent = new.mirror.percent;
+                    running.mirror.key = new.mirror.key.clone();
+                    running.mirror.methods = new.mirror.methods.clone();
+                    outcome.applied.push("mirror");
+                    if !same_limits {
+                        outcome
+                            .need_restart
+                            .push("mirror.max_body_bytes/max_buffered_bytes");
+                    }
+                }
+                Err(e) => outcome.refused.push(("mirror", e.to_string())),
+            }
+        }
+        if changed(&running.record, &new.record) {
+            match (&self.recorder, &mut running.record, &new.record) {
+                (Some(recorder), Some(running_record), Some(new_record)) => {
+                    let percent_only = {
+                        let mut with_old_percent = new_record.clone();
+                        with_old_percent.percent = running_record.percent;
+                        !changed(&with_old_percent, running_record)
+                    };
+                    recorder.set(recorder.settings().enabled, new_record.percent);
+                    running_record.percent = new_record.percent;
+                    outcome.applied.push("record.percent");
+                    if !percent_only {
+                        outcome.need_restart.push("record");
+                    }
+                }
+                _ => outcome.need_restart.push("record"),
+            }
+        }
+        let restart_only: [(&'static str, bool); 13] = [
+            ("listen", changed(&running.listen, &new.listen)),
+            ("threads", running.threads != new.threads),
+            ("admin", changed(&running.admin, &new.admin)),
+            ("primary", changed(&running.primary, &new.primary)),
+            ("shadow", changed(&running.shadow, &new.shadow)),
+            ("capture", changed(&running.capture, &new.capture)),
+            ("routes", changed(&running.routes, &new.routes)),
+            ("diff", changed(&running.diff, &new.diff)),
+            ("canary", changed(&running.canary, &new.canary)),
+            ("state", changed(&running.state, &new.state)),
+            ("notify", changed(&running.notify, &new.notify)),
+            ("metrics", changed(&running.metrics, &new.metrics)),
+            ("shutdown", changed(&running.shutdown, &new.shutdown)),
+        ];
+        outcome.need_restart.extend(
+            restart_only
+                .into_iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(name, _)| name),
+        );
+        outcome
+    }
+}
+
+/// Whether two sections differ, as their serialized forms do.
+fn changed<T: Serialize>(a: &T, b: &T) -> bool {
+    serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
+}
+
+/// Reads the configuration again on every SIGHUP.
+pub struct ReloadService(pub Arc<Reloader>);
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                log::warn!("cannot watch for SIGHUP ({error}); the configuration is not reloaded");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = hangups.recv() => {
+                    let reloader = self.0.clone();
+                    // Reading and checking the file is blocking work.
+                    let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! SIGHUP reads the configuration file again: the mirror share changed in the file is in force
+//! without a restart, a section that cannot change live is named in the log, and a file that
+//! does not load is refused with its line while the running configuration stays and the proxy
+//! keeps serving. The real binary on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+async fn mirror_percent(proxy: &Proxy) -> f64 {
+    get_json(&proxy.admin_url("/api/v1/mirror")).await["percent"]
+        .as_f64()
+        .unwrap_or(-1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_the_changed_share_names_what_needs_a_restart_and_refuses_a_bad_file() {
+    let primary = Backend::fixed("legacy").await;
+    let shadow = Backend::fixed("rebuilt").await;
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 0 }}\n",
+        primary.url(),
+        shadow.url()
+    ))
+    .await;
+    assert_eq!(mirror_percent(&proxy).await, 0.0);
+    let original = std::fs::read_to_string(&proxy.config).unwrap();
+    let changed = original
+        .replace("mirror: { percent: 0 }", "mirror: { percent: 100 }")
+        .replace("threads: 2", "threads: 1");
+    assert_ne!(changed, original);
+    std::fs::write(&proxy.config, &changed).unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            mirror_percent(&proxy).await == 100.0
+        })
+        .await,
+        "the share in the file is in force"
+    );
+    assert_eq!(get_text(&proxy.url("/bookings/1")).await, "legacy");
+    assert!(
+        eventually(Duration::from_secs(5), || async { shadow.count() >= 1 }).await,
+        "copies go to the shadow"
+    );
+    let log = proxy.log_text();
+    assert!(
+        log.contains("applied: mirror; changed but need a restart: threads"),
+        "{log}"
+    );
+
+    std::fs::write(
+        &proxy.config,
+        changed.replace("percent: 100", "percent: 250"),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.log_text().contains("reload refused")
+        })
+        .await,
+        "{}",
+        proxy.log_text()
+    );
+    let log = proxy.log_text();
+    let refusal = log.lines().find(|l| l.contains("reload refused")).unwrap();
+    assert!(
+        refusal.contains("proxy.yaml:"),
+        "names the file and line: {refusal}"
+    );
+    assert!(
+        refusal.contains("mirror.percent"),
+        "names the key: {refusal}"
+    );
+    assert_eq!(
+        mirror_percent(&proxy).await,
+        100.0,
+        "the running share stays"
+    );
+    assert_eq!(get_text(&proxy.url("/bookings/2")).await, "legacy");
+}
