@@ -147,6 +147,7 @@ impl DemoCommand {
             scale: self.scale(),
             late_limit: Duration::from_millis(100),
             progress: true,
+            end_at_schedule: false,
             replay: None,
         };
         step(&format!(

@@ -248,6 +248,7 @@ impl LoadCommand {
             late_limit: self.late_limit,
             progress: !self.quiet,
             replay,
+            end_at_schedule: true,
         };
         Ok(Prepared {
             loaded,

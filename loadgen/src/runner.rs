@@ -97,6 +97,11 @@ pub struct RunOptions {
     /// Recorded requests to send instead of the scenario's (`--replay`), at their recorded
     /// instants when they have them.
     pub replay: Option<Arc<ReplayPlan>>,
+    /// End the run as soon as the last leg's schedule is over and answered, leaving Goose to
+    /// stop its users in the background: Goose notices the end of an attack only on its next
+    /// half-second tick. Only for a process that runs once (`twinpeak load`): a run that
+    /// followed in the same process would meet the users left behind.
+    pub end_at_schedule: bool,
 }
 
 /// What a run produced.
@@ -162,7 +167,10 @@ struct Leg {
     target: String,
     request_names: Vec<String>,
     plan: RequestPlan,
+    /// Users taking or sending an arrival now.
     in_flight: AtomicUsize,
+    /// Told once the schedule is over and no user is taking or sending an arrival.
+    finished: tokio::sync::Notify,
 }
 
 /// The pacer and recorder of a leg, made when Goose starts it.
@@ -404,7 +412,8 @@ pub async fn run_share(
     };
     let mut start_at = worker.and_then(WorkerPlan::start_instant);
     let share = worker.map_or(Share::WHOLE, |w| w.share);
-    for (target, range) in legs {
+    let last_leg = legs.len().saturating_sub(1);
+    for (index, (target, range)) in legs.into_iter().enumerate() {
         if crate::interrupt::interrupted() {
             break;
         }
@@ -420,7 +429,11 @@ pub async fn run_share(
             range,
             options,
             &live,
-            (share, start_at),
+            (
+                share,
+                start_at,
+                options.end_at_schedule && index == last_leg,
+            ),
         )
         .await?;
         lock(&live.done).extend(phases);
@@ -473,7 +486,7 @@ async fn run_leg(
     phases: std::ops::Range<usize>,
     options: &RunOptions,
     live: &LiveRun,
-    (share, start_at): (Share, Option<Instant>),
+    (share, start_at, end_at_schedule): (Share, Option<Instant>, bool),
 ) -> Result<Vec<PhaseRecord>, RunError> {
     let schedule = schedule_of(scenario, phases.clone(), share, options.replay.as_deref())?;
     let total = schedule.total_duration();
@@ -511,6 +524,7 @@ async fn run_leg(
             options.replay.clone(),
         ),
         in_flight: AtomicUsize::new(0),
+        finished: tokio::sync::Notify::new(),
     });
     *lock(&live.current) = Some(Arc::clone(&leg));
     let reporter = options
@@ -571,7 +585,20 @@ async fn run_leg(
     } else {
         attack
     };
-    let result = attack.execute().await;
+    let mut execute = Box::pin(attack.execute());
+    let result = if end_at_schedule {
+        tokio::select! {
+            result = &mut execute => result.map(drop),
+            () = leg.finished.notified() => {
+                // Every arrival is sent and answered: the records are whole. Goose stops its
+                // users on its own once it sees the killswitch.
+                tokio::spawn(async move { drop(execute.await) });
+                Ok(())
+            }
+        }
+    } else {
+        execute.await.map(drop)
+    };
     stopper.abort();
     leg.begin();
     leg.stop();
@@ -658,8 +685,16 @@ impl crate::progress::ProgressSource for Leg {
     }
 }
 
-/// Decrements the in-flight count when a request is over, whatever happened.
+/// A user taking or sending an arrival, counted in the leg's in-flight count until dropped
+/// (whatever happened).
 struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count)
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
@@ -670,17 +705,21 @@ impl Drop for InFlight<'_> {
 /// One Goose transaction: take an arrival, send what it sends, record it.
 async fn step(user: &mut GooseUser, leg: &Leg) -> TransactionResult {
     let Clocked { pacer, recorder } = leg.clocked().await;
+    // Counted before the arrival is taken, so that a user who finds the schedule over and
+    // nothing counted knows the last arrival's request is recorded.
+    let in_flight = InFlight::enter(&leg.in_flight);
     let Some(slot) = pacer.next().await else {
+        drop(in_flight);
         // The schedule is over: once nothing is in flight, end the attack.
         if leg.in_flight.load(Ordering::Acquire) == 0 {
             goose::trigger_killswitch("schedule complete");
+            leg.finished.notify_one();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         return Ok(());
     };
-    leg.in_flight.fetch_add(1, Ordering::AcqRel);
-    let _in_flight = InFlight(&leg.in_flight);
     leg.plan.send(user, slot, recorder).await;
+    drop(in_flight);
     Ok(())
 }
 
