@@ -14,6 +14,7 @@
 
 pub mod config;
 mod handle;
+mod line;
 mod segments;
 mod writer;
 

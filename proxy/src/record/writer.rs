@@ -8,21 +8,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use std::borrow::Cow;
 use std::ops::Range;
 
-use http::HeaderMap;
-use serde::Serialize;
-#[cfg(test)]
-use twinpeak_core::recording::RecordedExchange;
 use twinpeak_core::recording::{encode_lines, RecordingManifest, RECORDING_SCHEMA};
 use twinpeak_core::timestamp::rfc3339;
 
+use super::line::ExchangeLine;
 use super::segments::Segments;
 use super::{Message, PendingRecord, RecordConfig, RecordSettings};
-use crate::capture::CapturedBody;
 use crate::comparison::redact::Redactor;
-use crate::headers::REQUEST_ID;
 use crate::metrics::{RecordMetrics, RecordResult};
 use crate::ratelimit::RateLimitedLog;
 
@@ -206,17 +200,9 @@ impl Writer {
     /// Redacts a record and writes it as a line at the end of the batch.
     fn add(&mut self, record: PendingRecord) {
         let start = self.lines.len();
-        let line = line(&self.redactor, &self.route_names, &record);
-        match serde_json::to_writer(&mut self.lines, &line) {
-            Ok(()) => {
-                self.lines.push(b'\n');
-                self.batch.push((record.at_us, start..self.lines.len()));
-            }
-            Err(e) => {
-                self.lines.truncate(start);
-                self.failed(1, &format!("cannot encode: {e}"));
-            }
-        }
+        ExchangeLine::of(&self.redactor, &self.route_names, &record).write_to(&mut self.lines);
+        self.lines.push(b'\n');
+        self.batch.push((record.at_us, start..self.lines.len()));
     }
 
     /// Writes the batch as one member (or, when it would not fit a segment, as several).
@@ -269,171 +255,5 @@ impl Writer {
         self.metrics.count(RecordResult::Failed, records as u64);
         self.errors
             .warn(|| format!("record: {records} records lost: {why}"));
-    }
-}
-
-/// A record as written, borrowing from it all it can.
-fn line<'a>(
-    redactor: &'a Redactor,
-    route_names: &'a [String],
-    record: &'a PendingRecord,
-) -> ExchangeLine<'a> {
-    ExchangeLine {
-        at_us: record.at_us,
-        request_id: record
-            .headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default(),
-        route: route_names.get(record.route).map_or("", String::as_str),
-        method: record.method.as_str(),
-        path: redactor.uri(&record.uri),
-        headers: HeaderPairs(redactor, &record.headers),
-        body: body(redactor, &record.body, record.body_len, &record.headers),
-        response: record.answer.as_ref().map(|answer| ResponseLine {
-            status: answer.status,
-            headers: HeaderPairs(redactor, &answer.headers),
-            body: body(redactor, &answer.body, answer.body_len, &answer.headers),
-            latency_us: answer.latency.as_micros() as u64,
-        }),
-    }
-}
-
-/// A body as recorded: redacted, or withheld when it cannot be.
-fn body<'a>(
-    redactor: &Redactor,
-    body: &'a CapturedBody,
-    whole: u64,
-    headers: &HeaderMap,
-) -> BodyLine<'a> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let (data, encoding) = redactor.body_text(&body.bytes, content_type);
-    BodyLine {
-        data,
-        encoding,
-        truncated_from: (whole > body.bytes.len() as u64).then_some(whole),
-    }
-}
-
-/// A [`RecordedExchange`] as written, borrowed from the record: the same fields, names and
-/// order, so that it reads back as one.
-#[derive(Serialize)]
-struct ExchangeLine<'a> {
-    at_us: u64,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    request_id: &'a str,
-    route: &'a str,
-    method: &'a str,
-    path: Cow<'a, str>,
-    headers: HeaderPairs<'a>,
-    body: BodyLine<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<ResponseLine<'a>>,
-}
-
-/// A [`twinpeak_core::recording::RecordedResponse`] as written.
-#[derive(Serialize)]
-struct ResponseLine<'a> {
-    status: u16,
-    headers: HeaderPairs<'a>,
-    body: BodyLine<'a>,
-    latency_us: u64,
-}
-
-/// A [`twinpeak_core::recording::RecordedBody`] as written.
-#[derive(Serialize)]
-struct BodyLine<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    data: Cow<'a, str>,
-    encoding: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    truncated_from: Option<u64>,
-}
-
-/// Headers written as `[name, value]` pairs, secrets redacted as they are written.
-struct HeaderPairs<'a>(&'a Redactor, &'a HeaderMap);
-
-impl Serialize for HeaderPairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.header_pairs(self.1))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::capture::BodyCapture;
-    use twinpeak_core::recording::{RecordedBody, RecordedResponse};
-
-    #[test]
-    fn a_line_reads_back_as_the_exchange_it_was_written_from() {
-        let redactor = Redactor::default();
-        let mut headers = HeaderMap::new();
-        headers.insert(REQUEST_ID, "r-1".parse().unwrap());
-        headers.insert("authorization", "Bearer s3cret".parse().unwrap());
-        headers.insert("content-type", "application/json".parse().unwrap());
-        let mut body = BodyCapture::unbudgeted(8);
-        body.push(br#"{"a":"\u00e9"}"#);
-        let body = body.finish();
-        let answer = {
-            let mut capture = BodyCapture::unbudgeted(64);
-            capture.push(&[0xff, 0x00]);
-            capture.finish()
-        };
-        let answer_headers = HeaderMap::new();
-        let line = ExchangeLine {
-            at_us: 7,
-            request_id: "r-1",
-            route: "/bookings/{id}",
-            method: "POST",
-            path: redactor.uri("/bookings/1?token=t&page=2"),
-            headers: HeaderPairs(&redactor, &headers),
-            body: BodyLine {
-                data: redactor.body_text(&body.bytes, Some("text/plain")).0,
-                encoding: "text",
-                truncated_from: Some(14),
-            },
-            response: Some(ResponseLine {
-                status: 201,
-                headers: HeaderPairs(&redactor, &answer_headers),
-                body: BodyLine {
-                    data: redactor.body_text(&answer.bytes, None).0,
-                    encoding: "base64",
-                    truncated_from: None,
-                },
-                latency_us: 1500,
-            }),
-        };
-        let written = serde_json::to_string(&line).unwrap();
-        let read: RecordedExchange = serde_json::from_str(&written).unwrap();
-        let expected = RecordedExchange {
-            at_us: 7,
-            request_id: "r-1".into(),
-            route: "/bookings/{id}".into(),
-            method: "POST".into(),
-            path: "/bookings/1?token=[redacted]&page=2".into(),
-            headers: redactor.headers(&headers),
-            body: RecordedBody {
-                data: r#"{"a":"\u"#.into(),
-                encoding: "text".into(),
-                truncated_from: Some(14),
-            },
-            response: Some(RecordedResponse {
-                status: 201,
-                headers: Vec::new(),
-                body: RecordedBody {
-                    data: "/wA=".into(),
-                    encoding: "base64".into(),
-                    truncated_from: None,
-                },
-                latency_us: 1500,
-            }),
-        };
-        assert_eq!(read, expected);
-        assert!(!written.contains("s3cret"), "{written}");
-        // Written the same, byte for byte, as the exchange itself.
-        assert_eq!(written, serde_json::to_string(&expected).unwrap());
     }
 }
