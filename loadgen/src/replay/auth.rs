@@ -102,13 +102,18 @@ impl Auth {
 
     /// The header `user` sends with every request: the static one, or the one its login gave
     /// (`None`, with the reason, when the login failed).
-    pub async fn credential(&self, user: &mut GooseUser) -> Result<(String, String), String> {
+    pub async fn credential(&self, user: &mut GooseUser) -> Result<(String, String), LoginFailed> {
         match self {
             Auth::Header(name, value) => Ok((name.clone(), value.clone())),
-            Auth::Login(login) => login.run(user).await,
+            Auth::Login(login) => login.run(user).await.map_err(LoginFailed),
         }
     }
 }
+
+/// Why a load user's login gave no credential.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoginFailed(pub String);
 
 impl Login {
     /// Reads a login spec.

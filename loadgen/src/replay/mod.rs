@@ -256,7 +256,7 @@ fn prepare_corpus(
         .into_iter()
         .map(|e| request.rewrite.apply(e))
         .collect::<Result<_, _>>()
-        .map_err(ReplayError::Flags)?;
+        .map_err(|e| ReplayError::Flags(e.0))?;
     if entries.is_empty() {
         return Err(ReplayError::Empty { path: first });
     }
@@ -406,7 +406,7 @@ fn entries_of(
             route: record.route.clone(),
             recorded: None,
         };
-        let mut entry = rewrite.apply(entry).map_err(ReplayError::Flags)?;
+        let mut entry = rewrite.apply(entry).map_err(|e| ReplayError::Flags(e.0))?;
         at_us.push(record.at_us);
         if record.response.is_some() {
             entry.recorded = Some(Arc::new(record));

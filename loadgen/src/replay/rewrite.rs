@@ -94,7 +94,7 @@ impl Rewrite {
     }
 
     /// `entry` as it is to be sent, or why a path rewrite made something that is not a path.
-    pub fn apply(&self, mut entry: ReplayEntry) -> Result<ReplayEntry, String> {
+    pub fn apply(&self, mut entry: ReplayEntry) -> Result<ReplayEntry, InvalidValue> {
         entry.headers.retain(|(name, _)| {
             let name = name.to_ascii_lowercase();
             !CREDENTIAL_HEADERS.contains(&name.as_str()) && !self.remove.contains(&name)
@@ -116,7 +116,10 @@ impl Rewrite {
             entry.path = path.into_owned();
         }
         if !entry.path.starts_with('/') || entry.path.parse::<http::Uri>().is_err() {
-            return Err(format!("rewritten path {:?} is not a path", entry.path));
+            return Err(InvalidValue(format!(
+                "rewritten path {:?} is not a path",
+                entry.path
+            )));
         }
         Ok(entry)
     }

@@ -61,8 +61,17 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))
 }
 
+/// Why a PEM file gave no certificate or key: its path and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PemProblem(pub String);
+
 /// Every certificate in a PEM file, in order; fails when there is none.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemProblem> {
+    certificates_in(path).map_err(PemProblem)
+}
+
+fn certificates_in(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = read_capped(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -78,16 +87,16 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, St
 }
 
 /// The private key in a PEM file.
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let pem = read_capped(path)?;
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemProblem> {
+    let pem = read_capped(path).map_err(PemProblem)?;
     PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| format!("{}: no private key in it ({e})", path.display()))
+        .map_err(|e| PemProblem(format!("{}: no private key in it ({e})", path.display())))
 }
 
 /// Reads a chain and its key and checks that they belong together.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedPair, PairProblem> {
-    let chain = read_certificates(cert).map_err(PairProblem::Cert)?;
-    let private = read_key(key).map_err(PairProblem::Key)?;
+    let chain = read_certificates(cert).map_err(|e| PairProblem::Cert(e.0))?;
+    let private = read_key(key).map_err(|e| PairProblem::Key(e.0))?;
     let (names, not_after) = describe(&chain[0]).map_err(PairProblem::Cert)?;
     let provider = rustls::crypto::ring::default_provider();
     let certified = CertifiedKey::from_der(chain, private, &provider).map_err(|e| {

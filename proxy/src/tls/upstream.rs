@@ -59,7 +59,7 @@ impl UpstreamTls {
         }
         let ca = match &self.ca {
             Some(path) => {
-                let certs = read_certificates(path).map_err(|m| fail("ca", m))?;
+                let certs = read_certificates(path).map_err(|m| fail("ca", m.0))?;
                 let wrapped: Vec<WrappedX509> = certs
                     .into_iter()
                     .map(|c| WrappedX509::new(c.to_vec(), pingora_core::utils::tls::parse_x509))
@@ -74,7 +74,7 @@ impl UpstreamTls {
                     PairProblem::Cert(m) => fail("cert", m),
                     PairProblem::Key(m) | PairProblem::Mismatch(m) => fail("key", m),
                 })?;
-                let key_der = super::certs::read_key(key).map_err(|m| fail("key", m))?;
+                let key_der = super::certs::read_key(key).map_err(|m| fail("key", m.0))?;
                 let chain = pair.certified.cert.iter().map(|c| c.to_vec()).collect();
                 Some(Arc::new(CertKey::new(chain, key_bytes(key_der))))
             }
