@@ -281,8 +281,65 @@ async fn a_shadow_that_never_answers_changes_nothing_for_the_client() {
 }
 
 #[tokio::test]
-async fn a_refusing_shadow_changes_nothing_for_the_client() {
-    assert_client_unaffected(format!("http://{}", refused_addr()), "shadow_error").await;
+async fn a_refusing_shadow_changes_nothing_for_the_client_and_is_held_back_after_three_failures() {
+    let primary = Backend::fixed("the primary's answer").await;
+    let shadow = refused_addr();
+    let proxy = Proxy::start(&shadow_config(
+        &primary.url(),
+        &format!("http://{shadow}"),
+        "mirror: { percent: 100 }\n",
+    ))
+    .await;
+    let c = client();
+    let n = 40;
+    for _ in 0..n {
+        let res = c.get(proxy.url("/bookings/1")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "the primary's answer");
+    }
+    let counted = eventually(Duration::from_secs(5), || async {
+        proxy.mirror_count("shadow_error").await + proxy.mirror_count("shadow_down").await == n
+    })
+    .await;
+    let (errors, held_back) = (
+        proxy.mirror_count("shadow_error").await,
+        proxy.mirror_count("shadow_down").await,
+    );
+    assert!(counted, "{errors} errors + {held_back} held back, of {n}");
+    assert!(errors >= 3, "the first three copies were tried: {errors}");
+    assert!(
+        held_back > 0,
+        "copies sent on at once after failures in a row are held back: {errors} errors"
+    );
+    // Once the shadow listens, copies go out again within the longest backoff.
+    let listener = tokio::net::TcpListener::bind(shadow).await.unwrap();
+    let answering = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let resumed = eventually(Duration::from_secs(10), || async {
+        let _ = c.get(proxy.url("/bookings/2")).send().await;
+        proxy.mirror_count("sent").await > 0
+    })
+    .await;
+    answering.abort();
+    assert!(resumed, "copies resume once the shadow answers");
 }
 
 #[tokio::test]

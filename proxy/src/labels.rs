@@ -150,11 +150,14 @@ pub enum MirrorOutcome {
     ShadowError,
     /// Copied, but the shadow did not finish within `shadow.timeout`.
     ShadowTimeout,
+    /// Sampled, but not sent: the shadow's last copies could not connect or timed out, and
+    /// copies are held back for a while (see `mirror::health`).
+    ShadowDown,
 }
 
 impl MirrorOutcome {
     /// Every outcome, in label order.
-    pub const ALL: [MirrorOutcome; 7] = [
+    pub const ALL: [MirrorOutcome; 8] = [
         MirrorOutcome::Sent,
         MirrorOutcome::NotSampled,
         MirrorOutcome::Method,
@@ -162,6 +165,7 @@ impl MirrorOutcome {
         MirrorOutcome::DroppedInFlight,
         MirrorOutcome::ShadowError,
         MirrorOutcome::ShadowTimeout,
+        MirrorOutcome::ShadowDown,
     ];
 
     /// The label value.
@@ -174,6 +178,7 @@ impl MirrorOutcome {
             MirrorOutcome::DroppedInFlight => "dropped_in_flight",
             MirrorOutcome::ShadowError => "shadow_error",
             MirrorOutcome::ShadowTimeout => "shadow_timeout",
+            MirrorOutcome::ShadowDown => "shadow_down",
         }
     }
 

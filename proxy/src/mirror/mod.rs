@@ -11,6 +11,7 @@
 
 mod client;
 mod handle;
+mod health;
 mod pairing;
 mod reference;
 mod tee;
@@ -41,6 +42,7 @@ use crate::units::{Method, Percent, SampleKey};
 
 use client::{ShadowFailure, ShadowTarget};
 pub use handle::MirrorHandle;
+use health::ShadowHealth;
 #[cfg(test)]
 pub(crate) use pairing::fixtures;
 use pairing::PrimaryWait;
@@ -123,6 +125,9 @@ pub struct Mirror {
     primary_wait: PrimaryWait,
     /// Where a second legacy answer is asked for, to learn noise.
     reference: Option<Reference>,
+    /// Whether copies are held back from a shadow that keeps failing.
+    health: ShadowHealth,
+    down_log: RateLimitedLog,
 }
 
 impl Mirror {
@@ -159,6 +164,8 @@ impl Mirror {
                 4 * config.shadow.as_ref().map_or(1, |s| s.max_in_flight),
             ),
             reference: Reference::from_config(config)?,
+            health: ShadowHealth::default(),
+            down_log: RateLimitedLog::new(Duration::from_secs(5)),
         })
     }
 
@@ -224,6 +231,9 @@ impl Mirror {
         }
         if content_length.is_some_and(|n| n > self.max_body_bytes) {
             return Err(MirrorOutcome::BodyTooLarge);
+        }
+        if self.health.is_down(Instant::now()) {
+            return Err(MirrorOutcome::ShadowDown);
         }
         let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if taken >= shadow.max_in_flight {
@@ -364,7 +374,10 @@ impl Mirror {
         start: Instant,
     ) -> Option<(CapturedResponse, MirrorOutcome)> {
         let (kind, failed, outcome) = match sent {
-            Ok(answer) => return Some((answer, MirrorOutcome::Sent)),
+            Ok(answer) => {
+                self.health.answered();
+                return Some((answer, MirrorOutcome::Sent));
+            }
             Err(ShadowFailure::Abandoned) => return None,
             Err(ShadowFailure::Upstream(kind, text)) => {
                 (kind, Outcome::Error(text), MirrorOutcome::ShadowError)
@@ -378,6 +391,19 @@ impl Mirror {
         self.stats
             .route_metrics(copy.route)
             .upstream_error(Side::Shadow, kind);
+        if matches!(
+            kind,
+            UpstreamErrorKind::Connect | UpstreamErrorKind::Timeout
+        ) {
+            if let Some(backoff) = self.health.failed(Instant::now()) {
+                self.down_log.warn(|| {
+                    format!(
+                        "the shadow keeps failing ({kind:?}); copies are held back for {backoff:?}, \
+                         then tried again (counted as mirror outcome shadow_down)"
+                    )
+                });
+            }
+        }
         self.errors_log.warn(|| {
             let uri = self.redactor.uri(copy.uri);
             let (id, method) = (copy.request_id, copy.method);
