@@ -22,6 +22,16 @@ stop_process() {
 # True when something accepts TCP connections on HOST:PORT.
 accepts() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
+# A loopback port nothing listens on now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Waits (at most 10 s) until something accepts TCP connections on HOST:PORT, or dies.
+wait_accepting() {
+    local i
+    for i in $(seq 100); do accepts "$1" && return 0; sleep 0.1; done
+    die "nothing accepts connections on $1"
+}
+
 # How many requests the bench_backend at HOST:PORT has answered so far: it answers /__served with
 # x-bench-served. That request counts itself, hence the - 1.
 served() {

@@ -63,8 +63,6 @@ cleanup() {
 trap cleanup EXIT
 
 # A free loopback port.
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 # Writes a one-phase, one-request scenario to $TMP/NAME.yaml and prints its path.
 scenario() {
     local name=$1 rps=$2 users=$3 file="$TMP/$1.yaml"

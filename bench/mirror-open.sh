@@ -46,12 +46,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_accepting() {
-    local i
-    for i in $(seq 100); do accepts "$1" && return 0; sleep 0.1; done
-    die "nothing accepts connections on $1"
-}
 # CPU seconds (user + system) the process has used so far.
 cpu_seconds() { awk -v tck="$(getconf CLK_TCK)" '{ printf "%.4f", ($14 + $15) / tck }' "/proc/$1/stat"; }
 

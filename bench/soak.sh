@@ -31,12 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_accepting() {
-    local i
-    for i in $(seq 100); do accepts "$1" && return 0; sleep 0.1; done
-    die "nothing accepts connections on $1"
-}
 
 if [[ ${NO_BUILD:-0} != 1 ]]; then
     (cd "$ROOT" && cargo build --release --bin twinpeak && cargo build --release -p twinpeak-proxy --example bench_backend) \
