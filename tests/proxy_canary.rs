@@ -641,18 +641,9 @@ async fn the_admin_api_changes_the_canary_and_audits_every_change() {
 
 #[test]
 fn a_canary_without_a_candidate_is_refused_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.yaml");
-    std::fs::write(
-        &path,
+    let out = check_config(
         "listen: 127.0.0.1:8080\nprimary: { url: http://127.0.0.1:9001 }\ncanary:\n  weight: 5\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twinpeak"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -77,18 +77,9 @@ async fn an_idle_proxy_exits_on_sigterm_at_once() {
 
 #[test]
 fn a_drain_longer_than_ten_minutes_is_refused_naming_its_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.yaml");
-    std::fs::write(
-        &path,
+    let out = check_config(
         "listen: 127.0.0.1:1\nprimary: { url: http://127.0.0.1:9 }\nshutdown:\n  drain: 11m\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twinpeak"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(text.contains("shutdown.drain"), "{text}");

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,17 +92,6 @@ async fn record(legacy: &Backend, dir: &Path) {
         bytes.extend(encode_member(member).unwrap());
     }
     std::fs::write(dir.join(segment_name(1_767_225_600_000, 0)), bytes).unwrap();
-}
-
-async fn twinpeak(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_twinpeak"))
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
 }
 
 fn output_text(o: &Output) -> String {

@@ -456,3 +456,27 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Runs `twinpeak ARGS...` to the end off the async runtime's threads.
+pub async fn twinpeak(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_twinpeak"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `twinpeak check-config` on a configuration file holding `yaml`.
+pub fn check_config(yaml: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_twinpeak"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap()
+}
