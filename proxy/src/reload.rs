@@ -24,7 +24,7 @@ pub struct Reloaded {
     /// Sections applied to the running proxy.
     pub applied: Vec<&'static str>,
     /// Sections that changed in the file but take effect only after a restart.
-    pub need_restart: Vec<&'static str>,
+    pub need_restart: Vec<String>,
     /// Sections that changed but were refused, with the reason.
     pub refused: Vec<(&'static str, String)>,
 }
@@ -61,13 +61,6 @@ impl Reloader {
             }
             Ok(loaded) => {
                 let outcome = self.apply(loaded.config);
-                let list = |names: &[&str]| {
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                };
                 log::info!(
                     "SIGHUP: {} read again; applied: {}; changed but need a restart: {}",
                     self.path.display(),
@@ -103,7 +96,7 @@ impl Reloader {
                     if !same_limits {
                         outcome
                             .need_restart
-                            .push("mirror.max_body_bytes/max_buffered_bytes");
+                            .push("mirror.max_body_bytes/max_buffered_bytes".into());
                     }
                 }
                 Err(e) => outcome.refused.push(("mirror", e.to_string())),
@@ -121,34 +114,45 @@ impl Reloader {
                     running_record.percent = new_record.percent;
                     outcome.applied.push("record.percent");
                     if !percent_only {
-                        outcome.need_restart.push("record");
+                        outcome.need_restart.push("record".into());
                     }
                 }
-                _ => outcome.need_restart.push("record"),
+                _ => outcome.need_restart.push("record".into()),
             }
         }
-        let restart_only: [(&'static str, bool); 13] = [
-            ("listen", changed(&running.listen, &new.listen)),
-            ("threads", running.threads != new.threads),
-            ("admin", changed(&running.admin, &new.admin)),
-            ("primary", changed(&running.primary, &new.primary)),
-            ("shadow", changed(&running.shadow, &new.shadow)),
-            ("capture", changed(&running.capture, &new.capture)),
-            ("routes", changed(&running.routes, &new.routes)),
-            ("diff", changed(&running.diff, &new.diff)),
-            ("canary", changed(&running.canary, &new.canary)),
-            ("state", changed(&running.state, &new.state)),
-            ("notify", changed(&running.notify, &new.notify)),
-            ("metrics", changed(&running.metrics, &new.metrics)),
-            ("shutdown", changed(&running.shutdown, &new.shutdown)),
-        ];
-        outcome.need_restart.extend(
-            restart_only
-                .into_iter()
-                .filter(|(_, changed)| *changed)
-                .map(|(name, _)| name),
-        );
+        // Every other top-level section takes effect only after a restart: the sections are
+        // read from the configuration's own serialized form, so a section added later is
+        // named too.
+        let (before, after) = (section_map(&running), section_map(&new));
+        for name in before.keys().chain(after.keys()) {
+            if LIVE_SECTIONS.contains(&name.as_str()) || before.get(name) == after.get(name) {
+                continue;
+            }
+            if !outcome.need_restart.iter().any(|n| n == name) {
+                outcome.need_restart.push(name.clone());
+            }
+        }
         outcome
+    }
+}
+
+/// Names joined with commas, or `none`.
+fn list<S: AsRef<str>>(names: &[S]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    names.join(", ")
+}
+
+/// Sections applied live, or named by the code that applies them.
+const LIVE_SECTIONS: [&str; 2] = ["mirror", "record"];
+
+/// A configuration's top-level sections, as it serializes them.
+fn section_map(config: &Config) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
     }
 }
 
