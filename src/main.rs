@@ -26,6 +26,10 @@ enum Command {
         /// The proxy configuration (YAML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from the running proxy (which then drains and
+        /// exits once sent SIGQUIT) instead of binding them.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a proxy configuration and print it with every default filled in.
     CheckConfig {
@@ -57,12 +61,20 @@ fn load(path: &Path) -> Result<LoadedConfig, ExitCode> {
     })
 }
 
+/// How the proxy starts: binding its addresses, or taking them over with `--upgrade`.
+fn start(upgrade: bool) -> twinpeak_proxy::Start {
+    match upgrade {
+        true => twinpeak_proxy::Start::Upgrade,
+        false => twinpeak_proxy::Start::Fresh,
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Proxy { config } => match load(&config) {
-            Ok(loaded) => match twinpeak_proxy::run(loaded) {
+        Command::Proxy { config, upgrade } => match load(&config) {
+            Ok(loaded) => match twinpeak_proxy::run(loaded, start(upgrade)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -94,12 +94,17 @@ pub struct ShutdownConfig {
     /// Longest the requests in flight at SIGTERM are given to finish; default 10s, at most 10m.
     #[serde(default = "default_drain")]
     pub drain: HumanDuration,
+    /// The Unix socket `twinpeak proxy --upgrade` takes the listening sockets over through;
+    /// default `/tmp/twinpeak-upgrade-ADMINPORT.sock` (see [`crate::upgrade`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_sock: Option<PathBuf>,
 }
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig {
             drain: default_drain(),
+            upgrade_sock: None,
         }
     }
 }
@@ -417,6 +422,7 @@ impl Config {
                 format!("{} is longer than the 10m allowed", self.shutdown.drain),
             ));
         }
+        crate::upgrade::validate(self.shutdown.upgrade_sock.as_deref())?;
         self.notify.validate()?;
         if let Some(record) = &self.record {
             record.validate(&self.routes)?;

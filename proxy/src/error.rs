@@ -105,6 +105,18 @@ pub enum SetupProblem {
     /// The state store could not be opened, or what it holds taken up.
     #[error("{0}")]
     State(Box<crate::state::StateError>),
+    /// `--upgrade`, but no proxy runs to take the listening sockets from.
+    #[error(
+        "--upgrade: nothing listens on {address}, so no running twinpeak can hand its \
+         listening sockets over through {}; start without --upgrade",
+        socket.display()
+    )]
+    NothingToUpgrade {
+        /// The admin address a running proxy would hold.
+        address: SocketAddr,
+        /// The socket the hand-over would use.
+        socket: PathBuf,
+    },
 }
 
 /// Why the proxy could not start, shown as `FILE: KEY: reason`.

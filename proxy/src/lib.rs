@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! let loaded = twinpeak_proxy::Config::load(std::path::Path::new("proxy.yaml"))?;
-//! twinpeak_proxy::run(loaded)?; // serves until SIGINT or SIGTERM
+//! twinpeak_proxy::run(loaded, twinpeak_proxy::Start::Fresh)?; // serves until SIGINT or SIGTERM
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -80,9 +80,11 @@ pub mod state;
 mod stats;
 mod tls;
 mod units;
+mod upgrade;
 mod upstream;
 
 pub use comparison::replay::ReplayComparison;
 pub use config::{Config, ConfigError, LoadedConfig};
 pub use error::{SetupError, SetupProblem, StartError};
 pub use server::run;
+pub use upgrade::Start;

@@ -25,6 +25,7 @@ use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::state::live::{FlushService, Live, Sources};
 use crate::stats::Stats;
+use crate::upgrade::{self, HandOver, HandedOver, Start, UpgradeSignals};
 
 /// The server, ready to run, and what it writes once more when it has stopped: the recorder's
 /// queue and the state learned since the last flush.
@@ -32,28 +33,36 @@ pub struct Assembled {
     /// Every service, wired together.
     server: Server,
     flush: Arc<ExitFlush>,
+    hand_over: Arc<HandOver>,
 }
 
 impl Assembled {
-    /// Runs the server until SIGINT or SIGTERM, then writes the requests recorded and the
-    /// state learned since the last flush (unless the drain did so as it exited).
+    /// Runs the server until SIGINT, SIGTERM or SIGQUIT (the sockets handed over to a new
+    /// process), then writes the requests recorded and the state learned since the last
+    /// flush (unless the drain did so as it exited).
     pub fn run(self) {
-        self.server.run(RunArgs::default());
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(UpgradeSignals(self.hand_over)),
+        });
         self.flush.run();
     }
 }
 
 /// Builds the server for a configuration, ready to run. Fails when an address to listen on is
-/// taken, an upstream does not resolve, or the diff corpus cannot be opened.
-pub fn build(loaded: LoadedConfig) -> Result<Assembled, StartError> {
+/// taken (or, upgrading, when no proxy runs to take them from), an upstream does not resolve,
+/// or the diff corpus cannot be opened.
+pub fn build(loaded: LoadedConfig, start: Start) -> Result<Assembled, StartError> {
     let file = loaded.path.clone();
-    assemble(loaded).map_err(|setup| StartError { file, setup })
+    assemble(loaded, start).map_err(|setup| StartError { file, setup })
 }
 
 /// The server's services, wired together.
-fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
+fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError> {
     let config = &loaded.config;
-    check_listen_addresses(config)?;
+    match start {
+        Start::Fresh => check_listen_addresses(config)?,
+        Start::Upgrade => upgrade::check_running(config)?,
+    }
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
     let budget = ByteBudget::new(config.mirror.max_buffered_bytes.0 as usize);
@@ -73,6 +82,26 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         )?)),
         None => None,
     };
+    let (pairs, intake) = pair_queue(config.diff.queue, stats.clone());
+    let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
+    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
+    let recorder = Recorder::start(config, &routes, stats.metrics())?;
+    let handed_over = HandedOver::default();
+    let proxy = TwinpeakProxy::new(
+        &config.primary,
+        routes.clone(),
+        stats.clone(),
+        mirror.clone(),
+        canary.clone(),
+    )?
+    .with_recorder(recorder.clone())
+    .with_hand_over(handed_over.clone());
+    let mut front_door = FrontDoor::open(&config.listen, stats.metrics())?;
+
+    // Upgrading, this waits for the sockets; what could fail is done by then (the old proxy
+    // stops once it has sent them), and the running proxy has written its state, which the
+    // store, opened after it, takes up.
+    let mut server = pingora_server(config, canary.is_some(), start);
     let state_error = |e| SetupError::new("state", SetupProblem::State(Box::new(e)));
     let sources = Sources {
         routes: routes.clone(),
@@ -93,35 +122,6 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         }
         None => (None, None),
     };
-    let (pairs, intake) = pair_queue(config.diff.queue, stats.clone());
-    let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
-    let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
-    let recorder = Recorder::start(config, &routes, stats.metrics())?;
-    let proxy = TwinpeakProxy::new(
-        &config.primary,
-        routes.clone(),
-        stats.clone(),
-        mirror.clone(),
-        canary.clone(),
-    )?
-    .with_recorder(recorder.clone());
-
-    let conf = ServerConf {
-        threads: config.threads,
-        // Keep a failed primary exchange from being retried many times on its way to a 502.
-        // With a canary, one more: a candidate request whose pooled connection broke and whose
-        // new connection is refused still gets its turn on the primary.
-        max_retries: if canary.is_some() { 3 } else { 2 },
-        // SIGTERM: the requests in flight get the drain; DrainService exits sooner once they
-        // are answered.
-        grace_period_seconds: Some(config.shutdown.drain.0.as_secs_f64().ceil() as u64),
-        graceful_shutdown_timeout_seconds: Some(5),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-
-    let mut front_door = FrontDoor::open(&config.listen, stats.metrics())?;
     let proxy_services = front_door.services(&server.configuration, proxy);
 
     let diff_sources = DiffSources {
@@ -134,7 +134,7 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
         loaded.clone(),
         routes,
         stats.clone(),
-        mirror,
+        mirror.clone(),
         comparator,
         canary.clone(),
     )
@@ -179,6 +179,7 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
             FlushService::new(state.clone()),
         ));
     }
+    let hand_over = Arc::new(HandOver::new(state.clone(), mirror, handed_over));
     let flush = Arc::new(ExitFlush::new(recorder, state));
     server.add_service(background_service(
         "twinpeak drain",
@@ -188,7 +189,39 @@ fn assemble(loaded: LoadedConfig) -> Result<Assembled, SetupError> {
             config.shutdown.drain.0,
         ),
     ));
-    Ok(Assembled { server, flush })
+    Ok(Assembled {
+        server,
+        flush,
+        hand_over,
+    })
+}
+
+/// The Pingora server, bootstrapped: upgrading, with the listening sockets of the running
+/// proxy, waited for.
+fn pingora_server(config: &Config, canary: bool, start: Start) -> Server {
+    let conf = ServerConf {
+        threads: config.threads,
+        // Keep a failed primary exchange from being retried many times on its way to a 502.
+        // With a canary, one more: a candidate request whose pooled connection broke and whose
+        // new connection is refused still gets its turn on the primary.
+        max_retries: if canary { 3 } else { 2 },
+        // SIGTERM: the requests in flight get the drain; DrainService exits sooner once they
+        // are answered.
+        grace_period_seconds: Some(config.shutdown.drain.0.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(5),
+        upgrade_sock: upgrade::socket_path(config).to_string_lossy().into_owned(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(upgrade::options(start), conf);
+    if start == Start::Upgrade {
+        log::info!(
+            "upgrade: waiting on {} for the running proxy's listening sockets; send it SIGQUIT \
+             (kill -QUIT PID) within 5 s",
+            server.configuration.upgrade_sock
+        );
+    }
+    server.bootstrap();
+    server
 }
 
 /// The services operators and their tools talk to: the metrics-only listener, the readiness
@@ -243,8 +276,9 @@ fn check_listen_addresses(config: &Config) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Runs the proxy until SIGINT or SIGTERM.
-pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
+/// Runs the proxy until SIGINT, SIGTERM or SIGQUIT; `start` says whether it takes the
+/// listening sockets over from a running proxy.
+pub fn run(loaded: LoadedConfig, start: Start) -> Result<(), StartError> {
     log::info!(
         "twinpeak proxy: listening on {}, admin on {}, primary {}, shadow {}, canary {}, state {}",
         loaded
@@ -276,6 +310,6 @@ pub fn run(loaded: LoadedConfig) -> Result<(), StartError> {
             .unwrap_or_else(|| "none".into()),
         loaded.state_location(),
     );
-    build(loaded)?.run();
+    build(loaded, start)?.run();
     Ok(())
 }

@@ -27,6 +27,7 @@ use crate::record::{Recorder, RecordingHandle};
 use crate::routes::{RouteId, RouteTable};
 use crate::stats::{Exchange, Stats};
 use crate::units::UpstreamUrl;
+use crate::upgrade::HandedOver;
 use crate::upstream::Transport;
 
 /// The proxy service shared by all requests (cloned for each listener service: what it holds
@@ -43,6 +44,8 @@ pub struct TwinpeakProxy {
     /// Headers that steer twinpeak under names of the operator's choosing (the force headers);
     /// like every `x-twinpeak-*` header a client sends, they are never passed upstream.
     controls: Vec<HeaderName>,
+    /// Set once the listening sockets went to a new process: connections are not kept alive.
+    handed_over: HandedOver,
 }
 
 /// The canary's side of the proxy: the routing decision and the candidate upstream.
@@ -106,12 +109,19 @@ impl TwinpeakProxy {
             canary,
             recorder: None,
             controls,
+            handed_over: HandedOver::default(),
         })
     }
 
     /// The proxy, recording requests with `recorder`.
     pub fn with_recorder(mut self, recorder: Option<Arc<Recorder>>) -> Self {
         self.recorder = recorder;
+        self
+    }
+
+    /// The proxy, closing each connection after its answer once `handed_over` is set.
+    pub fn with_hand_over(mut self, handed_over: HandedOver) -> Self {
+        self.handed_over = handed_over;
         self
     }
 }
@@ -289,6 +299,9 @@ impl ProxyHttp for TwinpeakProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let arrival = Instant::now();
+        if self.handed_over.is_set() {
+            session.set_keepalive(None);
+        }
         ctx.route = self.routes.route_for(session.req_header().uri.path());
         let candidate = self.canary.as_ref().is_some_and(|canary| {
             let req = session.req_header();

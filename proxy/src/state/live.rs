@@ -6,6 +6,7 @@
 //! writes on tokio's blocking pool.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -70,6 +71,9 @@ pub(crate) struct Live {
     health: Mutex<Health>,
     flushing: Mutex<Flushing>,
     sources: Sources,
+    /// Set once the listening sockets went to a new process, which from then on writes this
+    /// replica's findings as a whole: this one writes only its deltas.
+    handed_over: AtomicBool,
 }
 
 /// Takes up what the store holds of this replica into `sources`.
@@ -147,6 +151,7 @@ impl Live {
             store: SharedStore::new(store),
             flushing: Mutex::new(Flushing { tracker, examples }),
             sources,
+            handed_over: AtomicBool::new(false),
         };
         Ok(Some((live, control)))
     }
@@ -187,9 +192,13 @@ impl Live {
                 }
             }
         }
-        flushing
+        let mut batch = flushing
             .tracker
-            .batch(SystemTime::now(), &snapshot, &counters, examples)
+            .batch(SystemTime::now(), &snapshot, &counters, examples);
+        if self.handed_over.load(Ordering::Acquire) {
+            batch.totals.clear();
+        }
+        batch
     }
 
     /// Writes what changed since the last flush (or buffers it while the store is away).
@@ -206,6 +215,17 @@ impl Live {
     pub(crate) fn flush_at_exit(&self) {
         self.store.call_here(|store| self.write_batch(store));
         log::info!("state: flushed to {} on shutdown", self.describe());
+    }
+
+    /// Before the listening sockets go to a new process of this replica (a binary upgrade):
+    /// writes what was learned, for the new process to take up, and leaves the findings as a
+    /// whole to it from then on. Waits for a flush still in progress.
+    pub(crate) fn hand_over(&self) {
+        self.store.call_here(|store| {
+            self.write_batch(store);
+            self.handed_over.store(true, Ordering::Release);
+        });
+        log::info!("state: flushed to {} for the new process", self.describe());
     }
 
     fn write_batch(&self, store: &mut Store) {
