@@ -82,3 +82,82 @@ async fn sighup_applies_the_changed_share_names_what_needs_a_restart_and_refuses
     );
     assert_eq!(get_text(&proxy.url("/bookings/2")).await, "legacy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_routes_mirror_settings_and_names_changed_templates_for_a_restart() {
+    let primary = Backend::fixed("legacy").await;
+    let shadow = Backend::fixed("rebuilt").await;
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 100 }}\n\
+         routes:\n  - \"/bookings/{{id}}\"\n  - {{ path: \"/partners/{{id}}\", mirror: false }}\n",
+        primary.url(),
+        shadow.url()
+    ))
+    .await;
+    let client = client();
+    let post = |path: &str| client.post(proxy.url(path)).body("{}").send();
+    assert_eq!(get_text(&proxy.url("/partners/1")).await, "legacy");
+    assert_eq!(post("/bookings/1").await.unwrap().status(), 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.mirror_count("not_sampled").await >= 1 && proxy.mirror_count("method").await >= 1
+        })
+        .await,
+        "the partners route is not mirrored, nor a POST"
+    );
+    assert_eq!(shadow.count(), 0);
+
+    let original = std::fs::read_to_string(&proxy.config).unwrap();
+    let changed = original
+        .replace(
+            "  - \"/bookings/{id}\"",
+            "  - { path: \"/bookings/{id}\", mirror_methods: [POST] }",
+        )
+        .replace("mirror: false", "mirror: true");
+    assert_ne!(changed, original);
+    std::fs::write(&proxy.config, &changed).unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy
+                .log_text()
+                .contains("applied: routes (mirror settings)")
+        })
+        .await,
+        "{}",
+        proxy.log_text()
+    );
+    assert_eq!(get_text(&proxy.url("/partners/2")).await, "legacy");
+    assert_eq!(post("/bookings/2").await.unwrap().status(), 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async { shadow.count() == 2 }).await,
+        "the partners route and POSTs to bookings are mirrored: {:?}",
+        shadow
+            .requests()
+            .iter()
+            .map(|r| (&r.method, &r.uri))
+            .collect::<Vec<_>>()
+    );
+
+    std::fs::write(
+        &proxy.config,
+        changed.replace("/partners/{id}", "/partners/{id}/availability"),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy
+                .log_text()
+                .contains("need a restart: routes (route templates were added, removed")
+        })
+        .await,
+        "{}",
+        proxy.log_text()
+    );
+    assert_eq!(get_text(&proxy.url("/partners/3")).await, "legacy");
+    assert!(
+        eventually(Duration::from_secs(5), || async { shadow.count() == 3 }).await,
+        "the running routes and their settings stay"
+    );
+}

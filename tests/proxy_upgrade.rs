@@ -157,6 +157,7 @@ async fn steady_load_survives_reloads_and_a_binary_upgrade_without_a_failed_requ
     let socket = here.path().join("upgrade.sock");
     let mut old = Proxy::start(&format!(
         "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 10 }}\n\
+         routes: [\"/bookings/{{id}}\", {{ path: \"/partners/{{id}}\", mirror: false }}]\n\
          shutdown: {{ drain: 5s, upgrade_sock: {} }}\n",
         primary.url(),
         shadow.url(),
@@ -169,7 +170,8 @@ async fn steady_load_survives_reloads_and_a_binary_upgrade_without_a_failed_requ
     let (tally, workers) = steady_load(old.url("/bookings/1"), stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // (a) A SIGHUP that changes the mirror share.
+    // (a) A SIGHUP that changes the mirror share and a route's mirror setting.
+    let original = original.replace("mirror: false", "mirror: true");
     std::fs::write(&old.config, original.replace("percent: 10", "percent: 50")).unwrap();
     old.signal("HUP");
     assert!(
@@ -178,6 +180,15 @@ async fn steady_load_survives_reloads_and_a_binary_upgrade_without_a_failed_requ
         })
         .await,
         "the share changed by SIGHUP is in force"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            old.log_text()
+                .contains("applied: mirror, routes (mirror settings)")
+        })
+        .await,
+        "{}",
+        old.log_text()
     );
 
     // (b) A SIGHUP with a file that does not load: refused, the running share stays.

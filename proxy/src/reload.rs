@@ -1,5 +1,6 @@
 //! SIGHUP: the configuration file is read again and checked; the sections that changed in it
-//! and can change live are applied, the others are named in the log as needing a restart, and
+//! and can change live are applied (the mirror's share, key and methods, each route's mirror
+//! settings, the recording's share), the others are named in the log as needing a restart, and
 //! a file that does not load is refused with its `file:line: key: reason` while the running
 //! configuration stays. Sections the file did not change are left alone, so a share set with
 //! the admin API is not undone by a reload made for something else. (Certificates are read
@@ -17,6 +18,7 @@ use twinpeak_core::sync::lock;
 use crate::config::{Config, LoadedConfig};
 use crate::mirror::{Mirror, MirrorSettings};
 use crate::record::Recorder;
+use crate::routes::RouteTable;
 
 /// What a reload did, section by section.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -35,20 +37,24 @@ pub struct Reloader {
     /// The configuration as it runs: the file as last read, for the sections applied.
     running: Mutex<Config>,
     mirror: Arc<Mirror>,
+    routes: Arc<RouteTable>,
     recorder: Option<Arc<Recorder>>,
 }
 
 impl Reloader {
-    /// A reloader of `loaded`'s file, applying to `mirror` and `recorder`.
+    /// A reloader of `loaded`'s file, applying to `mirror`, the `routes`' mirror settings and
+    /// `recorder`.
     pub fn new(
         loaded: &LoadedConfig,
         mirror: Arc<Mirror>,
+        routes: Arc<RouteTable>,
         recorder: Option<Arc<Recorder>>,
     ) -> Self {
         Reloader {
             path: loaded.path.clone(),
             running: Mutex::new(loaded.config.clone()),
             mirror,
+            routes,
             recorder,
         }
     }
@@ -102,6 +108,17 @@ impl Reloader {
                 Err(e) => outcome.refused.push(("mirror", e.to_string())),
             }
         }
+        if changed(&running.routes, &new.routes) {
+            // Route ids index every per-route statistic and metric series: the templates stay
+            // as they started, their mirror settings change.
+            match self.routes.set_mirroring(&new.routes) {
+                Ok(()) => {
+                    running.routes = new.routes.clone();
+                    outcome.applied.push("routes (mirror settings)");
+                }
+                Err(e) => outcome.need_restart.push(format!("routes ({e})")),
+            }
+        }
         if changed(&running.record, &new.record) {
             match (&self.recorder, &mut running.record, &new.record) {
                 (Some(recorder), Some(running_record), Some(new_record)) => {
@@ -146,7 +163,7 @@ fn list<S: AsRef<str>>(names: &[S]) -> String {
 }
 
 /// Sections applied live, or named by the code that applies them.
-const LIVE_SECTIONS: [&str; 2] = ["mirror", "record"];
+const LIVE_SECTIONS: [&str; 3] = ["mirror", "record", "routes"];
 
 /// A configuration's top-level sections, as it serializes them.
 fn section_map(config: &Config) -> serde_json::Map<String, serde_json::Value> {

@@ -129,7 +129,12 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
         stats: stats.clone(),
         routes: routes.clone(),
     };
-    let reloader = Arc::new(Reloader::new(&loaded, mirror.clone(), recorder.clone()));
+    let reloader = Arc::new(Reloader::new(
+        &loaded,
+        mirror.clone(),
+        routes.clone(),
+        recorder.clone(),
+    ));
     let admin = Admin::new(
         loaded.clone(),
         routes,

@@ -215,7 +215,8 @@ fn error_kind(e: &Error) -> UpstreamErrorKind {
 impl TwinpeakProxy {
     /// Decides whether to mirror and, if so, starts the shadow task and keeps its handle.
     fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) {
-        if !self.routes.mirrored(ctx.route) {
+        let mirroring = self.routes.mirroring();
+        if !mirroring.mirrored(ctx.route) {
             self.stats
                 .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
             return;
@@ -228,7 +229,7 @@ impl TwinpeakProxy {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let admitted = self.mirror.admit(
             &req.method,
-            self.routes.extra_mirror_methods(ctx.route),
+            mirroring.extra_mirror_methods(ctx.route),
             &req.headers,
             content_length,
         );

@@ -1,10 +1,15 @@
 //! Route templates (`/bookings/{id}`): they name every metric, so label cardinality stays
-//! bounded by the configuration, never by the traffic.
+//! bounded by the configuration, never by the traffic. The templates are fixed while the
+//! proxy runs (route ids index every per-route statistic); each route's mirror settings can
+//! change live ([`RouteTable::set_mirroring`], on SIGHUP).
 
 mod config;
 mod template;
 
 use std::borrow::Cow;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 pub use config::{check, RouteConfig, OTHER_ROUTE};
 pub use template::RouteTemplate;
@@ -15,17 +20,66 @@ use crate::units::Method;
 pub type RouteId = usize;
 
 /// The configured routes, ready for matching.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RouteTable {
     /// Route names by id; the last one is `other`.
     names: Vec<String>,
+    /// Each route's mirror settings, replaced whole when they change.
+    mirroring: ArcSwap<RouteMirroring>,
+    /// Templates in matching order (most specific first) with their ids.
+    order: Vec<(RouteTemplate, RouteId)>,
+}
+
+impl Clone for RouteTable {
+    fn clone(&self) -> Self {
+        RouteTable {
+            names: self.names.clone(),
+            mirroring: ArcSwap::new(self.mirroring.load_full()),
+            order: self.order.clone(),
+        }
+    }
+}
+
+/// Each route's mirror settings, by id (`other` last: mirrored, no extra method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMirroring {
     /// Extra mirrored methods by id.
     extra_methods: Vec<Vec<Method>>,
     /// Whether each route is mirrored at all, by id.
     mirrored: Vec<bool>,
-    /// Templates in matching order (most specific first) with their ids.
-    order: Vec<(RouteTemplate, RouteId)>,
 }
+
+impl RouteMirroring {
+    fn new(routes: &[RouteConfig]) -> Self {
+        let mut extra_methods: Vec<Vec<Method>> = routes
+            .iter()
+            .map(|r| r.extra_mirror_methods().to_vec())
+            .collect();
+        let mut mirrored: Vec<bool> = routes.iter().map(RouteConfig::mirrored).collect();
+        extra_methods.push(Vec::new());
+        mirrored.push(true);
+        RouteMirroring {
+            extra_methods,
+            mirrored,
+        }
+    }
+
+    /// Whether requests on this route may be mirrored at all.
+    pub fn mirrored(&self, id: RouteId) -> bool {
+        self.mirrored[id]
+    }
+
+    /// Methods mirrored on this route beyond the global list.
+    pub fn extra_mirror_methods(&self, id: RouteId) -> &[Method] {
+        &self.extra_methods[id]
+    }
+}
+
+/// Routes that differ in their templates (added, removed, changed or moved), which only a
+/// restart applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("route templates were added, removed, changed or reordered")]
+pub struct TemplatesChanged;
 
 impl RouteTable {
     /// Builds the table from the configured routes.
@@ -34,14 +88,7 @@ impl RouteTable {
             .iter()
             .map(|r| r.template().as_str().to_string())
             .collect();
-        let mut extra_methods: Vec<Vec<Method>> = routes
-            .iter()
-            .map(|r| r.extra_mirror_methods().to_vec())
-            .collect();
-        let mut mirrored: Vec<bool> = routes.iter().map(RouteConfig::mirrored).collect();
         names.push(OTHER_ROUTE.to_string());
-        extra_methods.push(Vec::new());
-        mirrored.push(true);
         let mut order: Vec<(RouteTemplate, RouteId)> = routes
             .iter()
             .enumerate()
@@ -50,10 +97,29 @@ impl RouteTable {
         order.sort_by_key(|(t, _)| std::cmp::Reverse(t.specificity()));
         RouteTable {
             names,
-            extra_methods,
-            mirrored,
+            mirroring: ArcSwap::from_pointee(RouteMirroring::new(routes)),
             order,
         }
+    }
+
+    /// Puts `routes`' mirror settings in force for the requests that arrive afterwards; fails,
+    /// changing nothing, when their templates are not the running ones, in the same order.
+    pub fn set_mirroring(&self, routes: &[RouteConfig]) -> Result<(), TemplatesChanged> {
+        let same_templates = routes.len() + 1 == self.names.len()
+            && routes
+                .iter()
+                .zip(&self.names)
+                .all(|(route, name)| route.template().as_str() == name);
+        if !same_templates {
+            return Err(TemplatesChanged);
+        }
+        self.mirroring.store(Arc::new(RouteMirroring::new(routes)));
+        Ok(())
+    }
+
+    /// Every route's mirror settings in force.
+    pub fn mirroring(&self) -> arc_swap::Guard<Arc<RouteMirroring>> {
+        self.mirroring.load()
     }
 
     /// The route a path belongs to (query ignored); `other` when none matches. The path is
@@ -82,16 +148,6 @@ impl RouteTable {
     /// Number of routes including `other`.
     pub fn len(&self) -> usize {
         self.names.len()
-    }
-
-    /// Whether requests on this route may be mirrored at all.
-    pub fn mirrored(&self, id: RouteId) -> bool {
-        self.mirrored[id]
-    }
-
-    /// Methods mirrored on this route beyond the global list.
-    pub fn extra_mirror_methods(&self, id: RouteId) -> &[Method] {
-        &self.extra_methods[id]
     }
 }
 
@@ -189,6 +245,42 @@ mod tests {
         assert_eq!(t.name(t.route_for("/bookings/9")), "/bookings/{id}");
         assert_eq!(t.name(t.route_for("/api/a/b")), "/api/*");
         assert_eq!(t.name(t.route_for("/api/")), "/api/*");
+    }
+
+    #[test]
+    fn mirror_settings_change_live_and_templates_do_not() {
+        let route = |yaml: &str| serde_yaml::from_str::<RouteConfig>(yaml).unwrap();
+        let t = RouteTable::new(&[route("/bookings/{id}"), route("/partners/{id}")]);
+        let bookings = t.route_for("/bookings/7");
+        assert!(t.mirroring().mirrored(bookings));
+        let changed = [
+            route("{path: \"/bookings/{id}\", mirror: false}"),
+            route("{path: \"/partners/{id}\", mirror_methods: [POST]}"),
+        ];
+        t.set_mirroring(&changed).unwrap();
+        let partners = t.route_for("/partners/1");
+        assert!(!t.mirroring().mirrored(bookings));
+        assert_eq!(
+            t.mirroring().extra_mirror_methods(partners)[0].to_string(),
+            "POST"
+        );
+        let other = t.route_for("/nope");
+        assert!(t.mirroring().mirrored(other));
+        for templates in [
+            vec![route("/bookings/{id}")],
+            vec![route("/partners/{id}"), route("/bookings/{id}")],
+            vec![
+                route("/bookings/{id}"),
+                route("/partners/{id}"),
+                route("/x"),
+            ],
+        ] {
+            assert_eq!(t.set_mirroring(&templates), Err(TemplatesChanged));
+        }
+        assert!(
+            !t.mirroring().mirrored(bookings),
+            "a refused change changes nothing"
+        );
     }
 
     #[test]
