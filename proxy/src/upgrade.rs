@@ -46,8 +46,9 @@ const MAX_SOCKET_PATH: usize = 107;
 pub(crate) fn socket_path(config: &Config) -> PathBuf {
     match &config.shutdown.upgrade_sock {
         Some(path) => path.clone(),
-        None => std::env::temp_dir().join(format!(
-            "twinpeak-upgrade-{}.sock",
+        // Not $TMPDIR: the old and the new process must agree whatever their environments.
+        None => PathBuf::from(format!(
+            "/tmp/twinpeak-upgrade-{}.sock",
             config.admin.listen.port()
         )),
     }
