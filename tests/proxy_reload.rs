@@ -5,9 +5,13 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::*;
+use http_body_util::Full;
+use hyper::Response;
 
 async fn mirror_percent(proxy: &Proxy) -> f64 {
     get_json(&proxy.admin_url("/api/v1/mirror")).await["percent"]
@@ -160,4 +164,78 @@ async fn sighup_applies_a_routes_mirror_settings_and_names_changed_templates_for
         eventually(Duration::from_secs(5), || async { shadow.count() == 3 }).await,
         "the running routes and their settings stay"
     );
+}
+
+/// A backend answering JSON whose `$.v` is `version`.
+async fn json_backend(version: u64) -> Backend {
+    Backend::start(
+        Duration::ZERO,
+        Arc::new(move |_| {
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(format!(
+                    r#"{{"v": {version}, "ok": true}}"#
+                ))))
+                .unwrap()
+        }),
+    )
+    .await
+}
+
+/// A comparison counter from /api/v1/status.
+async fn compared(proxy: &Proxy, result: &str) -> u64 {
+    proxy.admin_json("/api/v1/status").await["counters"]["compared"][result]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_the_comparison_rules_and_names_the_other_diff_keys_for_a_restart() {
+    let primary = json_backend(1).await;
+    let shadow = json_backend(2).await;
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 100 }}\n\
+         diff: {{ queue: 100 }}\n",
+        primary.url(),
+        shadow.url()
+    ))
+    .await;
+    assert_eq!(get_text(&proxy.url("/a")).await, r#"{"v": 1, "ok": true}"#);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            compared(&proxy, "different").await == 1
+        })
+        .await,
+        "$.v differs"
+    );
+
+    let original = std::fs::read_to_string(&proxy.config).unwrap();
+    std::fs::write(
+        &proxy.config,
+        original.replace(
+            "diff: { queue: 100 }",
+            "diff: { queue: 200, ignore: [\"$.v\"] }",
+        ),
+    )
+    .unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.log_text().contains("applied: diff (rules)")
+        })
+        .await,
+        "{}",
+        proxy.log_text()
+    );
+    let log = proxy.log_text();
+    assert!(log.contains("need a restart: diff.queue"), "{log}");
+    get_text(&proxy.url("/b")).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            compared(&proxy, "identical").await == 1
+        })
+        .await,
+        "$.v is ignored from the reload on"
+    );
+    assert_eq!(compared(&proxy, "different").await, 1);
 }

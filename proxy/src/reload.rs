@@ -1,6 +1,6 @@
 //! SIGHUP: the configuration file is read again and checked; the sections that changed in it
 //! and can change live are applied (the mirror's share, key and methods, each route's mirror
-//! settings, the recording's share), the others are named in the log as needing a restart, and
+//! settings, the comparison's rules, the recording's share), the others are named in the log as needing a restart, and
 //! a file that does not load is refused with its `file:line: key: reason` while the running
 //! configuration stays. Sections the file did not change are left alone, so a share set with
 //! the admin API is not undone by a reload made for something else. (Certificates are read
@@ -15,6 +15,8 @@ use pingora_core::services::background::BackgroundService;
 use serde::Serialize;
 use twinpeak_core::sync::lock;
 
+use crate::comparison::config::DiffConfig;
+use crate::comparison::Comparator;
 use crate::config::{Config, LoadedConfig};
 use crate::mirror::{Mirror, MirrorSettings};
 use crate::record::Recorder;
@@ -38,24 +40,32 @@ pub struct Reloader {
     running: Mutex<Config>,
     mirror: Arc<Mirror>,
     routes: Arc<RouteTable>,
+    comparator: Arc<Comparator>,
     recorder: Option<Arc<Recorder>>,
 }
 
+/// What a reloader applies its sections to.
+pub struct LiveParts {
+    /// The mirror's settings.
+    pub mirror: Arc<Mirror>,
+    /// Each route's mirror settings.
+    pub routes: Arc<RouteTable>,
+    /// The comparison's rules.
+    pub comparator: Arc<Comparator>,
+    /// The recording's share, when recording.
+    pub recorder: Option<Arc<Recorder>>,
+}
+
 impl Reloader {
-    /// A reloader of `loaded`'s file, applying to `mirror`, the `routes`' mirror settings and
-    /// `recorder`.
-    pub fn new(
-        loaded: &LoadedConfig,
-        mirror: Arc<Mirror>,
-        routes: Arc<RouteTable>,
-        recorder: Option<Arc<Recorder>>,
-    ) -> Self {
+    /// A reloader of `loaded`'s file, applying to `parts`.
+    pub fn new(loaded: &LoadedConfig, parts: LiveParts) -> Self {
         Reloader {
             path: loaded.path.clone(),
             running: Mutex::new(loaded.config.clone()),
-            mirror,
-            routes,
-            recorder,
+            mirror: parts.mirror,
+            routes: parts.routes,
+            comparator: parts.comparator,
+            recorder: parts.recorder,
         }
     }
 
@@ -119,6 +129,17 @@ impl Reloader {
                 Err(e) => outcome.need_restart.push(format!("routes ({e})")),
             }
         }
+        if changed(&running.diff, &new.diff) {
+            if changed(&with_live_rules(&running.diff, &new.diff), &running.diff) {
+                self.comparator.set_rules(&new.diff);
+                set_live_rules(&mut running.diff, &new.diff);
+                outcome.applied.push("diff (rules)");
+            }
+            let rest = with_live_rules(&new.diff, &running.diff);
+            for key in changed_fields(&running.diff, &rest, &[]) {
+                outcome.need_restart.push(format!("diff.{key}"));
+            }
+        }
         if changed(&running.record, &new.record) {
             match (&self.recorder, &mut running.record, &new.record) {
                 (Some(recorder), Some(running_record), Some(new_record)) => {
@@ -140,13 +161,9 @@ impl Reloader {
         // Every other top-level section takes effect only after a restart: the sections are
         // read from the configuration's own serialized form, so a section added later is
         // named too.
-        let (before, after) = (section_map(&running), section_map(&new));
-        for name in before.keys().chain(after.keys()) {
-            if LIVE_SECTIONS.contains(&name.as_str()) || before.get(name) == after.get(name) {
-                continue;
-            }
-            if !outcome.need_restart.iter().any(|n| n == name) {
-                outcome.need_restart.push(name.clone());
+        for name in changed_fields(&*running, &new, &LIVE_SECTIONS) {
+            if !outcome.need_restart.contains(&name) {
+                outcome.need_restart.push(name);
             }
         }
         outcome
@@ -163,11 +180,45 @@ fn list<S: AsRef<str>>(names: &[S]) -> String {
 }
 
 /// Sections applied live, or named by the code that applies them.
-const LIVE_SECTIONS: [&str; 3] = ["mirror", "record", "routes"];
+const LIVE_SECTIONS: [&str; 4] = ["diff", "mirror", "record", "routes"];
 
-/// A configuration's top-level sections, as it serializes them.
-fn section_map(config: &Config) -> serde_json::Map<String, serde_json::Value> {
-    match serde_json::to_value(config) {
+/// `config` with the rules that change live taken from `rules`.
+fn with_live_rules(config: &DiffConfig, rules: &DiffConfig) -> DiffConfig {
+    let mut config = config.clone();
+    set_live_rules(&mut config, rules);
+    config
+}
+
+/// Sets the comparison rules that change live (the share compared, the headers, the body
+/// rules) in `config` to `rules`'. The rest stays as the proxy started: the noise settings
+/// and limits size the findings already kept, and redaction and the corpus apply to what was
+/// written with them.
+fn set_live_rules(config: &mut DiffConfig, rules: &DiffConfig) {
+    config.sample_percent = rules.sample_percent;
+    config.headers = rules.headers.clone();
+    config.ignore_headers = rules.ignore_headers.clone();
+    config.ignore = rules.ignore.clone();
+    config.unordered = rules.unordered.clone();
+    config.tolerance = rules.tolerance.clone();
+}
+
+/// The names of the fields (as they serialize) that differ between `before` and `after`,
+/// those in `except` left out.
+fn changed_fields<T: Serialize>(before: &T, after: &T, except: &[&str]) -> Vec<String> {
+    let (before, after) = (field_map(before), field_map(after));
+    let mut names: Vec<String> = Vec::new();
+    for name in before.keys().chain(after.keys()) {
+        let differs = before.get(name) != after.get(name);
+        if differs && !except.contains(&name.as_str()) && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// A value's fields (a configuration's top-level sections), as it serializes them.
+fn field_map<T: Serialize>(value: &T) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(value) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => serde_json::Map::new(),
     }

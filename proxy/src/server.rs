@@ -20,7 +20,7 @@ use crate::frontdoor::FrontDoor;
 use crate::mirror::{pair_queue, Mirror};
 use crate::notify::{notifier, DiffSources};
 use crate::record::Recorder;
-use crate::reload::{ReloadService, Reloader};
+use crate::reload::{LiveParts, ReloadService, Reloader};
 use crate::routes::RouteTable;
 use crate::service::TwinpeakProxy;
 use crate::state::live::{FlushService, Live, Sources};
@@ -131,9 +131,12 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
     };
     let reloader = Arc::new(Reloader::new(
         &loaded,
-        mirror.clone(),
-        routes.clone(),
-        recorder.clone(),
+        LiveParts {
+            mirror: mirror.clone(),
+            routes: routes.clone(),
+            comparator: comparator.clone(),
+            recorder: recorder.clone(),
+        },
     ));
     let admin = Admin::new(
         loaded.clone(),

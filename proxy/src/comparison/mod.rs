@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName};
 use twinpeak_core::timestamp::rfc3339;
 
@@ -37,11 +38,27 @@ use redact::Redactor;
 use store::{DiffStore, Example, ExampleMessage};
 pub use worker::PairWorker;
 
-/// Compares pairs and keeps the results.
-pub struct Comparator {
-    rules: BodyRules,
+/// What a pair is compared by: the share compared, the headers, the body rules. Replaced
+/// whole when SIGHUP changes them; the pairs compared before keep their results.
+struct CompareRules {
+    body: BodyRules,
     headers: Vec<HeaderName>,
     sample: Sampler,
+}
+
+impl CompareRules {
+    fn new(config: &DiffConfig) -> Self {
+        CompareRules {
+            body: config.body_rules(),
+            headers: config.compared_headers(),
+            sample: Sampler::new(config.sample_percent, SampleKey::Random),
+        }
+    }
+}
+
+/// Compares pairs and keeps the results.
+pub struct Comparator {
+    rules: ArcSwap<CompareRules>,
     store: Arc<DiffStore>,
     stats: Arc<Stats>,
     routes: Arc<RouteTable>,
@@ -72,9 +89,7 @@ impl Comparator {
         };
         let store = Arc::new(DiffStore::new(routes.len(), config, budget));
         Ok(Comparator {
-            rules: config.body_rules(),
-            headers: config.compared_headers(),
-            sample: Sampler::new(config.sample_percent, SampleKey::Random),
+            rules: ArcSwap::from_pointee(CompareRules::new(config)),
             store,
             stats,
             routes,
@@ -89,6 +104,12 @@ impl Comparator {
         &self.store
     }
 
+    /// Compares the pairs that come afterwards by `config`'s `sample_percent`, `headers`,
+    /// `ignore_headers`, `ignore`, `unordered` and `tolerance`.
+    pub fn set_rules(&self, config: &DiffConfig) {
+        self.rules.store(Arc::new(CompareRules::new(config)));
+    }
+
     /// Compares one answer with the primary's: status, chosen headers, body. Returns the
     /// findings and whether a body was cut by the capture cap (bodies are then not compared:
     /// a truncated body is not a difference).
@@ -97,6 +118,7 @@ impl Comparator {
         primary: &CapturedResponse,
         other: &CapturedResponse,
     ) -> (Vec<Finding>, bool) {
+        let rules = self.rules.load();
         let mut findings = Vec::new();
         if primary.status != other.status {
             findings.push(Finding {
@@ -109,7 +131,7 @@ impl Comparator {
                 ),
             });
         }
-        for name in &self.headers {
+        for name in &rules.headers {
             let (a, b) = (
                 header_text(&primary.headers, name),
                 header_text(&other.headers, name),
@@ -133,7 +155,7 @@ impl Comparator {
                 content_type(&primary.headers),
                 &other.body.bytes,
                 content_type(&other.headers),
-                &self.rules,
+                &rules.body,
             ));
         }
         (findings, truncated)
@@ -145,7 +167,7 @@ impl Comparator {
         if pair.primary.outcome != Outcome::Answered || pair.shadow.outcome != Outcome::Answered {
             return;
         }
-        if !self.sample.includes(&HeaderMap::new()) {
+        if !self.rules.load().sample.includes(&HeaderMap::new()) {
             return;
         }
         if let Some(reference) = pair
