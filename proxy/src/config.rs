@@ -95,7 +95,7 @@ pub struct ShutdownConfig {
     #[serde(default = "default_drain")]
     pub drain: HumanDuration,
     /// The Unix socket `twinpeak proxy --upgrade` takes the listening sockets over through;
-    /// default `/tmp/twinpeak-upgrade-ADMINPORT.sock` (see [`crate::upgrade`]).
+    /// default `/tmp/twinpeak-upgrade-ADMINPORT.sock`, with the admin port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_sock: Option<PathBuf>,
 }

@@ -49,7 +49,9 @@
 //! Around them: `config` (the file), `server` (the wiring), `listen` and `frontdoor` (the
 //! listeners: plaintext, h2c, TLS), `tls` (certificates chosen by SNI and reloaded, and TLS to
 //! upstreams), `upstream` (peers resolved at start), `error`, `secret`, `ratelimit`, `shards` and `units`; [`state`] is the store that
-//! keeps what the proxy learns across restarts.
+//! keeps what the proxy learns across restarts. `reload` applies SIGHUP, `drain` the SIGTERM
+//! drain, and `upgrade` the binary upgrade ([`Start::Upgrade`]: the listening sockets taken
+//! over from the running proxy, which hands them over on SIGQUIT).
 
 mod admin;
 mod budget;
