@@ -138,7 +138,9 @@ impl Redactor {
     /// text and `"text"`, `"base64"` or [`WITHHELD`]. JSON (declared, or sniffed and parsing)
     /// is redacted by path and by secret key; form bodies by secret field. A declared JSON
     /// body that does not parse, or a form body that does not decode, is withheld: the text
-    /// says why and how big it was.
+    /// says why and how big it was. (Without `diff.redact` paths, a JSON body whose text holds
+    /// no secret name's word at all is kept as written without being parsed: nothing in it
+    /// could be redacted, whether or not it parses.)
     pub fn body(&self, bytes: &[u8], content_type: Option<&str>) -> (String, &'static str) {
         let (text, encoding) = self.body_text(bytes, content_type);
         (text.into_owned(), encoding)
@@ -164,9 +166,16 @@ impl Redactor {
                 .find(|b| !b.is_ascii_whitespace())
                 .is_some_and(|b| *b == b'{' || *b == b'[');
         if declared_json || sniffed_json {
-            // Most bodies hold nothing to redact: a read of their keys alone says so (and that
-            // they parse) without building the document.
-            let keys = self.paths.is_empty().then(|| self.find_secret_keys(bytes));
+            // Most bodies hold nothing to redact. One pass over the text says so when no
+            // secret name's word is in it at all; otherwise a read of their keys alone says so
+            // (and that they parse) without building the document.
+            let keys = self.paths.is_empty().then(|| {
+                if self.names.may_occur_in(bytes) {
+                    self.find_secret_keys(bytes)
+                } else {
+                    Ok(false)
+                }
+            });
             let parsed = match keys {
                 Some(Ok(false)) => return plain(bytes),
                 Some(Err(e)) => Err(e),
