@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use std::ops::Range;
 
-use twinpeak_core::recording::{encode_lines, RecordingManifest, RECORDING_SCHEMA};
+use twinpeak_core::recording::{MemberEncoder, RecordingManifest, RECORDING_SCHEMA};
 use twinpeak_core::timestamp::rfc3339;
 
 use super::line::ExchangeLine;
@@ -93,6 +93,7 @@ impl WriterThread {
             flush_bytes,
             lines: Vec::with_capacity(flush_bytes + (64 << 10)),
             batch: Vec::with_capacity(FLUSH_RECORDS),
+            encoder: MemberEncoder::new(),
             errors: RateLimitedLog::new(Duration::from_secs(5)),
         };
         let intake = setup.intake;
@@ -131,6 +132,8 @@ struct Writer {
     lines: Vec<u8>,
     /// Each record's arrival and where its line is in `lines`.
     batch: Vec<(u64, Range<usize>)>,
+    /// The compressor, reused from member to member.
+    encoder: MemberEncoder,
     errors: RateLimitedLog,
 }
 
@@ -220,7 +223,7 @@ impl Writer {
 
     fn write(&mut self, records: &[(u64, Range<usize>)]) {
         let lines = records.iter().map(|(_, line)| &self.lines[line.clone()]);
-        let member = match encode_lines(lines) {
+        let member = match self.encoder.encode(lines) {
             Ok(member) => member,
             Err(e) => return self.failed(records.len(), &format!("cannot encode: {e}")),
         };
