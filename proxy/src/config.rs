@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use twinpeak_core::digest::hex_sha256;
 use twinpeak_core::yaml_error;
 
+use crate::access_log::AccessLogConfig;
 use crate::canary::config::CanaryConfig;
 use crate::comparison::config::DiffConfig;
 use crate::error::InvalidKey;
@@ -68,6 +69,10 @@ pub struct Config {
     /// nothing is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<RecordConfig>,
+    /// A JSON Lines access log, one line per client request, to a file or standard output;
+    /// absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogConfig>,
     /// A listener for `/metrics`, `/health` and `/ready` alone, without the admin token (for
     /// Prometheus and kubelet probes); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,6 +431,9 @@ impl Config {
         self.notify.validate()?;
         if let Some(record) = &self.record {
             record.validate(&self.routes)?;
+        }
+        if let Some(access_log) = &self.access_log {
+            access_log.validate()?;
         }
         crate::routes::check(&self.routes)
     }

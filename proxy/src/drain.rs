@@ -12,6 +12,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use prometheus::IntGauge;
 
+use crate::access_log::AccessLog;
 use crate::record::Recorder;
 use crate::state::live::Live;
 
@@ -21,6 +22,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// What the proxy writes before it exits, written once whichever way it stops.
 pub struct ExitFlush {
     recorder: Option<Arc<Recorder>>,
+    access_log: Option<Arc<AccessLog>>,
     state: Option<Arc<Live>>,
     done: Once,
 }
@@ -30,9 +32,16 @@ impl ExitFlush {
     pub fn new(recorder: Option<Arc<Recorder>>, state: Option<Arc<Live>>) -> Self {
         ExitFlush {
             recorder,
+            access_log: None,
             state,
             done: Once::new(),
         }
+    }
+
+    /// The flush, writing the access log's queue too.
+    pub fn with_access_log(mut self, access_log: Option<Arc<AccessLog>>) -> Self {
+        self.access_log = access_log;
+        self
     }
 
     /// Writes the requests recorded and the state learned since the last flush; only the
@@ -41,6 +50,9 @@ impl ExitFlush {
         self.done.call_once(|| {
             if let Some(recorder) = &self.recorder {
                 recorder.flush_at_exit();
+            }
+            if let Some(access_log) = &self.access_log {
+                access_log.flush_at_exit();
             }
             if let Some(state) = &self.state {
                 state.flush_at_exit();

@@ -93,6 +93,14 @@ pub enum SetupProblem {
         /// What the system reported.
         error: std::io::Error,
     },
+    /// The access log's file could not be opened for appending.
+    #[error("cannot write the access log to {}: {error}", path.display())]
+    AccessLog {
+        /// The file.
+        path: PathBuf,
+        /// What the system reported.
+        error: std::io::Error,
+    },
     /// A canary has no candidate to send traffic to.
     #[error("no candidate (and no shadow to default to)")]
     NoCandidate,

@@ -53,6 +53,7 @@
 //! drain, and `upgrade` the binary upgrade ([`Start::Upgrade`]: the listening sockets taken
 //! over from the running proxy, which hands them over on SIGQUIT).
 
+mod access_log;
 mod admin;
 mod budget;
 mod canary;

@@ -432,6 +432,41 @@ impl RecordMetrics {
     }
 }
 
+/// The access log's metrics (`access_log:`): a replica's own, rendered with the rest but not
+/// kept in the state store.
+#[derive(Clone)]
+pub struct AccessLogMetrics {
+    /// `twinpeak_access_log_total{result}`, indexed by [`RecordResult::index`] (the same
+    /// results as recording's: written, dropped_queue, dropped_bytes, failed).
+    results: Vec<IntCounter>,
+}
+
+impl AccessLogMetrics {
+    /// Registers the access log's metrics with `metrics`' local collectors.
+    pub fn register(metrics: &Metrics) -> Self {
+        let results = IntCounterVec::new(
+            Opts::new(
+                "twinpeak_access_log_total",
+                "Access log lines, by what became of them.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        metrics.register_local(Box::new(results.clone()));
+        AccessLogMetrics {
+            results: RecordResult::ALL
+                .iter()
+                .map(|r| results.with_label_values(&[r.as_str()]))
+                .collect(),
+        }
+    }
+
+    /// Counts `n` lines with `result`.
+    pub fn count(&self, result: RecordResult, n: u64) {
+        self.results[result.index()].inc_by(n);
+    }
+}
+
 /// A gauge family made at scrape time: one gauge per set of labels (shown sorted by name, as
 /// the registered metrics show theirs).
 pub fn gauge_family(

@@ -8,6 +8,7 @@ use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 
+use crate::access_log::AccessLog;
 use crate::admin::{Admin, AdminApp, ListenerProbe, MetricsListener};
 use crate::budget::ByteBudget;
 use crate::canary::fleet::FleetService;
@@ -86,6 +87,7 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
     let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
     let recorder = Recorder::start(config, &routes, stats.metrics())?;
+    let access_log = AccessLog::start(config, &routes, stats.metrics())?;
     let handed_over = HandedOver::default();
     let proxy = TwinpeakProxy::new(
         &config.primary,
@@ -95,6 +97,7 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
         canary.clone(),
     )?
     .with_recorder(recorder.clone())
+    .with_access_log(access_log.clone())
     .with_hand_over(handed_over.clone());
     let mut front_door = FrontDoor::open(&config.listen, stats.metrics())?;
 
@@ -188,7 +191,7 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
         ));
     }
     let hand_over = Arc::new(HandOver::new(state.clone(), mirror, handed_over));
-    let flush = Arc::new(ExitFlush::new(recorder, state));
+    let flush = Arc::new(ExitFlush::new(recorder, state).with_access_log(access_log));
     server.add_service(background_service(
         "twinpeak drain",
         DrainService::new(

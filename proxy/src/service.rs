@@ -14,6 +14,7 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 
+use crate::access_log::{AccessLog, MirrorDecision, RequestFacts};
 use crate::canary::config::SIDE_HEADER;
 use crate::canary::Canary;
 use crate::capture::Outcome;
@@ -41,6 +42,8 @@ pub struct TwinpeakProxy {
     canary: Option<CanaryRoute>,
     /// Records a share of requests for replay, when `record:` is configured.
     recorder: Option<Arc<Recorder>>,
+    /// Writes a line for every request, when `access_log:` is configured.
+    access_log: Option<Arc<AccessLog>>,
     /// Headers that steer twinpeak under names of the operator's choosing (the force headers);
     /// like every `x-twinpeak-*` header a client sends, they are never passed upstream.
     controls: Vec<HeaderName>,
@@ -108,6 +111,7 @@ impl TwinpeakProxy {
             primary,
             canary,
             recorder: None,
+            access_log: None,
             controls,
             handed_over: HandedOver::default(),
         })
@@ -116,6 +120,12 @@ impl TwinpeakProxy {
     /// The proxy, recording requests with `recorder`.
     pub fn with_recorder(mut self, recorder: Option<Arc<Recorder>>) -> Self {
         self.recorder = recorder;
+        self
+    }
+
+    /// The proxy, writing a line for every request to `access_log`.
+    pub fn with_access_log(mut self, access_log: Option<Arc<AccessLog>>) -> Self {
+        self.access_log = access_log;
         self
     }
 
@@ -128,6 +138,8 @@ impl TwinpeakProxy {
 
 /// What one request carries from phase to phase.
 pub struct RequestContext {
+    /// When the request's header had been read (the context is made then).
+    arrival: Instant,
     route: RouteId,
     /// Which backend serves the request: the primary, or the candidate for the canary share.
     /// A candidate request that cannot connect is switched to the primary.
@@ -146,6 +158,8 @@ pub struct RequestContext {
     mirrored: Option<Box<MirrorHandle>>,
     /// Boxed for the same reason: what is kept of a recorded request.
     recorded: Option<Box<RecordingHandle>>,
+    /// What the mirror decided, for the access log.
+    mirror: MirrorDecision,
     /// Counts the request in `twinpeak_requests_in_flight` for as long as it lives.
     _in_flight: InFlightRequest,
 }
@@ -213,13 +227,14 @@ fn error_kind(e: &Error) -> UpstreamErrorKind {
 }
 
 impl TwinpeakProxy {
-    /// Decides whether to mirror and, if so, starts the shadow task and keeps its handle.
-    fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) {
+    /// Decides whether to mirror and, if so, starts the shadow task and keeps its handle;
+    /// returns the decision (the outcome counted when no copy is made).
+    fn start_mirror(&self, session: &mut Session, ctx: &mut RequestContext) -> MirrorDecision {
         let mirroring = self.routes.mirroring();
         if !mirroring.mirrored(ctx.route) {
             self.stats
                 .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
-            return;
+            return MirrorDecision::Skipped(MirrorOutcome::NotSampled);
         }
         let req = session.req_header();
         let content_length = req
@@ -237,7 +252,7 @@ impl TwinpeakProxy {
             Ok(permit) => permit,
             Err(outcome) => {
                 self.stats.mirror_outcome(ctx.route, outcome);
-                return;
+                return MirrorDecision::Skipped(outcome);
             }
         };
         // Both sides get the same id: it goes on the request before either copy is made.
@@ -252,12 +267,13 @@ impl TwinpeakProxy {
         });
         let Some(header) = header else {
             self.mirror.abandoned(ctx.route, MirrorOutcome::ShadowError);
-            return;
+            return MirrorDecision::Skipped(MirrorOutcome::ShadowError);
         };
         let handle = self
             .mirror
             .start(permit, ctx.route, request_id, header, has_body);
         ctx.mirrored = Some(Box::new(handle));
+        MirrorDecision::Mirrored
     }
 
     /// Decides whether to record the request that arrived at `arrival` and, if so, keeps its
@@ -284,6 +300,7 @@ impl ProxyHttp for TwinpeakProxy {
 
     fn new_ctx(&self) -> Self::CTX {
         RequestContext {
+            arrival: Instant::now(),
             // Until the path is known (a request refused before routing counts under `other`).
             route: self.routes.len() - 1,
             side: Side::Primary,
@@ -294,6 +311,7 @@ impl ProxyHttp for TwinpeakProxy {
             upstream_error: None,
             mirrored: None,
             recorded: None,
+            mirror: MirrorDecision::Undecided,
             _in_flight: InFlightRequest::new(&self.stats.metrics().requests_in_flight),
         }
     }
@@ -316,8 +334,9 @@ impl ProxyHttp for TwinpeakProxy {
             ctx.side = Side::Candidate;
             self.stats
                 .mirror_outcome(ctx.route, MirrorOutcome::NotSampled);
+            ctx.mirror = MirrorDecision::Skipped(MirrorOutcome::NotSampled);
         } else {
-            self.start_mirror(session, ctx);
+            ctx.mirror = self.start_mirror(session, ctx);
         }
         self.start_recording(arrival, session, ctx);
         Ok(false)
@@ -573,6 +592,17 @@ impl ProxyHttp for TwinpeakProxy {
                 let latency = if answered { total } else { None };
                 canary.canary.observe(ctx.side, failed, latency);
             }
+        }
+        if let Some(access_log) = &self.access_log {
+            let facts = RequestFacts {
+                arrival: ctx.arrival,
+                route: ctx.route,
+                side: ctx.side,
+                upstream: if answered { total } else { None },
+                upstream_error: ctx.upstream_error,
+                mirror: ctx.mirror,
+            };
+            access_log.offer(session, e, facts);
         }
         if let Some(m) = ctx.mirrored.take() {
             let outcome = match e {
