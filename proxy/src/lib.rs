@@ -45,6 +45,8 @@
 //!     listener without it.
 //! 12. `notify`: canary decisions and new real differences, posted to webhooks from bounded
 //!     queues off the request path.
+//! 13. `access_log`: when configured, the request's last hook copies its outcome into a record
+//!     for a bounded queue; a writer thread writes it as a JSON line to a rotated file.
 //!
 //! Around them: `config` (the file), `server` (the wiring), `listen` and `frontdoor` (the
 //! listeners: plaintext, h2c, TLS), `tls` (certificates chosen by SNI and reloaded, and TLS to
