@@ -322,16 +322,17 @@ pub struct RecordMetrics {
     pub queue: IntGauge,
 }
 
-/// What became of a request chosen for recording.
+/// What became of a record offered to a writer thread: a request chosen for recording, or an
+/// access log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordResult {
-    /// Written to a segment.
+    /// Written (to a recording segment, or to the access log).
     Written,
     /// The writer's queue was full.
     DroppedQueue,
     /// The queue's byte bound was reached.
     DroppedBytes,
-    /// Writing to the directory failed.
+    /// Writing failed (or the writer had stopped).
     Failed,
 }
 
