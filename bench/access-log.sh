@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# What the access log costs: twinpeak with `access_log: {path: FILE}` against the same
+# configuration without it, in one run: interleaved rounds, medians of requests per second, of
+# p99 and of the proxy's CPU a request. Every request gets a line; the targets carry a query with
+# a secret parameter, so every line's query is redacted.
+#
+#   ROUNDS    measured runs per case, interleaved (default 5)
+#   DURATION  wrk duration per run (default 6s)
+#   NO_BUILD  1: use the release binaries already built
+#   OUT       results file (default bench/results/<today>-access-log.md)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+TWINPEAK=$TARGET_DIR/release/twinpeak
+BACKEND=$TARGET_DIR/release/examples/bench_backend
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6s}
+OUT=${OUT:-$ROOT/bench/results/$(date +%F)-access-log.md}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/twinpeak-bench-access.XXXXXX")
+declare -a STARTED=()
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
+PRIMARY=127.0.0.1:$(free_port)
+OFF_LISTEN=127.0.0.1:$(free_port)
+OFF_ADMIN=127.0.0.1:$(free_port)
+ON_LISTEN=127.0.0.1:$(free_port)
+ON_ADMIN=127.0.0.1:$(free_port)
+
+# Pingora exits at once on SIGINT; the backend, started in the background by a script, ignores
+# SIGINT and is sent SIGTERM.
+BACKEND_PID=""
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do stop_process "$pid" INT; done
+    [[ -z $BACKEND_PID ]] || stop_process "$BACKEND_PID" TERM
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
+command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
+if [[ -z ${NO_BUILD:-} ]]; then
+    log "building release binaries"
+    (cd "$ROOT" && cargo build --release -q --bin twinpeak && cargo build --release -q -p twinpeak-proxy --example bench_backend)
+fi
+
+"$BACKEND" --listen "$PRIMARY" >"$TMP/backend.log" 2>&1 &
+BACKEND_PID=$!
+wait_accepting "$PRIMARY"
+
+# config NAME LISTEN ADMIN [ACCESS_LOG]: a twinpeak configuration with mirroring off.
+config() {
+    cat >"$TMP/$1.yaml" <<YAML
+listen: $2
+admin: {listen: $3}
+primary: {url: http://$PRIMARY}
+routes: ["/bookings/{id}", "/bookings"]
+state: {off: true}
+${4:-}
+YAML
+}
+config access-off "$OFF_LISTEN" "$OFF_ADMIN"
+config access-on "$ON_LISTEN" "$ON_ADMIN" "access_log: {path: $TMP/access.log, max_file_bytes: 64MiB, keep: 2}"
+declare -A PID=()
+for name in access-off access-on; do
+    "$TWINPEAK" proxy --config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
+    STARTED+=($!)
+    PID[$name]=$!
+done
+wait_accepting "$OFF_LISTEN"
+wait_accepting "$ON_LISTEN"
+
+# GETs of a booking, each with a query holding a secret parameter and a user agent.
+cat >"$TMP/mix.lua" <<'LUA'
+local n = 0
+request = function()
+    n = n + 1
+    return wrk.format("GET", "/bookings/" .. (n % 1000) .. "?page=2&api_key=k" .. n,
+        {["User-Agent"] = "wrk/4 bench", ["X-Request-Id"] = "bench-" .. n})
+end
+LUA
+
+# CPU time (user + system, all threads) the process PID has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+declare -A RPS=() P99=() CPU=()
+run() {
+    local name=$1 listen=$2 round=$3 out before requests
+    out="$TMP/$name.$round.txt"
+    before=$(cpu_ticks "${PID[$name]}")
+    wrk -t1 -c32 -d"$DURATION" --latency -s "$TMP/mix.lua" "http://$listen" >"$out" 2>&1
+    read -r rps _ p99 requests errors <<<"$(parse_wrk "$out")"
+    [[ $errors == 0 ]] || die "$name round $round: $errors errors"
+    cpu=$(python3 -c 'import os, sys; t, r = map(float, sys.argv[1:]); print("%.1f" % (t / os.sysconf("SC_CLK_TCK") * 1e6 / r))' \
+        "$(( $(cpu_ticks "${PID[$name]}") - before ))" "$requests")
+    RPS[$name]+="$rps "
+    P99[$name]+="$p99 "
+    CPU[$name]+="$cpu "
+    log "$name round $round: $rps req/s, p99 $p99 ms, $cpu µs of CPU a request"
+}
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
+wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
+for round in $(seq "$ROUNDS"); do
+    if ((round % 2)); then
+        run access-off "$OFF_LISTEN" "$round"; run access-on "$ON_LISTEN" "$round"
+    else
+        run access-on "$ON_LISTEN" "$round"; run access-off "$OFF_LISTEN" "$round"
+    fi
+done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $1; }
+on=$(median "${RPS[access-on]}"); off=$(median "${RPS[access-off]}")
+on_p99=$(median "${P99[access-on]}"); off_p99=$(median "${P99[access-off]}")
+on_cpu=$(median "${CPU[access-on]}"); off_cpu=$(median "${CPU[access-off]}")
+sleep 1
+counts=$(curl -sS "http://$ON_ADMIN/metrics" | python3 -c '
+import re, sys
+c = dict(re.findall(r"^twinpeak_access_log_total\{result=\"(\w+)\"\} (\d+)", sys.stdin.read(), re.M))
+print("%s written, %s dropped (queue), %s dropped (bytes), %s failed"
+      % (c.get("written"), c.get("dropped_queue"), c.get("dropped_bytes"), c.get("failed")))')
+sample=$(tail -n 1 "$TMP/access.log")
+
+mkdir -p "$(dirname "$OUT")"
+cat >"$OUT" <<MD
+# Access log cost — $(date +%F)
+
+Machine: $(nproc) cores, $(uname -sr); load average $load_before before, $load_after after.
+twinpeak with mirroring off and state off in front of \`bench_backend\` (64-byte answers);
+\`wrk -t1 -c32 -d$DURATION\`, GETs with a query holding a secret parameter, a user agent and a
+request id; $ROUNDS interleaved rounds, medians. The logging proxy writes every request's line to
+a file (rotated at 64 MiB, 2 kept): $counts over the whole run, warm-up included.
+
+| case | req/s (median) | p99 ms (median) | proxy CPU µs a request (median) |
+|---|---|---|---|
+| no \`access_log:\` | $off | $off_p99 | $off_cpu |
+| \`access_log: {path: FILE}\` | $on | $on_p99 | $on_cpu |
+
+Logging ÷ not logging: **×$(ratio "$on" "$off")** requests per second, p99
+×$(ratio "$on_p99" "$off_p99"), proxy CPU a request ×$(ratio "$on_cpu" "$off_cpu") (the writer
+thread's share included).
+
+Rounds (req/s): off ${RPS[access-off]}; on ${RPS[access-on]}.
+Rounds (µs of CPU a request): off ${CPU[access-off]}; on ${CPU[access-on]}.
+
+A line as written:
+
+\`\`\`json
+$sample
+\`\`\`
+MD
+log "wrote $OUT"
+cat "$OUT"
