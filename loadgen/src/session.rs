@@ -152,14 +152,10 @@ impl RequestPlan {
         entry: &ReplayEntry,
         observation: &mut Observation,
     ) -> Option<(u16, http::HeaderMap, bytes::Bytes)> {
-        let Some(method) = goose_method(&entry.method) else {
-            observation.error = Some(ErrorKind::Check);
-            return None;
-        };
         let credential = user
             .get_session_data::<Credential>()
             .and_then(|c| c.0.clone());
-        let Ok(mut builder) = user.get_request_builder(&method, &entry.path) else {
+        let Some(mut builder) = request_builder(user, &entry.method, &entry.path) else {
             observation.error = Some(ErrorKind::Check);
             return None;
         };
@@ -172,14 +168,8 @@ impl RequestPlan {
         if !entry.body.is_empty() {
             builder = builder.body(entry.body.clone());
         }
-        let request = GooseRequest::builder()
-            .method(method)
-            .path(entry.path.as_str())
-            .name("replay")
-            .set_request_builder(builder)
-            .build();
         observation.sent = Instant::now();
-        match exchange_body(user, request).await {
+        match exchange_body(builder).await {
             Ok((status, headers, body)) => {
                 observation.status = Some(status);
                 observation.error = (status >= 500).then_some(ErrorKind::Status);
@@ -223,8 +213,7 @@ impl RequestPlan {
             observation.error = Some(ErrorKind::Check);
             return None;
         };
-        let method = goose_method(&spec.method)?;
-        let Ok(mut builder) = user.get_request_builder(&method, &path) else {
+        let Some(mut builder) = request_builder(user, &spec.method, &path) else {
             observation.error = Some(ErrorKind::Check);
             return None;
         };
@@ -238,14 +227,8 @@ impl RequestPlan {
         } else if let Some(body) = body {
             builder = builder.body(body);
         }
-        let request = GooseRequest::builder()
-            .method(method)
-            .path(path.as_str())
-            .name(spec.name.as_str())
-            .set_request_builder(builder)
-            .build();
         observation.sent = Instant::now();
-        let (status, _, body) = match exchange_body(user, request).await {
+        let (status, _, body) = match exchange_body(builder).await {
             Ok(answer) => answer,
             Err((status, kind)) => {
                 observation.status = status;
@@ -278,6 +261,24 @@ impl RequestPlan {
 }
 
 /// The Goose method of `method`; `None` for one Goose cannot send.
+/// A request to `path` on `user`'s target, by a method Goose sends, built by the user's own
+/// client. A path (the usual case) is joined to the target's URL as the user holds it parsed:
+/// Goose's builder parses the whole URL twice for every request (host and all), and its
+/// `request` makes a metric of every answer, which twinpeak, timing requests itself, has no
+/// use for. Anything else (a whole URL) goes through Goose's builder as it is.
+pub(crate) fn request_builder(
+    user: &GooseUser,
+    method: &http::Method,
+    path: &str,
+) -> Option<reqwest::RequestBuilder> {
+    let goose = goose_method(method)?;
+    if path.starts_with('/') {
+        let url = user.base_url.join(path).ok()?;
+        return Some(user.client.request(method.clone(), url));
+    }
+    user.get_request_builder(&goose, path).ok()
+}
+
 pub(crate) fn goose_method(method: &http::Method) -> Option<GooseMethod> {
     Some(match *method {
         http::Method::GET => GooseMethod::Get,
@@ -324,8 +325,7 @@ fn choose_request(requests: &[RequestSpec], rng: &mut ChaCha8Rng) -> Option<usiz
 /// Sends a request and reads the whole answer: its status, headers and body, or the status (if
 /// any) and why it failed.
 pub(crate) async fn exchange_body(
-    user: &mut GooseUser,
-    request: GooseRequest<'_>,
+    request: reqwest::RequestBuilder,
 ) -> Result<(u16, http::HeaderMap, bytes::Bytes), (Option<u16>, ErrorKind)> {
     let kind = |e: &reqwest::Error| {
         if e.is_timeout() {
@@ -334,11 +334,7 @@ pub(crate) async fn exchange_body(
             ErrorKind::Connect
         }
     };
-    let response = match user.request(request).await {
-        Ok(goose) => goose.response,
-        Err(_) => return Err((None, ErrorKind::Connect)),
-    };
-    let response = response.map_err(|e| (None, kind(&e)))?;
+    let response = request.send().await.map_err(|e| (None, kind(&e)))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response

@@ -10,7 +10,7 @@ use twinpeak_core::units::InvalidValue;
 
 use super::rewrite::parse_header_line;
 use crate::data::Data;
-use crate::session::{exchange_body, goose_method};
+use crate::session::{exchange_body, goose_method, request_builder};
 use crate::template::{ExtractPath, RenderContext, Template};
 
 /// How a replay authenticates.
@@ -144,22 +144,14 @@ impl Login {
     /// Logs `user` in and renders the header with its token.
     async fn run(&self, user: &mut GooseUser) -> Result<(String, String), String> {
         let (name, template) = self.parsed.as_ref().ok_or("login spec not checked")?;
-        let method = goose_method(&self.method).ok_or("method cannot be sent")?;
-        let mut builder = user
-            .get_request_builder(&method, &self.path)
-            .map_err(|e| e.to_string())?;
+        let mut builder = request_builder(user, &self.method, &self.path)
+            .ok_or_else(|| format!("{} {} cannot be sent", self.method, self.path))?;
         if let Some(json) = &self.json {
             builder = builder
                 .header("content-type", "application/json")
                 .body(json.to_string());
         }
-        let request = GooseRequest::builder()
-            .method(method)
-            .path(self.path.as_str())
-            .name("login")
-            .set_request_builder(builder)
-            .build();
-        let (status, _, body) = exchange_body(user, request)
+        let (status, _, body) = exchange_body(builder)
             .await
             .map_err(|(status, kind)| format!("{kind:?} (status {status:?})"))?;
         if !(200..300).contains(&status) {
