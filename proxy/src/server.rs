@@ -190,7 +190,12 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
             FlushService::new(state.clone()),
         ));
     }
-    let hand_over = Arc::new(HandOver::new(state.clone(), mirror, handed_over));
+    let hand_over = Arc::new(HandOver::new(
+        state.clone(),
+        mirror,
+        recorder.clone(),
+        handed_over,
+    ));
     let flush = Arc::new(ExitFlush::new(recorder, state).with_access_log(access_log));
     server.add_service(background_service(
         "twinpeak drain",

@@ -25,6 +25,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::Config;
 use crate::error::{InvalidKey, SetupError, SetupProblem};
 use crate::mirror::{Mirror, MirrorSettings};
+use crate::record::Recorder;
 use crate::state::live::Live;
 use crate::units::Percent;
 
@@ -117,27 +118,30 @@ impl HandedOver {
 pub(crate) struct HandOver {
     state: Option<Arc<Live>>,
     mirror: Arc<Mirror>,
+    recorder: Option<Arc<Recorder>>,
     handed_over: HandedOver,
 }
 
 impl HandOver {
-    /// The hand-over of `state` (when kept) and `mirror`, announced to the proxy service
-    /// through `handed_over`.
+    /// The hand-over of `state` (when kept), `mirror` and `recorder` (when recording),
+    /// announced to the proxy service through `handed_over`.
     pub(crate) fn new(
         state: Option<Arc<Live>>,
         mirror: Arc<Mirror>,
+        recorder: Option<Arc<Recorder>>,
         handed_over: HandedOver,
     ) -> Self {
         HandOver {
             state,
             mirror,
+            recorder,
             handed_over,
         }
     }
 
-    /// Stops mirroring (the new process compares from now on), writes what was learned, so
-    /// that the new process takes it up, and stops keeping connections alive; blocks on the
-    /// store.
+    /// Stops mirroring and recording new requests (the new process compares and records from
+    /// now on), writes what was learned, so that the new process takes it up, and stops
+    /// keeping connections alive; blocks on the store.
     fn prepare(&self) {
         let settings = self.mirror.settings();
         let stopped = MirrorSettings::new(
@@ -147,6 +151,9 @@ impl HandOver {
         );
         // Zero never fails (only a share above zero needs a shadow).
         let _ = self.mirror.set_settings(stopped);
+        if let Some(recorder) = &self.recorder {
+            recorder.stop_admitting();
+        }
         if let Some(state) = &self.state {
             state.hand_over();
         }

@@ -261,6 +261,16 @@ impl Recorder {
         settings
     }
 
+    /// At a binary upgrade's hand-over: admits no more requests (the new process records
+    /// from now on into the same directory and has written the manifest its own settings
+    /// give, which this one leaves alone), while the records already admitted are written as
+    /// their exchanges end, until the exit's flush.
+    pub fn stop_admitting(&self) {
+        let stopped = RecordSettings::new(false, self.settings.load().percent, self.key.clone());
+        self.settings.store(Arc::new(stopped));
+        self.show_settings();
+    }
+
     /// The manifest in force.
     fn manifest(&self) -> std::sync::MutexGuard<'_, RecordingManifest> {
         lock(&self.manifest)

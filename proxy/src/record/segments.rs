@@ -73,7 +73,11 @@ impl Segments {
 
     /// Writes the manifest whole: to a temporary file, synced, then renamed over the old one.
     pub fn write_manifest(&self, manifest: &RecordingManifest) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{MANIFEST_FILE}.tmp"));
+        // Named by process: during a binary upgrade the old and the new process share the
+        // directory, and neither may rename the other's half-written file into place.
+        let tmp = self
+            .dir
+            .join(format!("{MANIFEST_FILE}.{}.tmp", std::process::id()));
         let mut text = serde_json::to_vec_pretty(manifest)?;
         text.push(b'\n');
         let mut file = create_private(&tmp, false)?;
@@ -233,6 +237,7 @@ mod tests {
         let read = RecordingManifest::read(tmp.path()).unwrap().unwrap();
         assert_eq!(read, manifest);
         assert_eq!(mode(&tmp.path().join(MANIFEST_FILE)), FILE_MODE);
-        assert!(!tmp.path().join("recording.json.tmp").exists());
+        let manifest_tmp = format!("recording.json.{}.tmp", std::process::id());
+        assert!(!tmp.path().join(manifest_tmp).exists());
     }
 }

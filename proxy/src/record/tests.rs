@@ -75,6 +75,21 @@ fn routes_methods_and_the_switch_decide_what_is_recorded() {
 }
 
 #[test]
+fn at_a_hand_over_new_requests_are_not_recorded_but_admitted_ones_are_written() {
+    let (recorder, intake, routes) = recorder("{dir: /r}");
+    let admitted = request(&recorder, &routes, "GET", "/bookings/1").unwrap();
+    recorder.stop_admitting();
+    assert!(request(&recorder, &routes, "GET", "/bookings/2").is_none());
+    assert_eq!(recorder.metrics.enabled.get(), 0);
+    // The manifest is the new process's to write.
+    assert!(lock(&recorder.next_manifest).is_none());
+    admitted.finish(&recorder, false);
+    let records = pending(&intake);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].uri, "/bookings/1");
+}
+
+#[test]
 fn a_record_keeps_capped_copies_of_body_and_answer_and_counts_their_whole_length() {
     let (recorder, intake, routes) =
         recorder("{dir: /r, max_body_bytes: 4, max_response_bytes: 3}");
