@@ -447,7 +447,7 @@ async fn a_stalled_writer_drops_records_counted_and_never_slows_the_client() {
     .await;
     // The manifest's next rewrite opens a pipe nobody reads: the writer hangs there, as on a
     // stalled disk.
-    let fifo = dir.join("recording.json.tmp");
+    let fifo = dir.join(format!("recording.json.{}.tmp", proxy.pid()));
     assert!(Command::new("mkfifo")
         .arg(&fifo)
         .status()
