@@ -329,3 +329,49 @@ async fn upgrading_with_no_proxy_running_fails_at_once_saying_so() {
         "names the socket: {text}"
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_whose_state_store_cannot_open_stops_before_taking_the_sockets_over() {
+    let primary = Backend::fixed("legacy").await;
+    let here = tempfile::tempdir().unwrap();
+    let socket = here.path().join("upgrade.sock");
+    let old = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshutdown: {{ upgrade_sock: {} }}\nstate: {{ off: true }}\n",
+        primary.url(),
+        socket.display()
+    ))
+    .await;
+    // The new configuration keeps its state under a path that is a file, not a directory.
+    let blocker = here.path().join("not-a-directory");
+    std::fs::write(&blocker, "").unwrap();
+    let running = std::fs::read_to_string(&old.config).unwrap();
+    let config = here.path().join("new.yaml");
+    let state = format!(
+        "state: {{ sqlite: {} }}",
+        blocker.join("state.db").display()
+    );
+    let new_config = running
+        .lines()
+        .map(|line| match line.starts_with("state:") {
+            true => state.clone(),
+            false => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(new_config.contains(&state), "{new_config}");
+    std::fs::write(&config, new_config).unwrap();
+    let log = here.path().join("new.log");
+    let mut new = Started::proxy(&config, &["--upgrade"], &log);
+    let status = new.exited_within(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    let text = log_of(&log);
+    assert!(text.contains("state"), "names the store: {text}");
+    assert!(
+        !text.contains("waiting on"),
+        "never waited for the sockets: {text}"
+    );
+    // The running proxy was never asked for its sockets and serves on.
+    let answer = client().get(old.url("/bookings/1")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "legacy");
+}

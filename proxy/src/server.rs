@@ -104,8 +104,11 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
     // Upgrading, this waits for the sockets; what could fail is done by then (the old proxy
     // stops once it has sent them), and the running proxy has written its state, which the
     // store, opened after it, takes up.
-    let mut server = pingora_server(config, canary.is_some(), start);
     let state_error = |e| SetupError::new("state", SetupProblem::State(Box::new(e)));
+    if start == Start::Upgrade {
+        Live::probe(&config.state, &loaded.path).map_err(state_error)?;
+    }
+    let mut server = pingora_server(config, canary.is_some(), start);
     let sources = Sources {
         routes: routes.clone(),
         stats: stats.clone(),

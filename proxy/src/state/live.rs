@@ -106,6 +106,20 @@ fn restore(store: &mut Store, sources: &Sources) -> Result<String, StateError> {
 }
 
 impl Live {
+    /// Opens the store `config` names, when state is kept, and lets it go again: a binary
+    /// upgrade does so before it takes the listening sockets over, so that a store it cannot
+    /// open stops it while the running proxy still serves (its state is taken up, as
+    /// [`Live::open`] does, only once the running proxy has handed over and written it).
+    pub(crate) fn probe(
+        config: &StateConfig,
+        config_file: &std::path::Path,
+    ) -> Result<(), StateError> {
+        if let Some(location) = config.location(config_file)? {
+            drop(Store::open(&location, config.settings())?);
+        }
+        Ok(())
+    }
+
     /// Opens the store `config` names (`None` when state is off), takes up what this replica
     /// left there, and opens a second connection for the canary when `canary` (so flushes
     /// and canary decisions never wait for each other).
