@@ -9,6 +9,7 @@ use similar::{Algorithm, DiffTag, TextDiff};
 use twinpeak_core::digest::hex_sha256;
 
 use super::findings::truncate_chars;
+use super::grpc::{diff_grpc_bodies, is_grpc_content_type};
 use super::json::diff_json;
 use super::path::JsonPath;
 use super::{BodyRules, DiffKind, Finding, BODY_PATH};
@@ -26,7 +27,8 @@ const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Compares two response bodies.
 ///
-/// Byte-identical bodies give no findings without being parsed. A side is JSON when its
+/// Byte-identical bodies give no findings without being parsed. When either side's content
+/// type is gRPC, both are read as gRPC message sequences (see [`super::grpc`]). Otherwise a side is JSON when its
 /// content type is `application/json` or `…+json` and it parses, or, whatever its content
 /// type, when it starts (after whitespace) with `{` or `[` and parses. Both sides JSON: see
 /// [`diff_json`]. One side only: one `TypeChanged` finding at `$` saying which side is not
@@ -41,6 +43,13 @@ pub fn diff_bodies(
 ) -> Vec<Finding> {
     if primary == shadow {
         return Vec::new();
+    }
+    if primary_content_type
+        .into_iter()
+        .chain(shadow_content_type)
+        .any(is_grpc_content_type)
+    {
+        return diff_grpc_bodies(primary, shadow, rules);
     }
     let primary_json = parse_json(primary, primary_content_type);
     let shadow_json = parse_json(shadow, shadow_content_type);
@@ -156,7 +165,7 @@ fn diff_text(old: &str, new: &str) -> Finding {
 }
 
 /// `N vs M bytes, sha256 <hex> vs <hex>`.
-fn diff_binary(primary: &[u8], shadow: &[u8]) -> Finding {
+pub(super) fn diff_binary(primary: &[u8], shadow: &[u8]) -> Finding {
     let detail = format!(
         "{} vs {} bytes, sha256 {} vs {}",
         primary.len(),

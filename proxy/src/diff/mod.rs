@@ -2,7 +2,8 @@
 //! turns two bodies into a short, bounded list of [`Finding`]s.
 //!
 //! JSON bodies are compared structurally (`json::diff_json`), other UTF-8 bodies line by line, and
-//! anything else by size and digest ([`diff_bodies`]). Paths in findings are normalised
+//! anything else by size and digest ([`diff_bodies`]); gRPC bodies are read without a schema
+//! into objects keyed by protobuf field number (`$.1.3[*].2`) and then compared as JSON. Paths in findings are normalised
 //! (`$.bookings[*].price`) so that aggregating findings by path has bounded cardinality, and
 //! [`BodyRules`] say which paths to ignore, which arrays are unordered and which numbers may
 //! drift within a tolerance.
@@ -10,14 +11,17 @@
 mod body;
 mod canonical;
 mod findings;
+mod grpc;
 mod json;
 mod path;
+mod protobuf;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 pub use body::diff_bodies;
+pub use grpc::{diff_grpc_outcome, holds_several_messages, is_grpc_content_type, GrpcAnswer};
 pub use path::{JsonPath, PathPattern, PathSegment};
 
 /// Path of the findings that describe a whole non-JSON body (text or binary).

@@ -146,9 +146,9 @@ fn write_path(
     Ok(())
 }
 
-/// Writes `.key` for plain identifiers and `['key']` (escaped) for anything else.
+/// Writes `.key` for plain identifiers and field numbers, `['key']` (escaped) for anything else.
 fn write_key(out: &mut impl fmt::Write, key: &str) -> fmt::Result {
-    if is_identifier(key) {
+    if is_identifier(key) || is_field_number(key) {
         out.write_char('.')?;
         return out.write_str(key);
     }
@@ -171,6 +171,12 @@ fn is_identifier(key: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// ASCII digits only: a protobuf field number, as gRPC bodies are keyed (`$.1.3`). Array
+/// elements are always written in brackets (`[3]`), so `.3` can only be a key.
+fn is_field_number(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A JSONPath-like pattern naming locations, used by ignore rules and per-path options.
@@ -440,10 +446,19 @@ impl Parser<'_> {
                 self.bump();
                 Ok(Selector::Any)
             }
-            Some(c) if c.is_ascii_digit() => self.fail(&format!(
-                "a key after {after} cannot start with a digit; write `[{c}]` for an array \
-                 element or `['{c}']` for such a key"
-            )),
+            Some(c) if c.is_ascii_digit() => {
+                let start = self.pos;
+                let key = self.name();
+                if is_field_number(key) {
+                    Ok(Selector::Key(key.to_owned().into()))
+                } else {
+                    self.pos = start;
+                    self.fail(&format!(
+                        "a key after {after} that starts with a digit is a field number, all \
+                         digits; write `[{c}]` for an array element or `['{c}…']` for such a key"
+                    ))
+                }
+            }
             Some(c) if c.is_alphabetic() || c == '_' => Ok(Selector::Key(self.name().into())),
             Some(c) => self.fail(&format!(
                 "expected a key name or `*` after {after}, found {c:?}; quote unusual keys as \
@@ -597,12 +612,35 @@ mod tests {
     #[test]
     fn concrete_paths_round_trip_through_display() {
         let mut location = JsonPath::root();
-        for key in ["plain", "with space", "quote'", "tab\t", "é", "\"", "_x1"] {
+        for key in [
+            "plain",
+            "with space",
+            "quote'",
+            "tab\t",
+            "é",
+            "\"",
+            "_x1",
+            "12",
+        ] {
             location.push_key(key);
             location.push_index(7);
         }
         let reparsed = path(&location.to_concrete_string());
         assert_eq!(reparsed, location.into_owned());
+    }
+
+    #[test]
+    fn field_numbers_are_keys_written_after_a_dot() {
+        let mut location = JsonPath::root();
+        location.push_key("1");
+        location.push_key("3");
+        location.push_index(0);
+        location.push_key("2");
+        assert_eq!(location.to_string(), "$.1.3[*].2");
+        assert!(pattern("$.1.3[*].2").matches(&location));
+        assert!(pattern("$..2").matches(&location));
+        assert!(!pattern("$.1[3]").matches(&location));
+        assert_eq!(pattern("$.1.3[*].2").to_string(), "$.1.3[*].2");
     }
 
     #[test]
@@ -686,7 +724,7 @@ mod tests {
             ("$.items[abc]", "expected an index, `*` or a quoted key"),
             ("$['open", "unterminated quoted key at offset 2"),
             ("$[-1]", "negative array indexes"),
-            ("$.0", "cannot start with a digit"),
+            ("$.0a", "starts with a digit is a field number"),
             ("$ .a", "unexpected ' '"),
             ("$.a b", "unexpected ' '"),
             ("$[1", "expected `]`"),
