@@ -126,6 +126,8 @@ pub struct CapturedResponse {
     pub headers: HeaderMap,
     /// The body, capped.
     pub body: CapturedBody,
+    /// Trailers, when the answer had any, as kept by [`kept_trailers`].
+    pub trailers: HeaderMap,
     /// Time to the answer's header.
     pub ttfb: Option<Duration>,
     /// Time to the end of the answer (or to the failure).
@@ -140,15 +142,55 @@ impl CapturedResponse {
             status: None,
             headers: HeaderMap::new(),
             body: CapturedBody::default(),
+            trailers: HeaderMap::new(),
             ttfb: None,
             total,
         }
     }
 }
 
+/// Most trailer fields kept from one answer.
+pub const MAX_TRAILERS: usize = 32;
+
+/// Most trailer bytes (names and values) kept from one answer.
+pub const MAX_TRAILER_BYTES: usize = 8 * 1024;
+
+/// The trailers kept from an answer: the first fields, up to [`MAX_TRAILERS`] of them and
+/// [`MAX_TRAILER_BYTES`] in all; the rest are left out of the copy (the answer keeps them).
+pub fn kept_trailers(trailers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    let mut bytes = 0;
+    for (name, value) in trailers.iter().take(MAX_TRAILERS) {
+        bytes += name.as_str().len() + value.len();
+        if bytes > MAX_TRAILER_BYTES {
+            break;
+        }
+        kept.append(name.clone(), value.clone());
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailers_are_kept_up_to_their_bounds() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        assert_eq!(kept_trailers(&trailers), trailers);
+        for n in 0..(MAX_TRAILERS * 2) {
+            let name = http::HeaderName::try_from(format!("x-{n}")).unwrap();
+            trailers.insert(name, http::HeaderValue::from_static("v"));
+        }
+        assert_eq!(kept_trailers(&trailers).len(), MAX_TRAILERS);
+        let mut large = HeaderMap::new();
+        let value = http::HeaderValue::try_from("v".repeat(MAX_TRAILER_BYTES / 2)).unwrap();
+        for name in ["a", "b", "c"] {
+            large.insert(name, value.clone());
+        }
+        assert_eq!(kept_trailers(&large).len(), 1);
+    }
 
     #[test]
     fn capture_stops_at_the_cap_and_counts_the_rest() {

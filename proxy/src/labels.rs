@@ -199,15 +199,18 @@ pub enum PairResult {
     Noise,
     /// The pair was not compared (the pairing queue was full or the primary never finished).
     Dropped,
+    /// A streaming gRPC call (more than one message in the request or an answer): not compared.
+    Streaming,
 }
 
 impl PairResult {
     /// Every result, in label order.
-    pub const ALL: [PairResult; 4] = [
+    pub const ALL: [PairResult; 5] = [
         PairResult::Identical,
         PairResult::Different,
         PairResult::Noise,
         PairResult::Dropped,
+        PairResult::Streaming,
     ];
 
     /// The label value.
@@ -217,6 +220,7 @@ impl PairResult {
             PairResult::Different => "different",
             PairResult::Noise => "noise",
             PairResult::Dropped => "dropped",
+            PairResult::Streaming => "streaming",
         }
     }
 

@@ -490,6 +490,18 @@ impl ProxyHttp for TwinpeakProxy {
         Ok(None)
     }
 
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        upstream_trailers: &mut http::HeaderMap,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(m) = ctx.mirrored.as_mut() {
+            m.response_trailers(upstream_trailers);
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,

@@ -1,6 +1,8 @@
 //! Comparing the two answers of each mirrored request, off the request path: status, chosen
 //! headers and bodies (through the `diff` engine), noise learned from reference answers, the
-//! per-field and per-signature store, examples and the corpus, secrets redacted.
+//! per-field and per-signature store, examples and the corpus, secrets redacted. gRPC answers
+//! also compare `grpc-status` and `grpc-message`; streaming gRPC calls are counted
+//! (`result="streaming"`) and not compared.
 //!
 //! `twinpeak_compared_total{result}` and `twinpeak_diff_total{kind}` count each pair once, as
 //! classified when it was compared (with the noise known then), so they never go down; every
@@ -23,7 +25,11 @@ use twinpeak_core::timestamp::rfc3339;
 
 use crate::budget::ByteBudget;
 use crate::capture::{CapturedResponse, Outcome};
-use crate::diff::{diff_bodies, BodyRules, DiffKind, Finding};
+use crate::diff::{
+    diff_bodies, diff_grpc_outcome, holds_several_messages, is_grpc_content_type, BodyRules,
+    DiffKind, Finding, GrpcAnswer,
+};
+use crate::labels::PairResult;
 use crate::mirror::Pair;
 use crate::ratelimit::RateLimitedLog;
 use crate::routes::RouteTable;
@@ -148,6 +154,12 @@ impl Comparator {
                 });
             }
         }
+        if is_grpc(&primary.headers) || is_grpc(&other.headers) {
+            findings.extend(diff_grpc_outcome(
+                &grpc_answer(primary),
+                &grpc_answer(other),
+            ));
+        }
         let truncated = primary.body.truncated || other.body.truncated;
         if !truncated {
             findings.extend(diff_bodies(
@@ -168,6 +180,10 @@ impl Comparator {
             return;
         }
         if !self.rules.load().sample.includes(&HeaderMap::new()) {
+            return;
+        }
+        if is_streaming_grpc(pair) {
+            self.stats.pair_result(pair.route, PairResult::Streaming);
             return;
         }
         if let Some(reference) = pair
@@ -299,6 +315,27 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .map(|v| v.to_str().unwrap_or("(not text)").trim())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+fn grpc_answer(answer: &CapturedResponse) -> GrpcAnswer<'_> {
+    GrpcAnswer {
+        headers: &answer.headers,
+        trailers: &answer.trailers,
+    }
+}
+
+/// Whether an answer or request says it is gRPC.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    content_type(headers).is_some_and(is_grpc_content_type)
+}
+
+/// A gRPC call whose request or either answer holds more than one message: a streaming call,
+/// whose messages no pairwise comparison can line up, so it is counted and not compared.
+fn is_streaming_grpc(pair: &Pair) -> bool {
+    is_grpc(&pair.request_headers)
+        && [&pair.request_body, &pair.primary.body, &pair.shadow.body]
+            .into_iter()
+            .any(|body| holds_several_messages(&body.bytes))
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {

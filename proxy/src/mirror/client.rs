@@ -1,6 +1,6 @@
 //! The shadow client: one copy of a request sent to an upstream through a shared Pingora
 //! connector, its body read from the tee, its answer captured. Hop-by-hop headers are gone
-//! from the copy already; interim (1xx) answers are passed over.
+//! from the copy already; interim (1xx) answers are passed over; HTTP/2 trailers are kept.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use pingora_error::ErrorType;
 use pingora_http::RequestHeader;
 
 use super::tee::{Abandoned, TeeReceiver};
-use crate::capture::{BodyCapture, CapturedResponse, Outcome};
+use crate::capture::{kept_trailers, BodyCapture, CapturedResponse, Outcome};
 use crate::config::ShadowConfig;
 use crate::error::SetupError;
 use crate::metrics::UpstreamErrorKind;
@@ -142,6 +142,15 @@ impl ShadowTarget {
         {
             capture.push(&chunk);
         }
+        let trailers = match &mut session {
+            HttpSession::H2(h2) => h2
+                .read_trailers()
+                .await
+                .map_err(upstream(UpstreamErrorKind::Read))?
+                .map(|t| kept_trailers(&t))
+                .unwrap_or_default(),
+            _ => HeaderMap::new(),
+        };
         let total = start.elapsed();
         if session.response_done() {
             self.connector
@@ -153,6 +162,7 @@ impl ShadowTarget {
             status: Some(status),
             headers,
             body: capture.finish(),
+            trailers,
             ttfb: Some(ttfb),
             total,
         })

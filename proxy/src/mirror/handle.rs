@@ -17,6 +17,7 @@ pub struct MirrorHandle {
     primary: oneshot::Sender<CapturedResponse>,
     status: Option<StatusCode>,
     headers: HeaderMap,
+    trailers: HeaderMap,
     capture: BodyCapture,
     /// Body bytes seen in the current upstream attempt; a retry replays from zero.
     attempt_offset: u64,
@@ -35,6 +36,7 @@ impl MirrorHandle {
             primary,
             status: None,
             headers: HeaderMap::new(),
+            trailers: HeaderMap::new(),
             capture,
             attempt_offset: 0,
         }
@@ -63,6 +65,11 @@ impl MirrorHandle {
         self.headers = headers.clone();
     }
 
+    /// The primary's answer trailers (gRPC's `grpc-status` travels in them).
+    pub fn response_trailers(&mut self, trailers: &HeaderMap) {
+        self.trailers = crate::capture::kept_trailers(trailers);
+    }
+
     /// A piece of the primary's answer body.
     pub fn response_body(&mut self, chunk: &[u8]) {
         if self.primary.is_closed() {
@@ -80,6 +87,7 @@ impl MirrorHandle {
             primary,
             status,
             headers,
+            trailers,
             capture,
             ..
         } = self;
@@ -91,6 +99,7 @@ impl MirrorHandle {
             status,
             headers,
             body: capture.finish(),
+            trailers,
             ttfb,
             total,
         });

@@ -141,6 +141,7 @@ pub(crate) mod fixtures {
             status: Some(StatusCode::from_u16(status).unwrap()),
             headers: HeaderMap::new(),
             body: CapturedBody::whole(bytes::Bytes::from_static(body)),
+            trailers: HeaderMap::new(),
             ttfb: Some(Duration::from_millis(1)),
             total: Duration::from_millis(2),
         }
