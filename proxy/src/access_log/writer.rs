@@ -119,6 +119,10 @@ impl Writer {
             }
             std::thread::sleep(POLL);
         }
+        // Lines of requests that ended as the proxy stopped may wait behind the stop.
+        while let Ok(Message::Record(record)) = intake.try_recv() {
+            self.add(&record);
+        }
         self.flush();
         if let Err(e) = self.sink.close() {
             log::warn!("access log: could not sync the file at exit: {e}");

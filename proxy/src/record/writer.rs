@@ -170,6 +170,11 @@ impl Writer {
             }
             std::thread::sleep(POLL);
         }
+        // Records of exchanges that ended as the proxy stopped may wait behind the stop.
+        while let Ok(Message::Record(record)) = intake.try_recv() {
+            self.metrics.queue.dec();
+            self.add(*record);
+        }
         self.write_manifest_if_changed();
         self.flush();
         let (held, uncached) = self.redactor.cached_keys();
