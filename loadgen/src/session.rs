@@ -260,12 +260,14 @@ impl RequestPlan {
     }
 }
 
-/// The Goose method of `method`; `None` for one Goose cannot send.
 /// A request to `path` on `user`'s target, by a method Goose sends, built by the user's own
 /// client. A path (the usual case) is joined to the target's URL as the user holds it parsed:
 /// Goose's builder parses the whole URL twice for every request (host and all), and its
 /// `request` makes a metric of every answer, which twinpeak, timing requests itself, has no
-/// use for. Anything else (a whole URL) goes through Goose's builder as it is.
+/// use for. A path that would leave the target (`//host/...`, `/\host/...`: references to
+/// another host, which a recorded client may have sent) is refused, so that no request, nor
+/// the credential it carries, goes anywhere but the target. Anything else (a whole URL, as a
+/// scenario may name) goes through Goose's builder as it is.
 pub(crate) fn request_builder(
     user: &GooseUser,
     method: &http::Method,
@@ -274,11 +276,15 @@ pub(crate) fn request_builder(
     let goose = goose_method(method)?;
     if path.starts_with('/') {
         let url = user.base_url.join(path).ok()?;
+        if url.origin() != user.base_url.origin() {
+            return None;
+        }
         return Some(user.client.request(method.clone(), url));
     }
     user.get_request_builder(&goose, path).ok()
 }
 
+/// The Goose method of `method`; `None` for one Goose cannot send.
 pub(crate) fn goose_method(method: &http::Method) -> Option<GooseMethod> {
     Some(match *method {
         http::Method::GET => GooseMethod::Get,
