@@ -82,26 +82,35 @@ impl Redactor {
     }
 
     /// A request target (`/path?query#fragment`, or a whole URL) with the values of secret
-    /// query parameters replaced: for log lines, examples and the corpus.
+    /// query and path parameters (`;jsessionid=...`) replaced: for log lines, examples and the
+    /// corpus.
     pub fn uri<'a>(&self, uri: &'a str) -> Cow<'a, str> {
-        let Some((path, rest)) = uri.split_once('?') else {
+        let (path, rest) = match uri.split_once('?') {
+            Some((path, rest)) => (path, Some(rest)),
+            None => (uri, None),
+        };
+        let (query, fragment) = match rest.map(|rest| rest.split_once('#').unwrap_or((rest, ""))) {
+            Some((query, fragment)) => (Some(query), fragment),
+            None => (None, ""),
+        };
+        let redacted_path = self.names.path(path);
+        let redacted_query = query.map(|query| self.names.query(query));
+        let changed =
+            matches!(redacted_path, Cow::Owned(_)) || matches!(redacted_query, Some(Cow::Owned(_)));
+        if !changed {
             return Cow::Borrowed(uri);
-        };
-        let (query, fragment) = match rest.split_once('#') {
-            Some((query, fragment)) => (query, Some(fragment)),
-            None => (rest, None),
-        };
-        match self.names.query(query) {
-            Cow::Borrowed(_) => Cow::Borrowed(uri),
-            Cow::Owned(query) => {
-                let mut out = format!("{path}?{query}");
-                if let Some(fragment) = fragment {
-                    out.push('#');
-                    out.push_str(fragment);
-                }
-                Cow::Owned(out)
+        }
+        let mut out = redacted_path.into_owned();
+        if let Some(query) = redacted_query {
+            out.push('?');
+            out.push_str(&query);
+            let hash = rest.is_some_and(|rest| rest.contains('#'));
+            if hash {
+                out.push('#');
+                out.push_str(fragment);
             }
         }
+        Cow::Owned(out)
     }
 
     /// Headers as (name, value) pairs, secrets replaced.
@@ -381,6 +390,16 @@ mod tests {
             "/bookings/7?api_key=[redacted]&page=2&booking_ref=[redacted]#top"
         );
         assert_eq!(r.uri("/a?sig=abc"), "/a?sig=[redacted]");
+        assert_eq!(
+            r.uri("/cart;jsessionid=S1/items;v=2?page=1"),
+            "/cart;jsessionid=[redacted]/items;v=2?page=1"
+        );
+        assert_eq!(
+            r.uri("/a;x=1;token=t/b?sig=s#f"),
+            "/a;x=1;token=[redacted]/b?sig=[redacted]#f"
+        );
+        assert!(matches!(r.uri("/a;v=2/b"), Cow::Borrowed(_)));
+        assert_eq!(r.uri("/a/;session=s"), "/a/;session=[redacted]");
     }
 
     #[test]

@@ -150,20 +150,64 @@ impl SecretNames {
     /// A query string with the values of secret parameters replaced. A name that does not
     /// decode is taken as secret.
     pub fn query<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        self.pairs(query, false)
+        self.pairs(query, '&', false)
             .unwrap_or_else(|_| Cow::Owned(REDACTED.to_string()))
+    }
+
+    /// A path with the values of secret path parameters (`/cart;jsessionid=S/items`, the
+    /// `;name=value` pairs of a segment) replaced.
+    pub fn path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        if !path.contains(';') {
+            return Cow::Borrowed(path);
+        }
+        let mut out: Option<String> = None;
+        let mut start = 0;
+        for segment in path.split('/') {
+            let redacted = match segment.split_once(';') {
+                Some((head, params)) => match self.pairs(params, ';', false) {
+                    Ok(Cow::Borrowed(_)) => None,
+                    Ok(Cow::Owned(params)) => Some(format!("{head};{params}")),
+                    Err(_) => Some(format!("{head};{REDACTED}")),
+                },
+                None => None,
+            };
+            match redacted {
+                Some(redacted) => {
+                    let out = out.get_or_insert_with(|| path[..start].to_string());
+                    out.push_str(&redacted);
+                }
+                None => {
+                    if let Some(out) = &mut out {
+                        out.push_str(segment);
+                    }
+                }
+            }
+            start += segment.len() + 1;
+            if let Some(out) = &mut out {
+                if start <= path.len() {
+                    out.push('/');
+                }
+            }
+        }
+        out.map_or(Cow::Borrowed(path), Cow::Owned)
     }
 
     /// An `application/x-www-form-urlencoded` body with the values of secret fields replaced;
     /// an error when a name or value does not decode (a bad `%` escape, or not UTF-8).
     pub fn form<'a>(&self, form: &'a str) -> Result<Cow<'a, str>, Undecodable> {
-        self.pairs(form, true)
+        self.pairs(form, '&', true)
     }
 
-    fn pairs<'a>(&self, text: &'a str, strict: bool) -> Result<Cow<'a, str>, Undecodable> {
+    /// `text`'s `name=value` pairs, separated by `separator`, secret values replaced.
+    fn pairs<'a>(
+        &self,
+        text: &'a str,
+        separator: char,
+        strict: bool,
+    ) -> Result<Cow<'a, str>, Undecodable> {
         let mut out: Option<String> = None;
         let mut start = 0;
-        for piece in text.split('&') {
+        for piece in text.split(separator) {
             let (name, value) = match piece.split_once('=') {
                 Some((name, value)) => (name, Some(value)),
                 None => (piece, None),
@@ -188,7 +232,7 @@ impl SecretNames {
             start += piece.len() + 1;
             if let Some(out) = &mut out {
                 if start <= text.len() {
-                    out.push('&');
+                    out.push(separator);
                 }
             }
         }
