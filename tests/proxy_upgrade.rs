@@ -325,7 +325,7 @@ async fn upgrading_with_no_proxy_running_fails_at_once_saying_so() {
         "{text}"
     );
     assert!(
-        text.contains("twinpeak-upgrade-"),
+        text.contains("/upgrade-") && text.contains(".sock"),
         "names the socket: {text}"
     );
 }
@@ -374,4 +374,38 @@ async fn an_upgrade_whose_state_store_cannot_open_stops_before_taking_the_socket
     let answer = client().get(old.url("/bookings/1")).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "legacy");
+}
+
+#[tokio::test]
+async fn sigquit_with_no_new_process_waiting_is_refused_and_the_proxy_serves_on() {
+    let primary = Backend::fixed("legacy").await;
+    let here = tempfile::tempdir().unwrap();
+    let socket = here.path().join("upgrade.sock");
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshutdown: {{ upgrade_sock: {} }}\nstate: {{ off: true }}\n",
+        primary.url(),
+        socket.display()
+    ))
+    .await;
+    // The socket file a new process that stopped while waiting leaves: nothing listens on it.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    proxy.signal("QUIT");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.log_text().contains("SIGQUIT refused, serving on")
+        })
+        .await,
+        "says why: {}",
+        proxy.log_text()
+    );
+    // Past the 5 s a hand-over would have given both processes, the proxy still serves.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let answer = client().get(proxy.url("/bookings/1")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "legacy");
+    assert!(
+        !proxy.log_text().contains("sending socks"),
+        "{}",
+        proxy.log_text()
+    );
 }

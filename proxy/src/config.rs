@@ -100,7 +100,8 @@ pub struct ShutdownConfig {
     #[serde(default = "default_drain")]
     pub drain: HumanDuration,
     /// The Unix socket `twinpeak proxy --upgrade` takes the listening sockets over through;
-    /// default `/tmp/twinpeak-upgrade-ADMINPORT.sock`, with the admin port.
+    /// default `/tmp/twinpeak-UID/upgrade-ADMINPORT.sock`, with the admin port, in a directory
+    /// of mode 0700.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_sock: Option<PathBuf>,
 }

@@ -125,6 +125,14 @@ pub enum SetupProblem {
         /// The socket the hand-over would use.
         socket: PathBuf,
     },
+    /// The private directory of the default hand-over socket cannot be made or is not private.
+    #[error("{}: {reason}", dir.display())]
+    HandOverDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Why the proxy could not start, shown as `FILE: KEY: reason`.

@@ -62,7 +62,10 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
     let config = &loaded.config;
     match start {
         Start::Fresh => check_listen_addresses(config)?,
-        Start::Upgrade => upgrade::check_running(config)?,
+        Start::Upgrade => {
+            upgrade::check_running(config)?;
+            upgrade::prepare_socket_dir(config)?;
+        }
     }
     let routes = Arc::new(RouteTable::new(&config.routes));
     let stats = Arc::new(Stats::new(&routes, config.threads, config.canary.is_some()));
@@ -172,7 +175,7 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
     ));
     server.add_service(background_service("twinpeak pair worker", worker));
     add_operations(&mut server, config, admin, canary.as_deref(), diff_sources);
-    match (canary, fleet) {
+    match (canary, fleet.clone()) {
         (_, Some(fleet)) => {
             server.add_service(background_service(
                 "twinpeak canary fleet",
@@ -194,7 +197,9 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
         ));
     }
     let hand_over = Arc::new(HandOver::new(
+        upgrade::socket_path(config),
         state.clone(),
+        fleet,
         mirror,
         recorder.clone(),
         handed_over,

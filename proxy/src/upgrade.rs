@@ -13,6 +13,7 @@
 //! it alone writes the replica's findings as a whole, the old one only its last deltas.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use pingora_core::server::configuration::Opt;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::canary::fleet::Fleet;
 use crate::config::Config;
 use crate::error::{InvalidKey, SetupError, SetupProblem};
 use crate::mirror::{Mirror, MirrorSettings};
@@ -42,17 +44,112 @@ pub enum Start {
 const MAX_SOCKET_PATH: usize = 107;
 
 /// The socket the listening sockets are handed over through: `shutdown.upgrade_sock`, or
-/// `/tmp/twinpeak-upgrade-PORT.sock` with the admin port, so that proxies of one machine
-/// with their own admin ports never meet on it.
+/// `upgrade-PORT.sock` with the admin port in the private directory [`default_socket_dir`], so
+/// that proxies of one machine with their own admin ports never meet on it.
 pub(crate) fn socket_path(config: &Config) -> PathBuf {
     match &config.shutdown.upgrade_sock {
         Some(path) => path.clone(),
-        // Not $TMPDIR: the old and the new process must agree whatever their environments.
-        None => PathBuf::from(format!(
-            "/tmp/twinpeak-upgrade-{}.sock",
-            config.admin.listen.port()
+        None => default_socket_dir().join(format!("upgrade-{}.sock", config.admin.listen.port())),
+    }
+}
+
+/// `/tmp/twinpeak-UID`, readable and writable by this user alone. Not $TMPDIR: the old and
+/// the new process must agree whatever their environments. Private, because whoever can reach
+/// the socket could take the listening sockets (binding the path before the new process does)
+/// or hand the new process sockets of its own.
+fn default_socket_dir() -> PathBuf {
+    PathBuf::from(format!("/tmp/twinpeak-{}", own_uid()))
+}
+
+/// The user this process runs as: the owner of its `/proc/self`.
+fn own_uid() -> u32 {
+    std::fs::metadata("/proc/self").map_or(0, |meta| meta.uid())
+}
+
+/// Upgrading with the default socket: makes its directory, mode 0700, or checks that the one
+/// there is a directory (not a link) of this user's that no one else can enter.
+pub(crate) fn prepare_socket_dir(config: &Config) -> Result<(), SetupError> {
+    if config.shutdown.upgrade_sock.is_some() {
+        return Ok(());
+    }
+    let dir = default_socket_dir();
+    prepare_private_dir(&dir).map_err(|reason| {
+        SetupError::new(
+            "shutdown.upgrade_sock",
+            SetupProblem::HandOverDirectory { dir, reason },
+        )
+    })
+}
+
+/// Makes `dir` with mode 0700, or checks that the one there is a directory (not a link) of this
+/// user's that no one else can enter; why not otherwise.
+fn prepare_private_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot make it: {e}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    let uid = own_uid();
+    if !meta.file_type().is_dir() {
+        Err("is not a directory".into())
+    } else if meta.uid() != uid {
+        Err(format!(
+            "belongs to uid {}, not to this process's {uid}; remove it or set \
+             shutdown.upgrade_sock",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o077 != 0 {
+        Err(format!(
+            "others may enter it (mode {:o}); make it 0700 or remove it",
+            meta.mode() & 0o777
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a new process waits on `socket` for the listening sockets: a socket of this user's
+/// that something listens on. Otherwise why not: handing the sockets over then would leave
+/// no one serving, since the running proxy stops once it has tried.
+fn receiver_waiting(socket: &Path) -> Result<(), String> {
+    let meta =
+        std::fs::symlink_metadata(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    let uid = own_uid();
+    if !meta.file_type().is_socket() {
+        return Err(format!("{} is not a socket", socket.display()));
+    }
+    if meta.uid() != uid {
+        return Err(format!(
+            "{} belongs to uid {}, not to this process's {uid}",
+            socket.display(),
+            meta.uid()
+        ));
+    }
+    let listening =
+        std::fs::read_to_string("/proc/net/unix").map_err(|e| format!("/proc/net/unix: {e}"))?;
+    match listens_on(&listening, socket) {
+        true => Ok(()),
+        false => Err(format!(
+            "nothing listens on {} (left by a new process that gave up or stopped)",
+            socket.display()
         )),
     }
+}
+
+/// Whether `/proc/net/unix` (`table`) holds a listening socket bound to `path`: its flags have
+/// `__SO_ACCEPTCON` (0x10000), and its path follows the seven numeric columns.
+fn listens_on(table: &str, path: &Path) -> bool {
+    const ACCEPTING: u32 = 0x0001_0000;
+    let path = path.to_string_lossy();
+    table.lines().skip(1).any(|line| {
+        let mut columns = line.split_whitespace();
+        let accepting = columns
+            .nth(3)
+            .and_then(|flags| u32::from_str_radix(flags, 16).ok())
+            .is_some_and(|flags| flags & ACCEPTING != 0);
+        accepting && columns.skip(3).collect::<Vec<_>>().join(" ") == path
+    })
 }
 
 /// Checks `shutdown.upgrade_sock`: a Unix socket path short enough to bind.
@@ -116,23 +213,31 @@ impl HandedOver {
 
 /// What the running proxy does on SIGQUIT before it hands its sockets over.
 pub(crate) struct HandOver {
+    /// Where the new process waits for the sockets.
+    socket: PathBuf,
     state: Option<Arc<Live>>,
+    fleet: Option<Arc<Fleet>>,
     mirror: Arc<Mirror>,
     recorder: Option<Arc<Recorder>>,
     handed_over: HandedOver,
 }
 
 impl HandOver {
-    /// The hand-over of `state` (when kept), `mirror` and `recorder` (when recording),
-    /// announced to the proxy service through `handed_over`.
+    /// The hand-over through `socket` of `state` (when kept), the canary's `fleet` (when
+    /// judged through the store), `mirror` and `recorder` (when recording), announced to the
+    /// proxy service through `handed_over`.
     pub(crate) fn new(
+        socket: PathBuf,
         state: Option<Arc<Live>>,
+        fleet: Option<Arc<Fleet>>,
         mirror: Arc<Mirror>,
         recorder: Option<Arc<Recorder>>,
         handed_over: HandedOver,
     ) -> Self {
         HandOver {
+            socket,
             state,
+            fleet,
             mirror,
             recorder,
             handed_over,
@@ -140,7 +245,7 @@ impl HandOver {
     }
 
     /// Stops mirroring and recording new requests (the new process compares and records from
-    /// now on), writes what was learned, so that the new process takes it up, and stops
+    /// now on) and judging the canary, writes what was learned, so that the new process takes it up, and stops
     /// keeping connections alive; blocks on the store.
     fn prepare(&self) {
         let settings = self.mirror.settings();
@@ -154,6 +259,9 @@ impl HandOver {
         if let Some(recorder) = &self.recorder {
             recorder.stop_admitting();
         }
+        if let Some(fleet) = &self.fleet {
+            fleet.retire();
+        }
         if let Some(state) = &self.state {
             state.hand_over();
         }
@@ -162,7 +270,8 @@ impl HandOver {
 }
 
 /// Pingora's signal watch with the hand-over before SIGQUIT's: SIGQUIT upgrades (once the
-/// state is written), SIGTERM drains, SIGINT stops at once.
+/// state is written) when a new process waits for the sockets, and is refused, the proxy
+/// serving on, when none does; SIGTERM drains, SIGINT stops at once.
 pub(crate) struct UpgradeSignals(pub(crate) Arc<HandOver>);
 
 #[async_trait]
@@ -172,15 +281,25 @@ impl ShutdownSignalWatch for UpgradeSignals {
         let mut quit = watch(SignalKind::quit());
         let mut terminate = watch(SignalKind::terminate());
         let mut interrupt = watch(SignalKind::interrupt());
-        tokio::select! {
-            _ = quit.recv() => {
-                log::info!("SIGQUIT: handing the listening sockets over to the new process");
-                let hand_over = self.0.clone();
-                let _ = tokio::task::spawn_blocking(move || hand_over.prepare()).await;
-                ShutdownSignal::GracefulUpgrade
+        loop {
+            tokio::select! {
+                _ = quit.recv() => {
+                    if let Err(why) = receiver_waiting(&self.0.socket) {
+                        log::error!(
+                            "SIGQUIT refused, serving on: no new process waits for the \
+                             listening sockets: {why}; start `twinpeak proxy --upgrade` first, \
+                             then send SIGQUIT"
+                        );
+                        continue;
+                    }
+                    log::info!("SIGQUIT: handing the listening sockets over to the new process");
+                    let hand_over = self.0.clone();
+                    let _ = tokio::task::spawn_blocking(move || hand_over.prepare()).await;
+                    return ShutdownSignal::GracefulUpgrade;
+                }
+                _ = terminate.recv() => return ShutdownSignal::GracefulTerminate,
+                _ = interrupt.recv() => return ShutdownSignal::FastShutdown,
             }
-            _ = terminate.recv() => ShutdownSignal::GracefulTerminate,
-            _ = interrupt.recv() => ShutdownSignal::FastShutdown,
         }
     }
 }
@@ -196,5 +315,52 @@ mod tests {
         assert_eq!(error.key, "shutdown.upgrade_sock");
         assert!(validate(Some(Path::new("/run/twinpeak/upgrade.sock"))).is_ok());
         assert!(validate(None).is_ok());
+    }
+
+    #[test]
+    fn only_a_socket_something_listens_on_is_a_waiting_receiver() {
+        let here = tempfile::tempdir().unwrap();
+        let socket = here.path().join("upgrade.sock");
+        assert!(receiver_waiting(&socket).is_err(), "no file");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(receiver_waiting(&socket), Ok(()));
+        drop(listener);
+        let stale = receiver_waiting(&socket).unwrap_err();
+        assert!(stale.contains("nothing listens"), "{stale}");
+        let file = here.path().join("plain");
+        std::fs::write(&file, "").unwrap();
+        let plain = receiver_waiting(&file).unwrap_err();
+        assert!(plain.contains("not a socket"), "{plain}");
+    }
+
+    #[test]
+    fn the_hand_over_directory_is_made_private_and_one_others_may_enter_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let here = tempfile::tempdir().unwrap();
+        let dir = here.path().join("twinpeak-0");
+        assert_eq!(prepare_private_dir(&dir), Ok(()));
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(prepare_private_dir(&dir), Ok(()), "kept as it is");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let open = prepare_private_dir(&dir).unwrap_err();
+        assert!(open.contains("others may enter it (mode 777)"), "{open}");
+        let link = here.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let linked = prepare_private_dir(&link).unwrap_err();
+        assert!(linked.contains("not a directory"), "{linked}");
+    }
+
+    #[test]
+    fn the_table_of_unix_sockets_is_read_by_flags_and_path() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000010143f45: 00000003 00000000 00000000 0001 03  8097 /run/a.sock\n\
+            000000007c3e2a86: 00000002 00000000 00010000 0001 01   123 /tmp/b c.sock\n";
+        assert!(
+            !listens_on(table, Path::new("/run/a.sock")),
+            "connected, not listening"
+        );
+        assert!(listens_on(table, Path::new("/tmp/b c.sock")));
+        assert!(!listens_on(table, Path::new("/tmp/b")));
     }
 }

@@ -12,6 +12,7 @@
 //! request path only ever reads the weight in force.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -82,6 +83,10 @@ pub struct Fleet {
     /// The store's number of the newest decision in the history, and the row's generation
     /// applied.
     applied: Mutex<Applied>,
+    /// Set when the listening sockets went to a new process of this replica: this one stops
+    /// seeking the lease and judging, and leaves the lease it holds to the new process (the
+    /// same holder), which renews it; it still writes its part of the intervals it serves.
+    retired: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -178,7 +183,13 @@ impl Fleet {
             store: SharedStore::new(store),
             own: Arc::new(Mutex::new(VecDeque::new())),
             applied: Mutex::new(applied),
+            retired: AtomicBool::new(false),
         })
+    }
+
+    /// Leaves judging to the new process the listening sockets went to (a binary upgrade).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Remembers entries written from here (once written: an entry never written must not
@@ -494,7 +505,12 @@ impl Fleet {
                     judge_due = Some((current - 1, Instant::now() + grace));
                 }
             }
-            if now >= lease_due {
+            let retired = self.retired.load(Ordering::Acquire);
+            if retired {
+                // Not released: the new process holds it as the same replica.
+                lease_until = None;
+            }
+            if now >= lease_due && !retired {
                 lease_due = now + ttl / 3;
                 match self.store.call(move |s| s.try_lease(LEASE, ttl)).await {
                     Ok(lease) => {

@@ -17,7 +17,7 @@ use twinpeak_core::new_latency_histogram;
 
 use super::canary::unix_ms;
 use super::codec;
-use super::conn::{Conn, Value};
+use super::conn::{transaction, Conn, Dialect, Value};
 use super::error::DbError;
 
 /// Intervals a replica's write keeps: rows older than this many of its intervals are deleted,
@@ -140,8 +140,14 @@ fn width_ms(width: Duration) -> i64 {
     i64::try_from(width.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
-/// Writes (or replaces) `replica`'s window of interval `seq`, and deletes every replica's rows
-/// written more than [`KEPT_INTERVALS`] intervals ago.
+/// Adds `window` to `replica`'s row of interval `seq` (making it when there is none), and
+/// deletes every replica's rows written more than [`KEPT_INTERVALS`] intervals ago.
+///
+/// Added, not replaced: a process writes each interval once, but two processes of one replica
+/// (a binary upgrade's overlap, or a restart within an interval) each serve part of one, and the
+/// judge must see both parts. One transaction: the row is made first (so that with PostgreSQL
+/// a second writer waits for the first to commit rather than replace its row), then read locked,
+/// added to and written back.
 pub(crate) fn write(
     conn: &mut dyn Conn,
     replica: &str,
@@ -154,23 +160,60 @@ pub(crate) fn write(
         .checked_sub(width.saturating_mul(KEPT_INTERVALS))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let width = width_ms(width);
-    conn.execute(
-        "INSERT INTO twinpeak_intervals (width_ms, seq, replica, written_ms, data) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (width_ms, seq, replica) \
-         DO UPDATE SET written_ms = excluded.written_ms, data = excluded.data",
-        &[
-            width.into(),
-            seq.into(),
-            replica.into(),
-            unix_ms(now).into(),
-            encode(window).into(),
-        ],
-    )?;
-    conn.execute(
-        "DELETE FROM twinpeak_intervals WHERE written_ms < $1",
-        &[unix_ms(cutoff).into()],
-    )?;
-    Ok(())
+    let lock = match conn.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE",
+    };
+    transaction(conn, |conn| {
+        let key = [width.into(), seq.into(), replica.into()];
+        conn.execute(
+            "INSERT INTO twinpeak_intervals (width_ms, seq, replica, written_ms, data) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (width_ms, seq, replica) DO NOTHING",
+            &[
+                width.into(),
+                seq.into(),
+                replica.into(),
+                unix_ms(now).into(),
+                encode(&IntervalWindow::default()).into(),
+            ],
+        )?;
+        let rows = conn.query(
+            &format!(
+                "SELECT data FROM twinpeak_intervals \
+                 WHERE width_ms = $1 AND seq = $2 AND replica = $3{lock}"
+            ),
+            &key,
+        )?;
+        let held = rows
+            .into_iter()
+            .next()
+            .and_then(|row| row.into_iter().next())
+            .and_then(Value::into_text);
+        let mut total = window.clone();
+        if let Some(held) = held {
+            let added = decode(&held).and_then(|held| total.add(&held));
+            if let Err(e) = added {
+                log::warn!("canary: replica {replica}'s row of interval {seq} is replaced: {e}");
+                total = window.clone();
+            }
+        }
+        conn.execute(
+            "UPDATE twinpeak_intervals SET written_ms = $4, data = $5 \
+             WHERE width_ms = $1 AND seq = $2 AND replica = $3",
+            &[
+                width.into(),
+                seq.into(),
+                replica.into(),
+                unix_ms(now).into(),
+                encode(&total).into(),
+            ],
+        )?;
+        conn.execute(
+            "DELETE FROM twinpeak_intervals WHERE written_ms < $1",
+            &[unix_ms(cutoff).into()],
+        )?;
+        Ok(())
+    })
 }
 
 /// Every replica's windows of intervals `from..=to` of `width`, per interval and replica

@@ -557,3 +557,55 @@ fn a_canary_change_whose_commit_was_reported_failed_after_it_landed_is_reported_
     assert!(failed.to_string().contains("disk is full"), "{failed}");
     assert_eq!(store.canary().unwrap(), Some(row));
 }
+
+/// A window of `requests` primary requests of 1 ms each.
+fn primary_part(requests: u64) -> IntervalWindow {
+    let mut window = IntervalWindow::default();
+    window.primary.requests = requests;
+    for _ in 0..requests {
+        record_saturating(&mut window.primary.latency, 1_000);
+    }
+    window
+}
+
+/// Two processes of one replica (an upgrade's overlap) write their parts of one interval, at
+/// the same time: the row holds both.
+fn parts_of_one_interval_add_up(location: Location) {
+    let width = Duration::from_secs(1);
+    let writers: Vec<_> = (1..=4u64)
+        .map(|requests| {
+            let location = location.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&location, settings()).unwrap();
+                store
+                    .write_interval(width, 11, &primary_part(requests))
+                    .unwrap();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let mut store = Store::open(&location, settings()).unwrap();
+    let rows = store.intervals(width, 11, 11).unwrap();
+    let row = &rows[&11][&settings().replica];
+    assert_eq!(row.primary.requests, 1 + 2 + 3 + 4);
+    assert_eq!(row.primary.latency.len(), 10);
+}
+
+#[test]
+fn parts_of_one_interval_add_up_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    parts_of_one_interval_add_up(Location::Sqlite(dir.path().join("state.sqlite3")));
+}
+
+#[test]
+fn parts_of_one_interval_add_up_in_postgres() {
+    let server = pg::ThrowawayPostgres::start();
+    let config = PostgresConfig {
+        url: Some(server.url()),
+        password_file: Some(server.password_file()),
+        ..PostgresConfig::default()
+    };
+    parts_of_one_interval_add_up(Location::Postgres(Box::new(config.target().unwrap())));
+}
