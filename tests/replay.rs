@@ -600,3 +600,44 @@ async fn workers_split_a_replay_and_send_the_recording_once() {
     );
     assert!(text.contains("30 of those arrivals"), "{text}");
 }
+
+#[tokio::test]
+async fn a_recorded_path_naming_another_host_is_never_sent_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("rec");
+    let elsewhere = TimedBackend::start().await;
+    let host = elsewhere.url().trim_start_matches("http://").to_owned();
+    let paths = [
+        "/ok".to_owned(),
+        format!("//{host}/stolen"),
+        format!("/\\{host}/stolen"),
+    ];
+    let records: Vec<RecordedExchange> = (0..30u64)
+        .map(|i| {
+            let path = &paths[i as usize % paths.len()];
+            exchange(START_US + i * 5_000, "GET", "/ok", path)
+        })
+        .collect();
+    write_recording(&recording, &records, 100, None);
+    let target = TimedBackend::start().await;
+    let header_file = dir.path().join("auth.txt");
+    std::fs::write(&header_file, "Authorization: Bearer for-the-target\n").unwrap();
+    let auth = format!("header-file:{}", header_file.display());
+
+    let out = load(replay_args(
+        &recording,
+        &target.url(),
+        "elsewhere",
+        &["--speed", "5x", "--auth", &auth],
+    ))
+    .await;
+    assert_eq!(
+        elsewhere.backend.count(),
+        0,
+        "a request (and its credential) left the target: {}",
+        output_text(&out)
+    );
+    let received = target.backend.requests();
+    assert_eq!(received.len(), 10, "{}", output_text(&out));
+    assert!(received.iter().all(|r| r.uri == "/ok"));
+}
