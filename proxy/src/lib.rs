@@ -87,6 +87,7 @@ mod tls;
 mod units;
 mod upgrade;
 mod upstream;
+mod writer_thread;
 
 pub use comparison::replay::ReplayComparison;
 pub use config::{Config, ConfigError, LoadedConfig};

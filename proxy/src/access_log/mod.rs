@@ -116,7 +116,7 @@ pub struct AccessLog {
     budget: Arc<ByteBudget>,
     metrics: AccessLogMetrics,
     /// The writer thread, joined at exit.
-    writer: Mutex<Option<writer::WriterThread>>,
+    writer: Mutex<Option<crate::writer_thread::WriterThread>>,
 }
 
 impl AccessLog {
@@ -133,7 +133,7 @@ impl AccessLog {
         };
         let metrics = AccessLogMetrics::register(metrics);
         let (queue, intake) = sync_channel(section.queue);
-        let thread = writer::WriterThread::start(writer::WriterSetup {
+        let thread = writer::start(writer::WriterSetup {
             config: section.clone(),
             redactor: crate::comparison::redact::Redactor::new(&config.diff),
             route_names: routes.names().to_vec(),
@@ -208,21 +208,6 @@ impl AccessLog {
         let Some(thread) = lock(&self.writer).take() else {
             return;
         };
-        let deadline = Instant::now() + EXIT_WAIT;
-        let mut stop = Message::Stop;
-        loop {
-            match self.queue.try_send(stop) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    stop = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => {
-                    log::warn!("access log: the writer did not take the queue in time at exit");
-                    return;
-                }
-            }
-        }
-        thread.join(deadline);
+        thread.stop(&self.queue, Message::Stop, EXIT_WAIT);
     }
 }

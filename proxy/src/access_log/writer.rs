@@ -3,7 +3,7 @@
 //! write — when the queue is empty, or sooner when the batch grows. Once a second it checks
 //! that the file is still at its path. At exit it writes what is queued and syncs.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::config::AccessLogConfig;
@@ -13,6 +13,7 @@ use super::{AccessRecord, Message};
 use crate::comparison::redact::Redactor;
 use crate::metrics::{AccessLogMetrics, RecordResult};
 use crate::ratelimit::RateLimitedLog;
+use crate::writer_thread::WriterThread;
 
 /// Most bytes of one batch; a quarter of a file when that is less.
 const BATCH_BYTES: usize = 256 << 10;
@@ -31,50 +32,22 @@ pub struct WriterSetup {
     pub metrics: AccessLogMetrics,
 }
 
-/// The running writer.
-pub struct WriterThread {
-    thread: std::thread::JoinHandle<()>,
-    done: Receiver<()>,
-}
-
-impl WriterThread {
-    /// Opens the sink and starts the thread.
-    pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
-        let sink = Sink::open(&setup.config)?;
-        let batch_bytes = BATCH_BYTES.min(setup.config.max_file_bytes.0 as usize / 4);
-        let writer = Writer {
-            sink,
-            redactor: setup.redactor,
-            route_names: setup.route_names,
-            metrics: setup.metrics,
-            batch_bytes,
-            lines: Vec::with_capacity(batch_bytes + (16 << 10)),
-            records: 0,
-            errors: RateLimitedLog::new(Duration::from_secs(5)),
-        };
-        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
-        let intake = setup.intake;
-        let thread = std::thread::Builder::new()
-            .name("twinpeak access log".into())
-            .spawn(move || {
-                writer.run(intake);
-                let _ = done_tx.send(());
-            })?;
-        Ok(WriterThread { thread, done })
-    }
-
-    /// Waits until `deadline` for the thread to finish (it has been sent [`Message::Stop`]).
-    pub fn join(self, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.done.recv_timeout(left) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                let _ = self.thread.join();
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                log::warn!("access log: the writer did not finish writing in time at exit");
-            }
-        }
-    }
+/// Opens the sink and starts the thread.
+pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
+    let sink = Sink::open(&setup.config)?;
+    let batch_bytes = BATCH_BYTES.min(setup.config.max_file_bytes.0 as usize / 4);
+    let writer = Writer {
+        sink,
+        redactor: setup.redactor,
+        route_names: setup.route_names,
+        metrics: setup.metrics,
+        batch_bytes,
+        lines: Vec::with_capacity(batch_bytes + (16 << 10)),
+        records: 0,
+        errors: RateLimitedLog::new(Duration::from_secs(5)),
+    };
+    let intake = setup.intake;
+    WriterThread::spawn("access log", move || writer.run(intake))
 }
 
 struct Writer {

@@ -141,7 +141,7 @@ pub struct Recorder {
     manifest: Mutex<RecordingManifest>,
     next_manifest: Arc<Mutex<Option<RecordingManifest>>>,
     /// The writer thread, joined at exit.
-    writer: Mutex<Option<writer::WriterThread>>,
+    writer: Mutex<Option<crate::writer_thread::WriterThread>>,
 }
 
 /// What `GET /api/v1/record` shows.
@@ -183,7 +183,7 @@ impl Recorder {
         };
         let primary = config.primary.url.to_string();
         let (recorder, intake) = Recorder::new(record, &primary, routes, metrics);
-        let thread = writer::WriterThread::start(writer::WriterSetup {
+        let thread = writer::start(writer::WriterSetup {
             record: record.clone(),
             redactor: crate::comparison::redact::Redactor::new(&config.diff),
             route_names: routes.names().to_vec(),
@@ -367,22 +367,7 @@ impl Recorder {
         let Some(thread) = lock(&self.writer).take() else {
             return;
         };
-        let deadline = Instant::now() + EXIT_WAIT;
-        let mut stop = Message::Stop;
-        loop {
-            match self.queue.try_send(stop) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    stop = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => {
-                    log::warn!("record: the writer did not take the queue in time at exit");
-                    return;
-                }
-            }
-        }
-        thread.join(deadline);
+        thread.stop(&self.queue, Message::Stop, EXIT_WAIT);
     }
 }
 

@@ -4,7 +4,7 @@
 //! seconds, and rewrites the manifest when the settings change. At exit it writes what is
 //! queued and syncs.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,6 +19,7 @@ use super::{Message, PendingRecord, RecordConfig, RecordSettings};
 use crate::comparison::redact::Redactor;
 use crate::metrics::{RecordMetrics, RecordResult};
 use crate::ratelimit::RateLimitedLog;
+use crate::writer_thread::WriterThread;
 
 /// Longest a record waits in a batch before it is written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -64,60 +65,32 @@ pub struct WriterSetup {
     pub next_manifest: Arc<Mutex<Option<RecordingManifest>>>,
 }
 
-/// The running writer.
-pub struct WriterThread {
-    thread: std::thread::JoinHandle<()>,
-    done: Receiver<()>,
-}
-
-impl WriterThread {
-    /// Opens the directory, writes the manifest and starts the thread; the first segment is
-    /// begun with the first flush.
-    pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
-        let record = &setup.record;
-        let segments = Segments::open(
-            &record.dir,
-            record.max_file_bytes.0,
-            record.max_total_bytes.0,
-        )?;
-        segments.write_manifest(&setup.manifest)?;
-        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
-        let flush_bytes = FLUSH_BYTES.min(record.max_file_bytes.0 as usize / 4);
-        let writer = Writer {
-            segments,
-            redactor: setup.redactor,
-            route_names: setup.route_names,
-            metrics: setup.metrics,
-            next_manifest: setup.next_manifest,
-            max_file_bytes: record.max_file_bytes.0 as usize,
-            flush_bytes,
-            lines: Vec::with_capacity(flush_bytes + (64 << 10)),
-            batch: Vec::with_capacity(FLUSH_RECORDS),
-            encoder: MemberEncoder::new(),
-            errors: RateLimitedLog::new(Duration::from_secs(5)),
-        };
-        let intake = setup.intake;
-        let thread = std::thread::Builder::new()
-            .name("twinpeak record".into())
-            .spawn(move || {
-                writer.run(intake);
-                let _ = done_tx.send(());
-            })?;
-        Ok(WriterThread { thread, done })
-    }
-
-    /// Waits until `deadline` for the thread to finish (it has been sent [`Message::Stop`]).
-    pub fn join(self, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.done.recv_timeout(left) {
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                let _ = self.thread.join();
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                log::warn!("record: the writer did not finish writing in time at exit");
-            }
-        }
-    }
+/// Opens the directory, writes the manifest and starts the thread; the first segment is
+/// begun with the first flush.
+pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
+    let record = &setup.record;
+    let segments = Segments::open(
+        &record.dir,
+        record.max_file_bytes.0,
+        record.max_total_bytes.0,
+    )?;
+    segments.write_manifest(&setup.manifest)?;
+    let flush_bytes = FLUSH_BYTES.min(record.max_file_bytes.0 as usize / 4);
+    let writer = Writer {
+        segments,
+        redactor: setup.redactor,
+        route_names: setup.route_names,
+        metrics: setup.metrics,
+        next_manifest: setup.next_manifest,
+        max_file_bytes: record.max_file_bytes.0 as usize,
+        flush_bytes,
+        lines: Vec::with_capacity(flush_bytes + (64 << 10)),
+        batch: Vec::with_capacity(FLUSH_RECORDS),
+        encoder: MemberEncoder::new(),
+        errors: RateLimitedLog::new(Duration::from_secs(5)),
+    };
+    let intake = setup.intake;
+    WriterThread::spawn("record", move || writer.run(intake))
 }
 
 struct Writer {
