@@ -83,36 +83,18 @@ request = function()
 end
 LUA
 
-# CPU time (user + system, all threads) the process PID has used, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 declare -A RPS=() P99=() CPU=()
-run() {
-    local name=$1 listen=$2 round=$3 out before requests
-    out="$TMP/$name.$round.txt"
-    before=$(cpu_ticks "${PID[$name]}")
-    wrk -t1 -c32 -d"$DURATION" --latency -s "$TMP/mix.lua" "http://$listen" >"$out" 2>&1
-    read -r rps _ p99 requests errors <<<"$(parse_wrk "$out")"
-    [[ $errors == 0 ]] || die "$name round $round: $errors errors"
-    cpu=$(python3 -c 'import os, sys; t, r = map(float, sys.argv[1:]); print("%.1f" % (t / os.sysconf("SC_CLK_TCK") * 1e6 / r))' \
-        "$(( $(cpu_ticks "${PID[$name]}") - before ))" "$requests")
-    RPS[$name]+="$rps "
-    P99[$name]+="$p99 "
-    CPU[$name]+="$cpu "
-    log "$name round $round: $rps req/s, p99 $p99 ms, $cpu µs of CPU a request"
-}
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
 wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
 for round in $(seq "$ROUNDS"); do
     if ((round % 2)); then
-        run access-off "$OFF_LISTEN" "$round"; run access-on "$ON_LISTEN" "$round"
+        wrk_round access-off "$OFF_LISTEN" "$round"; wrk_round access-on "$ON_LISTEN" "$round"
     else
-        run access-on "$ON_LISTEN" "$round"; run access-off "$OFF_LISTEN" "$round"
+        wrk_round access-on "$ON_LISTEN" "$round"; wrk_round access-off "$OFF_LISTEN" "$round"
     fi
 done
 load_after=$(cut -d' ' -f1 /proc/loadavg)
-median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $1; }
 on=$(median "${RPS[access-on]}"); off=$(median "${RPS[access-off]}")
 on_p99=$(median "${P99[access-on]}"); off_p99=$(median "${P99[access-off]}")
 on_cpu=$(median "${CPU[access-on]}"); off_cpu=$(median "${CPU[access-off]}")

@@ -74,3 +74,28 @@ ratio() {
     [[ -n ${1:-} && -n ${2:-} ]] || { echo "n/a"; return; }
     python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print("%.2f" % (a / b) if b else "n/a")' "$1" "$2"
 }
+
+# CPU time (user + system, all threads) the process PID has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# The median of the numbers in $1 (separated by spaces), to 2 decimals.
+median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $1; }
+
+# One round of wrk (-t1 -c32 for $DURATION, with the script $TMP/mix.lua) against case NAME at
+# LISTEN, served by the process ${PID[NAME]}: appends its req/s, p99 (ms) and microseconds of
+# that process's CPU a request to RPS[NAME], P99[NAME] and CPU[NAME], which the caller declares
+# (declare -A RPS=() P99=() CPU=()). A round with errors stops the benchmark.
+wrk_round() {
+    local name=$1 listen=$2 round=$3 out before requests
+    out="$TMP/$name.$round.txt"
+    before=$(cpu_ticks "${PID[$name]}")
+    wrk -t1 -c32 -d"$DURATION" --latency -s "$TMP/mix.lua" "http://$listen" >"$out" 2>&1
+    read -r rps _ p99 requests errors <<<"$(parse_wrk "$out")"
+    [[ $errors == 0 ]] || die "$name round $round: $errors errors"
+    cpu=$(python3 -c 'import os, sys; t, r = map(float, sys.argv[1:]); print("%.1f" % (t / os.sysconf("SC_CLK_TCK") * 1e6 / r))' \
+        "$(( $(cpu_ticks "${PID[$name]}") - before ))" "$requests")
+    RPS[$name]+="$rps "
+    P99[$name]+="$p99 "
+    CPU[$name]+="$cpu "
+    log "$name round $round: $rps req/s, p99 $p99 ms, $cpu µs of CPU a request"
+}

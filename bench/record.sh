@@ -92,36 +92,18 @@ request = function()
 end
 LUA
 
-# CPU time (user + system, all threads) the process PID has used, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
+# The proxy's CPU a request includes the records written after a run: the writer catches up
+# within a second, measured at the start of the next run of this case.
 declare -A RPS=() P99=() CPU=()
-run() {
-    local name=$1 listen=$2 round=$3 out before requests
-    out="$TMP/$name.$round.txt"
-    before=$(cpu_ticks "${PID[$name]}")
-    wrk -t1 -c32 -d"$DURATION" --latency -s "$TMP/mix.lua" "http://$listen" >"$out" 2>&1
-    read -r rps _ p99 requests errors <<<"$(parse_wrk "$out")"
-    [[ $errors == 0 ]] || die "$name round $round: $errors errors"
-    # Microseconds of the proxy's CPU per request (the records written after the run included:
-    # the writer catches up within a second, measured at the start of the next run of this case).
-    cpu=$(python3 -c 'import os, sys; t, r = map(float, sys.argv[1:]); print("%.1f" % (t / os.sysconf("SC_CLK_TCK") * 1e6 / r))' \
-        "$(( $(cpu_ticks "${PID[$name]}") - before ))" "$requests")
-    RPS[$name]+="$rps "
-    P99[$name]+="$p99 "
-    CPU[$name]+="$cpu "
-    log "$name round $round: $rps req/s, p99 $p99 ms, $cpu µs of CPU a request"
-}
 wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
 wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
 for round in $(seq "$ROUNDS"); do
     if ((round % 2)); then
-        run record-off "$OFF_LISTEN" "$round"; run record-100 "$ON_LISTEN" "$round"
+        wrk_round record-off "$OFF_LISTEN" "$round"; wrk_round record-100 "$ON_LISTEN" "$round"
     else
-        run record-100 "$ON_LISTEN" "$round"; run record-off "$OFF_LISTEN" "$round"
+        wrk_round record-100 "$ON_LISTEN" "$round"; wrk_round record-off "$OFF_LISTEN" "$round"
     fi
 done
-median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' $1; }
 on=$(median "${RPS[record-100]}"); off=$(median "${RPS[record-off]}")
 on_p99=$(median "${P99[record-100]}"); off_p99=$(median "${P99[record-off]}")
 on_cpu=$(median "${CPU[record-100]}"); off_cpu=$(median "${CPU[record-off]}")
