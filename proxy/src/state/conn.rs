@@ -142,9 +142,28 @@ impl SqliteConn {
     pub(crate) fn open(path: &std::path::Path) -> Result<Self, DbError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::set_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(SqliteConn { conn })
+    }
+
+    /// Puts the file in WAL mode. Switching a new file takes a lock that SQLite's busy handler
+    /// does not wait for, so two processes making the same file at once (replicas starting
+    /// together) would see "database is locked": the switch is tried again for up to 5 s.
+    fn set_wal(conn: &rusqlite::Connection) -> Result<(), rusqlite::Error> {
+        const RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(RETRY);
+                }
+                result => return result,
+            }
+        }
     }
 
     /// `$1` → `?1`: SQLite's numbered parameters.
