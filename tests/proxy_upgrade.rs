@@ -330,50 +330,79 @@ async fn upgrading_with_no_proxy_running_fails_at_once_saying_so() {
     );
 }
 
-#[tokio::test]
-async fn an_upgrade_whose_state_store_cannot_open_stops_before_taking_the_sockets_over() {
-    let primary = Backend::fixed("legacy").await;
-    let here = tempfile::tempdir().unwrap();
-    let socket = here.path().join("upgrade.sock");
-    let old = Proxy::start(&format!(
+/// A proxy of `primary` with its hand-over socket in `here`, and no state kept.
+async fn proxy_to_upgrade(primary: &Backend, here: &Path) -> Proxy {
+    Proxy::start(&format!(
         "primary: {{ url: {} }}\nshutdown: {{ upgrade_sock: {} }}\nstate: {{ off: true }}\n",
         primary.url(),
-        socket.display()
+        here.join("upgrade.sock").display()
     ))
-    .await;
-    // The new configuration keeps its state under a path that is a file, not a directory.
-    let blocker = here.path().join("not-a-directory");
-    std::fs::write(&blocker, "").unwrap();
+    .await
+}
+
+/// Starts `twinpeak proxy --upgrade` with `old`'s configuration, the line starting with `key`
+/// replaced by `line`; asserts that it fails before it waits for the sockets, and that `old`
+/// was never asked for them and serves on. The new process's log.
+async fn refused_upgrade(old: &Proxy, here: &Path, key: &str, line: &str) -> String {
     let running = std::fs::read_to_string(&old.config).unwrap();
-    let config = here.path().join("new.yaml");
-    let state = format!(
-        "state: {{ sqlite: {} }}",
-        blocker.join("state.db").display()
-    );
     let new_config = running
         .lines()
-        .map(|line| match line.starts_with("state:") {
-            true => state.clone(),
-            false => line.to_string(),
+        .map(|l| match l.starts_with(key) {
+            true => line,
+            false => l,
         })
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(new_config.contains(&state), "{new_config}");
+    assert!(new_config.contains(line), "{new_config}");
+    let config = here.join("new.yaml");
     std::fs::write(&config, new_config).unwrap();
-    let log = here.path().join("new.log");
+    let log = here.join("new.log");
     let mut new = Started::proxy(&config, &["--upgrade"], &log);
     let status = new.exited_within(Duration::from_secs(10)).await;
     assert!(status.is_some_and(|s| !s.success()), "{status:?}");
     let text = log_of(&log);
-    assert!(text.contains("state"), "names the store: {text}");
     assert!(
         !text.contains("waiting on"),
         "never waited for the sockets: {text}"
     );
-    // The running proxy was never asked for its sockets and serves on.
     let answer = client().get(old.url("/bookings/1")).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text().await.unwrap(), "legacy");
+    text
+}
+
+#[tokio::test]
+async fn an_upgrade_whose_state_store_cannot_open_stops_before_taking_the_sockets_over() {
+    let primary = Backend::fixed("legacy").await;
+    let here = tempfile::tempdir().unwrap();
+    let old = proxy_to_upgrade(&primary, here.path()).await;
+    // The new configuration keeps its state under a path that is a file, not a directory.
+    let blocker = here.path().join("not-a-directory");
+    std::fs::write(&blocker, "").unwrap();
+    let state = format!(
+        "state: {{ sqlite: {} }}",
+        blocker.join("state.db").display()
+    );
+    let text = refused_upgrade(&old, here.path(), "state:", &state).await;
+    assert!(text.contains("state"), "names the store: {text}");
+}
+
+#[tokio::test]
+async fn an_upgrade_to_an_address_another_process_holds_stops_before_taking_the_sockets_over() {
+    let primary = Backend::fixed("legacy").await;
+    let here = tempfile::tempdir().unwrap();
+    let old = proxy_to_upgrade(&primary, here.path()).await;
+    // This test's own process holds the address the new configuration adds.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap();
+    let listen = format!("listen: [{}, {taken}]", old.addr);
+    let text = refused_upgrade(&old, here.path(), "listen:", &listen).await;
+    let expected = format!(
+        "listen: --upgrade: {taken} is held by process {}, not by the running proxy (process {})",
+        std::process::id(),
+        old.pid()
+    );
+    assert!(text.contains(&expected), "{text}");
 }
 
 #[tokio::test]

@@ -444,6 +444,17 @@ impl Config {
         self.listen.iter().map(|l| l.address).collect()
     }
 
+    /// Every address the proxy listens on, with the key that sets it: `listen`, `admin.listen`
+    /// and `metrics.listen`.
+    pub(crate) fn bound_addresses(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.listen
+            .iter()
+            .map(|l| ("listen", l.address))
+            .chain(std::iter::once(("admin.listen", self.admin.listen)))
+            .chain(self.metrics.iter().map(|m| ("metrics.listen", m.listen)))
+            .collect()
+    }
+
     /// Reads the files every upstream's `tls:` names, so that a missing or unusable one is
     /// reported now, at its line.
     fn check_upstream_tls(&self) -> Result<(), InvalidKey> {

@@ -125,6 +125,20 @@ pub enum SetupProblem {
         /// The socket the hand-over would use.
         socket: PathBuf,
     },
+    /// `--upgrade`, but an address to listen on is held by another process than the running
+    /// proxy, so the new process could not listen on it once the running one had left.
+    #[error(
+        "--upgrade: {address} is held by {holders}, not by the running proxy ({running}); \
+         free it or listen elsewhere"
+    )]
+    UpgradeAddressTaken {
+        /// The address.
+        address: SocketAddr,
+        /// The processes holding it, as far as they could be seen.
+        holders: String,
+        /// The running proxy's processes (those holding `admin.listen`).
+        running: String,
+    },
     /// The private directory of the default hand-over socket cannot be made or is not private.
     #[error("{}: {reason}", dir.display())]
     HandOverDirectory {

@@ -64,6 +64,7 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
         Start::Fresh => check_listen_addresses(config)?,
         Start::Upgrade => {
             upgrade::check_running(config)?;
+            upgrade::check_addresses(config)?;
             upgrade::prepare_socket_dir(config)?;
         }
     }
@@ -283,19 +284,11 @@ fn add_operations(
 /// Fails at once, naming the key, when an address to listen on cannot be bound (taken, or not
 /// this machine's). Pingora itself retries a taken address once a second for 30 s.
 fn check_listen_addresses(config: &Config) -> Result<(), SetupError> {
-    let listen = config.listen_addresses();
-    let addresses = listen
-        .iter()
-        .map(|address| ("listen", address))
-        .chain(std::iter::once(("admin.listen", &config.admin.listen)))
-        .chain(config.metrics.iter().map(|m| ("metrics.listen", &m.listen)));
-    for (key, address) in addresses {
+    for (key, address) in config.bound_addresses() {
         // Bound without SO_REUSEPORT, so another proxy that shares ports that way is found too;
         // the probe closes before Pingora binds.
-        std::net::TcpListener::bind(address).map_err(|error| {
-            let address = *address;
-            SetupError::new(key, SetupProblem::Listen { address, error })
-        })?;
+        std::net::TcpListener::bind(address)
+            .map_err(|error| SetupError::new(key, SetupProblem::Listen { address, error }))?;
     }
     Ok(())
 }

@@ -12,6 +12,9 @@
 //! store holds once it has the sockets, so after the old one's hand-over flush; from then on
 //! it alone writes the replica's findings as a whole, the old one only its last deltas.
 
+mod sockets;
+
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -192,6 +195,62 @@ pub(crate) fn check_running(config: &Config) -> Result<(), SetupError> {
         // Taken: the running proxy's (whether it is one is learnt on the socket).
         Err(_) => Ok(()),
     }
+}
+
+/// Upgrading: refuses an address of the new configuration that a process other than the
+/// running proxy (the one holding `admin.listen`) holds. The running proxy's addresses come
+/// with its sockets and free ones are bound afresh; a taken one would make the new process fail
+/// once the running one had handed its sockets over and was leaving, with no one to serve.
+pub(crate) fn check_addresses(config: &Config) -> Result<(), SetupError> {
+    let listening = sockets::listening();
+    let admin = sockets::holding(&listening, config.admin.listen);
+    let taken: Vec<_> = config
+        .bound_addresses()
+        .into_iter()
+        .filter(|(key, _)| *key != "admin.listen")
+        .filter(|(_, address)| std::net::TcpListener::bind(address).is_err())
+        .map(|(key, address)| (key, address, sockets::holding(&listening, address)))
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let inodes: BTreeSet<u64> = admin
+        .iter()
+        .chain(taken.iter().flat_map(|(_, _, held)| held))
+        .map(|held| held.inode)
+        .collect();
+    let owners = sockets::owners(&inodes);
+    let pids_of = |held: &[sockets::Listening]| -> BTreeSet<u32> {
+        held.iter()
+            .filter_map(|h| owners.get(&h.inode))
+            .flatten()
+            .copied()
+            .collect()
+    };
+    let running = pids_of(&admin);
+    for (key, address, held) in taken {
+        let holders = pids_of(&held);
+        if running.is_empty() || holders.is_empty() || !holders.is_subset(&running) {
+            return Err(SetupError::new(
+                key,
+                SetupProblem::UpgradeAddressTaken {
+                    address,
+                    holders: processes(&holders),
+                    running: processes(&running),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `process 12, 34`, or what to say when none could be seen.
+fn processes(pids: &BTreeSet<u32>) -> String {
+    if pids.is_empty() {
+        return "a process this user cannot look into".into();
+    }
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    format!("process {}", pids.join(", "))
 }
 
 /// Whether the listening sockets went to a new process. From then on the old one answers
