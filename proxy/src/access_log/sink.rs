@@ -85,8 +85,16 @@ impl RotatingFile {
     }
 
     fn write(&mut self, batch: &[u8]) -> io::Result<()> {
-        if self.size > 0 && self.size + batch.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        let full =
+            |file: &RotatingFile| file.size > 0 && file.size + batch.len() as u64 > file.max_bytes;
+        if full(self) {
+            // Another process writing the same file (the other one of an upgrade's overlap)
+            // may have rotated it already: then this one follows it to the new file rather
+            // than rotate again.
+            self.check()?;
+            if full(self) {
+                self.rotate()?;
+            }
         }
         let file = match &mut self.file {
             Some(file) => file,
@@ -206,6 +214,27 @@ mod tests {
             std::fs::read(dir.path().join("access.log.2")).unwrap(),
             [b'7'; 60]
         );
+    }
+
+    #[test]
+    fn two_processes_writing_one_file_rotate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let mut old = RotatingFile::open(&path, 100, 3).unwrap();
+        let mut new = RotatingFile::open(&path, 100, 3).unwrap();
+        old.write(&[b'a'; 80]).unwrap();
+        new.write(&[b'b'; 80]).unwrap();
+        old.write(&[b'c'; 30]).unwrap();
+        new.write(&[b'd'; 30]).unwrap();
+        assert_eq!(names(dir.path()), ["access.log", "access.log.1"]);
+        assert_eq!(
+            std::fs::read(dir.path().join("access.log.1"))
+                .unwrap()
+                .len(),
+            160
+        );
+        let newest = std::fs::read(&path).unwrap();
+        assert_eq!(newest, [[b'c'; 30], [b'd'; 30]].concat());
     }
 
     #[test]
