@@ -563,3 +563,67 @@ async fn a_killed_proxy_leaves_whole_segments_and_a_restart_begins_a_new_one() {
         "{paths:?}"
     );
 }
+
+#[tokio::test]
+async fn sighup_changes_what_is_recorded_and_names_the_files_bounds_for_a_restart() {
+    let primary = Backend::fixed("legacy").await;
+    let (_tmp, dir) = recording_dir();
+    let proxy = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nstate: {{ off: true }}\n\
+         routes:\n  - \"/bookings/{{id}}\"\n  - \"/partners/{{id}}\"\n\
+         record: {{ dir: {}, routes: [\"/bookings/{{id}}\"], max_body_bytes: 4 }}\n",
+        primary.url(),
+        dir.display()
+    ))
+    .await;
+    let client = client();
+    let post = |path: &str| client.post(proxy.url(path)).body("0123456789").send();
+    assert_eq!(post("/bookings/1").await.unwrap().status(), 200);
+    assert_eq!(post("/partners/1").await.unwrap().status(), 200);
+    written(&proxy, 1).await;
+
+    let original = std::fs::read_to_string(&proxy.config).unwrap();
+    let changed = original
+        .replace(
+            "routes: [\"/bookings/{id}\"]",
+            "routes: [\"/partners/{id}\"]",
+        )
+        .replace(
+            "max_body_bytes: 4",
+            "max_body_bytes: 8, max_file_bytes: 1MiB",
+        );
+    assert_ne!(changed, original);
+    std::fs::write(&proxy.config, &changed).unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.log_text().contains("applied: record")
+        })
+        .await,
+        "{}",
+        proxy.log_text()
+    );
+    assert!(
+        proxy
+            .log_text()
+            .contains("need a restart: record.max_file_bytes"),
+        "{}",
+        proxy.log_text()
+    );
+    assert_eq!(post("/bookings/2").await.unwrap().status(), 200);
+    assert_eq!(post("/partners/2").await.unwrap().status(), 200);
+    written(&proxy, 2).await;
+    interrupt(&proxy);
+
+    let kept: Vec<(String, String)> = records(&dir)
+        .into_iter()
+        .map(|r| (r.path, r.body.data))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("/bookings/1".to_owned(), "0123".to_owned()),
+            ("/partners/2".to_owned(), "01234567".to_owned())
+        ]
+    );
+}

@@ -1,6 +1,7 @@
 //! SIGHUP: the configuration file is read again and checked; the sections that changed in it
 //! and can change live are applied (the mirror's share, key and methods, each route's mirror
-//! settings, the comparison's rules, the recording's share), the others are named in the log as needing a restart, and
+//! settings, the comparison's rules, what the recording keeps: its share, key, routes, methods
+//! and body limits), the others are named in the log as needing a restart, and
 //! a file that does not load is refused with its `file:line: key: reason` while the running
 //! configuration stays. Sections the file did not change are left alone, so a share set with
 //! the admin API is not undone by a reload made for something else. (Certificates are read
@@ -19,7 +20,7 @@ use crate::comparison::config::DiffConfig;
 use crate::comparison::Comparator;
 use crate::config::{Config, LoadedConfig};
 use crate::mirror::{Mirror, MirrorSettings};
-use crate::record::Recorder;
+use crate::record::{RecordConfig, Recorder};
 use crate::routes::RouteTable;
 
 /// What a reload did, section by section.
@@ -143,16 +144,14 @@ impl Reloader {
         if changed(&running.record, &new.record) {
             match (&self.recorder, &mut running.record, &new.record) {
                 (Some(recorder), Some(running_record), Some(new_record)) => {
-                    let percent_only = {
-                        let mut with_old_percent = new_record.clone();
-                        with_old_percent.percent = running_record.percent;
-                        !changed(&with_old_percent, running_record)
-                    };
-                    recorder.set(recorder.settings().enabled, new_record.percent);
-                    running_record.percent = new_record.percent;
-                    outcome.applied.push("record.percent");
-                    if !percent_only {
-                        outcome.need_restart.push("record".into());
+                    let live = with_running_files(new_record, running_record);
+                    if changed(&live, running_record) {
+                        recorder.reconfigure(&live, &self.routes);
+                        *running_record = live;
+                        outcome.applied.push("record");
+                    }
+                    for key in changed_fields(running_record, new_record, &[]) {
+                        outcome.need_restart.push(format!("record.{key}"));
                     }
                 }
                 _ => outcome.need_restart.push("record".into()),
@@ -181,6 +180,19 @@ fn list<S: AsRef<str>>(names: &[S]) -> String {
 
 /// Sections applied live, or named by the code that applies them.
 const LIVE_SECTIONS: [&str; 4] = ["diff", "mirror", "record", "routes"];
+
+/// `record` with what stays as the proxy started taken from `running`: the directory, the
+/// files' bounds and the queue, which the writer and the queue were made with.
+fn with_running_files(record: &RecordConfig, running: &RecordConfig) -> RecordConfig {
+    RecordConfig {
+        dir: running.dir.clone(),
+        max_file_bytes: running.max_file_bytes,
+        max_total_bytes: running.max_total_bytes,
+        queue: running.queue,
+        max_queued_bytes: running.max_queued_bytes,
+        ..record.clone()
+    }
+}
 
 /// `config` with the rules that change live taken from `rules`.
 fn with_live_rules(config: &DiffConfig, rules: &DiffConfig) -> DiffConfig {

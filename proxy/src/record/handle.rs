@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-use super::{PendingAnswer, PendingRecord, Recorder};
+use super::{PendingAnswer, PendingRecord, Recorder, Scope};
 use crate::budget::{ByteBudget, Reservation};
 use crate::capture::BodyCapture;
 use crate::routes::RouteId;
@@ -52,15 +52,15 @@ pub struct RecordingHandle {
 }
 
 impl RecordingHandle {
-    pub(super) fn new(started: Started, recorder: &Recorder) -> Self {
+    pub(super) fn new(started: Started, scope: &Scope, budget: &Arc<ByteBudget>) -> Self {
         RecordingHandle {
             started,
-            body: BodyCapture::new(recorder.max_body_bytes, &recorder.budget),
+            body: BodyCapture::new(scope.max_body_bytes, budget),
             body_len: 0,
             attempt_offset: 0,
-            answers: recorder.answers,
-            max_response_bytes: recorder.max_response_bytes,
-            budget: recorder.budget.clone(),
+            answers: scope.answers,
+            max_response_bytes: scope.max_response_bytes,
+            budget: budget.clone(),
             answer: None,
             over_budget: false,
         }

@@ -120,19 +120,51 @@ impl Clock {
     }
 }
 
+/// What is recorded, and how much of each exchange: replaced whole when a reload changes it.
+pub(crate) struct Scope {
+    /// The sampling key.
+    key: SampleKey,
+    /// Whether each route is recorded, by id.
+    routes: Vec<bool>,
+    /// The methods recorded; all when `None`.
+    methods: Option<Vec<http::Method>>,
+    /// Most bytes of a request body kept.
+    max_body_bytes: usize,
+    /// Whether the primary's answers are kept.
+    answers: bool,
+    /// Most bytes of an answer's body kept.
+    max_response_bytes: usize,
+}
+
+impl Scope {
+    fn new(record: &RecordConfig, routes: &RouteTable) -> Self {
+        let listed = record.routes.as_ref();
+        Scope {
+            key: record.key.clone(),
+            routes: routes
+                .names()
+                .iter()
+                .map(|name| listed.is_none_or(|l| l.contains(name)))
+                .collect(),
+            methods: record
+                .methods
+                .as_ref()
+                .map(|m| m.iter().map(|m| m.0.clone()).collect()),
+            max_body_bytes: record.max_body_bytes.0 as usize,
+            answers: record.answers,
+            max_response_bytes: record.max_response_bytes.0 as usize,
+        }
+    }
+}
+
 /// The recorder shared by every request.
 pub struct Recorder {
     /// Read by every request, replaced by `PUT /api/v1/record`: a load takes no lock.
     settings: ArcSwap<RecordSettings>,
-    key: SampleKey,
+    /// Read by every request, replaced by a reload.
+    scope: ArcSwap<Scope>,
     /// The recording directory.
     dir: std::path::PathBuf,
-    /// Whether each route is recorded, by id.
-    routes: Vec<bool>,
-    methods: Option<Vec<http::Method>>,
-    max_body_bytes: usize,
-    answers: bool,
-    max_response_bytes: usize,
     queue: SyncSender<Message>,
     budget: Arc<ByteBudget>,
     metrics: RecordMetrics,
@@ -212,22 +244,9 @@ impl Recorder {
         let settings = RecordSettings::new(true, record.percent, record.key.clone());
         let manifest = writer::manifest(primary, &settings, record);
         let (queue, intake) = sync_channel(record.queue);
-        let listed = record.routes.as_ref();
         let recorder = Recorder {
             dir: record.dir.clone(),
-            routes: routes
-                .names()
-                .iter()
-                .map(|name| listed.is_none_or(|l| l.contains(name)))
-                .collect(),
-            methods: record
-                .methods
-                .as_ref()
-                .map(|m| m.iter().map(|m| m.0.clone()).collect()),
-            max_body_bytes: record.max_body_bytes.0 as usize,
-            answers: record.answers,
-            max_response_bytes: record.max_response_bytes.0 as usize,
-            key: record.key.clone(),
+            scope: ArcSwap::from_pointee(Scope::new(record, routes)),
             queue,
             budget: ByteBudget::new(record.max_queued_bytes.0 as usize),
             clock: Clock::new(),
@@ -249,7 +268,8 @@ impl Recorder {
     /// Switches recording on or off and sets the share; requests that arrive afterwards see
     /// the new settings, and the manifest is rewritten.
     pub fn set(&self, enabled: bool, percent: Percent) -> Arc<RecordSettings> {
-        let settings = Arc::new(RecordSettings::new(enabled, percent, self.key.clone()));
+        let key = self.scope.load().key.clone();
+        let settings = Arc::new(RecordSettings::new(enabled, percent, key));
         let before = self.settings.swap(settings.clone());
         self.show_settings();
         let mut manifest = self.manifest();
@@ -261,12 +281,28 @@ impl Recorder {
         settings
     }
 
+    /// A reload: puts `record`'s share, sampling key, routes, methods, body limits and whether
+    /// answers are kept in force for the requests that arrive afterwards (on or off stays as
+    /// it is), and rewrites the manifest. The directory, the files' bounds and the queue stay
+    /// as the proxy started.
+    pub fn reconfigure(&self, record: &RecordConfig, routes: &RouteTable) {
+        let answers = record.answers;
+        self.scope.store(Arc::new(Scope::new(record, routes)));
+        self.set(self.settings.load().enabled, record.percent);
+        let mut manifest = self.manifest();
+        if manifest.answers != answers {
+            manifest.answers = answers;
+            *lock(&self.next_manifest) = Some(manifest.clone());
+        }
+    }
+
     /// At a binary upgrade's hand-over: admits no more requests (the new process records
     /// from now on into the same directory and has written the manifest its own settings
     /// give, which this one leaves alone), while the records already admitted are written as
     /// their exchanges end, until the exit's flush.
     pub fn stop_admitting(&self) {
-        let stopped = RecordSettings::new(false, self.settings.load().percent, self.key.clone());
+        let key = self.scope.load().key.clone();
+        let stopped = RecordSettings::new(false, self.settings.load().percent, key);
         self.settings.store(Arc::new(stopped));
         self.show_settings();
     }
@@ -293,10 +329,11 @@ impl Recorder {
         headers: &HeaderMap,
     ) -> Option<RecordingHandle> {
         let settings = self.settings.load();
-        if !settings.enabled || settings.sampler.samples_nothing() || !self.routes[route] {
+        let scope = self.scope.load();
+        if !settings.enabled || settings.sampler.samples_nothing() || !scope.routes[route] {
             return None;
         }
-        if self.methods.as_ref().is_some_and(|m| !m.contains(method)) {
+        if scope.methods.as_ref().is_some_and(|m| !m.contains(method)) {
             return None;
         }
         if !settings.sampler.includes(headers) {
@@ -320,7 +357,8 @@ impl Recorder {
                 headers: headers.clone(),
                 reservation,
             },
-            self,
+            &scope,
+            &self.budget,
         ))
     }
 
