@@ -197,14 +197,14 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
             FlushService::new(state.clone()),
         ));
     }
-    let hand_over = Arc::new(HandOver::new(
-        upgrade::socket_path(config),
-        state.clone(),
+    let hand_over = Arc::new(HandOver {
+        socket: upgrade::socket_path(config),
+        state: state.clone(),
         fleet,
         mirror,
-        recorder.clone(),
+        recorder: recorder.clone(),
         handed_over,
-    ));
+    });
     let flush = Arc::new(ExitFlush::new(recorder, state).with_access_log(access_log));
     server.add_service(background_service(
         "twinpeak drain",

@@ -270,39 +270,26 @@ impl HandedOver {
     }
 }
 
-/// What the running proxy does on SIGQUIT before it hands its sockets over.
+/// What the running proxy does on SIGQUIT before it hands its sockets over: the hand-over
+/// through `socket` of `state` (when kept), the canary's `fleet` (when judged through the
+/// store), `mirror` and `recorder` (when recording), announced to the proxy service through
+/// `handed_over`.
 pub(crate) struct HandOver {
     /// Where the new process waits for the sockets.
-    socket: PathBuf,
-    state: Option<Arc<Live>>,
-    fleet: Option<Arc<Fleet>>,
-    mirror: Arc<Mirror>,
-    recorder: Option<Arc<Recorder>>,
-    handed_over: HandedOver,
+    pub(crate) socket: PathBuf,
+    /// The state learned, written for the new process to take up.
+    pub(crate) state: Option<Arc<Live>>,
+    /// The canary's judge, which leaves judging to the new process.
+    pub(crate) fleet: Option<Arc<Fleet>>,
+    /// The mirror, stopped.
+    pub(crate) mirror: Arc<Mirror>,
+    /// The recorder, which stops admitting requests.
+    pub(crate) recorder: Option<Arc<Recorder>>,
+    /// Set once the sockets are on their way.
+    pub(crate) handed_over: HandedOver,
 }
 
 impl HandOver {
-    /// The hand-over through `socket` of `state` (when kept), the canary's `fleet` (when
-    /// judged through the store), `mirror` and `recorder` (when recording), announced to the
-    /// proxy service through `handed_over`.
-    pub(crate) fn new(
-        socket: PathBuf,
-        state: Option<Arc<Live>>,
-        fleet: Option<Arc<Fleet>>,
-        mirror: Arc<Mirror>,
-        recorder: Option<Arc<Recorder>>,
-        handed_over: HandedOver,
-    ) -> Self {
-        HandOver {
-            socket,
-            state,
-            fleet,
-            mirror,
-            recorder,
-            handed_over,
-        }
-    }
-
     /// Stops mirroring and recording new requests (the new process compares and records from
     /// now on) and judging the canary, writes what was learned, so that the new process takes it up, and stops
     /// keeping connections alive; blocks on the store.
