@@ -438,3 +438,51 @@ async fn sigquit_with_no_new_process_waiting_is_refused_and_the_proxy_serves_on(
         proxy.log_text()
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_that_does_not_happen_leaves_the_recordings_manifest_alone() {
+    let primary = Backend::fixed("legacy").await;
+    let here = tempfile::tempdir().unwrap();
+    let recording = here.path().join("rec");
+    let old = Proxy::start(&format!(
+        "primary: {{ url: {} }}\nshutdown: {{ upgrade_sock: {} }}\nstate: {{ off: true }}\n\
+         record: {{ dir: {} }}\n",
+        primary.url(),
+        here.path().join("upgrade.sock").display(),
+        recording.display()
+    ))
+    .await;
+    let set = admin_change(
+        "PUT",
+        &old.admin_url("/api/v1/record"),
+        r#"{"enabled": true, "percent": 10, "by": "ops"}"#,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(set.status(), 200);
+    let manifest = recording.join("recording.json");
+    let percent =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["percent"].clone();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            percent(&std::fs::read_to_string(&manifest).unwrap()) == 10.0
+        })
+        .await
+    );
+    let before = std::fs::read_to_string(&manifest).unwrap();
+
+    // No SIGQUIT: the new process gives up waiting for the sockets.
+    let log = here.path().join("new.log");
+    let mut new = Started::proxy(&old.config, &["--upgrade"], &log);
+    let status = new.exited_within(Duration::from_secs(20)).await;
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        before,
+        "{}",
+        log_of(&log)
+    );
+    let answer = client().get(old.url("/bookings/1")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+}

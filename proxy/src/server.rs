@@ -90,7 +90,7 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
     let (pairs, intake) = pair_queue(config.diff.queue, stats.clone());
     let worker = PairWorker::new(intake, stats.clone(), comparator.clone());
     let mirror = Arc::new(Mirror::new(config, stats.clone(), pairs, budget)?);
-    let recorder = Recorder::start(config, &routes, stats.metrics())?;
+    let recorder = Recorder::start(config, &routes, stats.metrics(), start)?;
     let access_log = AccessLog::start(config, &routes, stats.metrics())?;
     let handed_over = HandedOver::default();
     let proxy = TwinpeakProxy::new(
@@ -113,6 +113,9 @@ fn assemble(loaded: LoadedConfig, start: Start) -> Result<Assembled, SetupError>
         Live::probe(&config.state, &loaded.path).map_err(state_error)?;
     }
     let mut server = pingora_server(config, canary.is_some(), start);
+    if let Some(recorder) = recorder.as_ref().filter(|_| start == Start::Upgrade) {
+        recorder.taken_over();
+    }
     let sources = Sources {
         routes: routes.clone(),
         stats: stats.clone(),

@@ -36,6 +36,7 @@ use crate::metrics::{Metrics, RecordMetrics, RecordResult};
 use crate::routes::{RouteId, RouteTable};
 use crate::sampling::Sampler;
 use crate::units::{Percent, SampleKey};
+use crate::upgrade::Start;
 
 pub use config::RecordConfig;
 pub use handle::RecordingHandle;
@@ -202,13 +203,15 @@ pub struct RecordView {
 
 impl Recorder {
     /// The recorder of `config.record`, its writer started: the directory is made (0700) and
-    /// the manifest written; the first write begins a new segment (one left by an earlier run
+    /// the manifest written (upgrading, only once the sockets are taken over: see
+    /// [`Recorder::taken_over`]); the first write begins a new segment (one left by an earlier run
     /// is never appended to). `None` without a `record:` section; fails, naming `record.dir`,
     /// when the directory cannot be made or written.
     pub fn start(
         config: &Config,
         routes: &RouteTable,
         metrics: &Metrics,
+        start: Start,
     ) -> Result<Option<Arc<Recorder>>, SetupError> {
         let Some(record) = &config.record else {
             return Ok(None);
@@ -221,7 +224,7 @@ impl Recorder {
             route_names: routes.names().to_vec(),
             intake,
             metrics: recorder.metrics.clone(),
-            manifest: recorder.manifest().clone(),
+            manifest: (start == Start::Fresh).then(|| recorder.manifest().clone()),
             next_manifest: recorder.next_manifest.clone(),
         })
         .map_err(|error| {
@@ -294,6 +297,13 @@ impl Recorder {
             manifest.answers = answers;
             *lock(&self.next_manifest) = Some(manifest.clone());
         }
+    }
+
+    /// Upgrading, once the listening sockets are taken over: the manifest of this process's
+    /// settings is written (not before, so that an upgrade that does not happen leaves the
+    /// running proxy's manifest as it was).
+    pub fn taken_over(&self) {
+        *lock(&self.next_manifest) = Some(self.manifest().clone());
     }
 
     /// At a binary upgrade's hand-over: admits no more requests (the new process records

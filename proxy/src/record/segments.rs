@@ -86,6 +86,16 @@ impl Segments {
         std::fs::rename(&tmp, self.dir.join(MANIFEST_FILE))
     }
 
+    /// Checks that the manifest could be written, by making and removing a file of its own
+    /// beside it (an upgrading process writes the manifest only once it has the sockets).
+    pub fn check_writable(&self) -> io::Result<()> {
+        let probe = self
+            .dir
+            .join(format!("{MANIFEST_FILE}.{}.probe", std::process::id()));
+        create_private(&probe, false)?;
+        std::fs::remove_file(&probe)
+    }
+
     /// Appends one member (`first_ms`: when its first record arrived) in one write, starting
     /// a new segment first when the current one would pass `max_file_bytes`, and deleting the
     /// oldest segments the bound cannot hold beside it.

@@ -60,13 +60,16 @@ pub struct WriterSetup {
     pub route_names: Vec<String>,
     pub intake: Receiver<Message>,
     pub metrics: RecordMetrics,
-    pub manifest: RecordingManifest,
+    /// The manifest written at start; `None` upgrading, when it is written only once the
+    /// sockets are taken over (the directory is checked for writing instead), so that an
+    /// upgrade that does not happen leaves the running proxy's manifest alone.
+    pub manifest: Option<RecordingManifest>,
     /// A manifest to write in place of the current one, set when the settings change.
     pub next_manifest: Arc<Mutex<Option<RecordingManifest>>>,
 }
 
-/// Opens the directory, writes the manifest and starts the thread; the first segment is
-/// begun with the first flush.
+/// Opens the directory, writes the manifest (when given) and starts the thread; the first
+/// segment is begun with the first flush.
 pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
     let record = &setup.record;
     let segments = Segments::open(
@@ -74,7 +77,10 @@ pub fn start(setup: WriterSetup) -> std::io::Result<WriterThread> {
         record.max_file_bytes.0,
         record.max_total_bytes.0,
     )?;
-    segments.write_manifest(&setup.manifest)?;
+    match &setup.manifest {
+        Some(manifest) => segments.write_manifest(manifest)?,
+        None => segments.check_writable()?,
+    }
     let flush_bytes = FLUSH_BYTES.min(record.max_file_bytes.0 as usize / 4);
     let writer = Writer {
         segments,
