@@ -561,6 +561,14 @@ async fn an_h2_upstream_is_reached_with_http2_true_and_its_trailers_pass() {
         ),
     )
     .await;
+    // The proxy was waited for on its first listener; the second may bind a moment later.
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            TcpStream::connect(h2c).await.is_ok()
+        })
+        .await,
+        "nothing listens on {h2c}"
+    );
     let tcp = TcpStream::connect(h2c).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))

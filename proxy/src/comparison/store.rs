@@ -706,10 +706,17 @@ mod tests {
         again.restore(0, &summary, &examples);
         assert_eq!(again.summary(0), summary);
         assert_eq!(again.examples(0, "$.price").len(), 2);
-        // It goes on counting from where it was, the nonce still noise.
+        // It goes on counting from where it was, the nonce still noise. The two stores see
+        // the last pairs a moment apart, so when each field was last seen may differ.
         nonce_stream(&again, 50..60);
         nonce_stream(&s, 50..60);
-        assert_eq!(again.summary(0), s.summary(0));
+        let timeless = |mut summary: DiffSummary| {
+            for field in summary.fields.iter_mut().chain(summary.noise.iter_mut()) {
+                field.last_seen.clear();
+            }
+            summary
+        };
+        assert_eq!(timeless(again.summary(0)), timeless(s.summary(0)));
     }
 
     #[test]
