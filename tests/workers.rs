@@ -140,8 +140,10 @@ fn within(ours: f64, theirs: f64, share: f64) -> bool {
 
 /// The whole run's peak rate: 8,000 a second in an optimised build (`cargo test --release`). A
 /// debug build of the harness cannot offer that on two cores, nor launch the users it needs in
-/// a few seconds, and runs at 1,000.
-const PEAK_RPS: u64 = if cfg!(debug_assertions) { 1_000 } else { 8_000 };
+/// a few seconds, and runs at 500: four debug processes at more keep two slow cores so busy
+/// that answers wait for their client to be scheduled, which the one process compared with
+/// does not see as much.
+const PEAK_RPS: u64 = if cfg!(debug_assertions) { 500 } else { 8_000 };
 
 /// How long the backend takes to answer: long enough that a few milliseconds of a busy
 /// machine's noise stay well within 5% of the p99, short enough that the users it takes to
