@@ -29,49 +29,10 @@ OFF_ADMIN=127.0.0.1:$(free_port)
 ON_LISTEN=127.0.0.1:$(free_port)
 ON_ADMIN=127.0.0.1:$(free_port)
 
-# Pingora exits at once on SIGINT; the backend, started in the background by a script, ignores
-# SIGINT and is sent SIGTERM.
-BACKEND_PID=""
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_process "$pid" INT; done
-    [[ -z $BACKEND_PID ]] || stop_process "$BACKEND_PID" TERM
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
-command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
-if [[ -z ${NO_BUILD:-} ]]; then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release -q --bin twinpeak && cargo build --release -q -p twinpeak-proxy --example bench_backend)
-fi
-
-"$BACKEND" --listen "$PRIMARY" >"$TMP/backend.log" 2>&1 &
-BACKEND_PID=$!
-wait_accepting "$PRIMARY"
-
-# config NAME LISTEN ADMIN [ACCESS_LOG]: a twinpeak configuration with mirroring off.
-config() {
-    cat >"$TMP/$1.yaml" <<YAML
-listen: $2
-admin: {listen: $3}
-primary: {url: http://$PRIMARY}
-routes: ["/bookings/{id}", "/bookings"]
-state: {off: true}
-${4:-}
-YAML
-}
-config access-off "$OFF_LISTEN" "$OFF_ADMIN"
-config access-on "$ON_LISTEN" "$ON_ADMIN" "access_log: {path: $TMP/access.log, max_file_bytes: 64MiB, keep: 2}"
-declare -A PID=()
-for name in access-off access-on; do
-    "$TWINPEAK" proxy --config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
-    STARTED+=($!)
-    PID[$name]=$!
-done
-wait_accepting "$OFF_LISTEN"
-wait_accepting "$ON_LISTEN"
+declare -A PID=() RPS=() P99=() CPU=()
+feature_prepare
+feature_backend
+feature_proxies access-off access-on "access_log: {path: $TMP/access.log, max_file_bytes: 64MiB, keep: 2}"
 
 # GETs of a booking, each with a query holding a secret parameter and a user agent.
 cat >"$TMP/mix.lua" <<'LUA'
@@ -83,17 +44,8 @@ request = function()
 end
 LUA
 
-declare -A RPS=() P99=() CPU=()
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
-wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
-for round in $(seq "$ROUNDS"); do
-    if ((round % 2)); then
-        wrk_round access-off "$OFF_LISTEN" "$round"; wrk_round access-on "$ON_LISTEN" "$round"
-    else
-        wrk_round access-on "$ON_LISTEN" "$round"; wrk_round access-off "$OFF_LISTEN" "$round"
-    fi
-done
+feature_rounds access-off access-on
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 on=$(median "${RPS[access-on]}"); off=$(median "${RPS[access-off]}")
 on_p99=$(median "${P99[access-on]}"); off_p99=$(median "${P99[access-off]}")

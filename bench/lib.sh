@@ -1,4 +1,5 @@
-# Helpers shared by the benchmark scripts (bench/run.sh, bench/load.sh); sourced, not run.
+# Helpers shared by the benchmark scripts (bench/run.sh, bench/load.sh, bench/record.sh, ...);
+# sourced, not run.
 
 log() { echo "bench: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -98,4 +99,77 @@ wrk_round() {
     P99[$name]+="$p99 "
     CPU[$name]+="$cpu "
     log "$name round $round: $rps req/s, p99 $p99 ms, $cpu µs of CPU a request"
+}
+
+# --- The cost of one feature (bench/record.sh, bench/access-log.sh): twinpeak without it (case
+# OFF) against twinpeak with it (case ON), both with mirroring and state off, in front of one
+# bench_backend, in interleaved wrk rounds of $TMP/mix.lua. The caller sets TWINPEAK, BACKEND,
+# TMP, ROUNDS, DURATION, PRIMARY, OFF_LISTEN, OFF_ADMIN, ON_LISTEN and ON_ADMIN, and declares
+# STARTED=() and, associative, PID=() RPS=() P99=() CPU=().
+
+BACKEND_PID=""
+
+# Stops the proxies with SIGINT (Pingora exits at once) and the backend with SIGTERM (started in
+# the background by a script, it ignores SIGINT), and removes $TMP.
+feature_cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do stop_process "$pid" INT; done
+    [[ -z $BACKEND_PID ]] || stop_process "$BACKEND_PID" TERM
+    rm -rf "$TMP"
+}
+
+# Cleans up at exit, checks ROUNDS and wrk, and builds the release binaries unless NO_BUILD.
+feature_prepare() {
+    trap feature_cleanup EXIT
+    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
+    command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
+    if [[ -z ${NO_BUILD:-} ]]; then
+        log "building release binaries"
+        (cd "$ROOT" && cargo build --release -q --bin twinpeak && cargo build --release -q -p twinpeak-proxy --example bench_backend)
+    fi
+}
+
+# Starts bench_backend on $PRIMARY with ARGS, and waits for it.
+feature_backend() {
+    "$BACKEND" --listen "$PRIMARY" "$@" >"$TMP/backend.log" 2>&1 &
+    BACKEND_PID=$!
+    wait_accepting "$PRIMARY"
+}
+
+# Starts case OFF on $OFF_LISTEN and case ON, its configuration with SECTION added, on
+# $ON_LISTEN, and waits for both.
+feature_proxies() {
+    local off=$1 on=$2 section=$3 name listen admin extra
+    for name in "$off" "$on"; do
+        if [[ $name == "$off" ]]; then listen=$OFF_LISTEN admin=$OFF_ADMIN extra=""
+        else listen=$ON_LISTEN admin=$ON_ADMIN extra=$section; fi
+        cat >"$TMP/$name.yaml" <<YAML
+listen: $listen
+admin: {listen: $admin}
+primary: {url: http://$PRIMARY}
+routes: ["/bookings/{id}", "/bookings"]
+state: {off: true}
+$extra
+YAML
+        "$TWINPEAK" proxy --config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
+        STARTED+=($!)
+        PID[$name]=$!
+    done
+    wait_accepting "$OFF_LISTEN"
+    wait_accepting "$ON_LISTEN"
+}
+
+# A warm-up run of 2 s against each case, then ROUNDS rounds of both (wrk_round), the order
+# swapped from round to round.
+feature_rounds() {
+    local off=$1 on=$2 round
+    wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
+    wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
+    for round in $(seq "$ROUNDS"); do
+        if ((round % 2)); then
+            wrk_round "$off" "$OFF_LISTEN" "$round"; wrk_round "$on" "$ON_LISTEN" "$round"
+        else
+            wrk_round "$on" "$ON_LISTEN" "$round"; wrk_round "$off" "$OFF_LISTEN" "$round"
+        fi
+    done
 }

@@ -29,55 +29,10 @@ declare -a STARTED=()
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-# Pingora exits at once on SIGINT; the backend, started in the background by a script, ignores
-# SIGINT and is sent SIGTERM.
-BACKEND_PID=""
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_process "$pid" INT; done
-    [[ -z $BACKEND_PID ]] || stop_process "$BACKEND_PID" TERM
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$ROUNDS'"
-command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
-if [[ -z ${NO_BUILD:-} ]]; then
-    log "building release binaries"
-    (cd "$ROOT" && cargo build --release -q --bin twinpeak && cargo build --release -q -p twinpeak-proxy --example bench_backend)
-fi
-
-wait_for() {
-    local i
-    for i in $(seq 100); do accepts "$1" && return 0; sleep 0.1; done
-    die "nothing listens on $1"
-}
-
-"$BACKEND" --listen "$PRIMARY" --json --body-bytes 2048 >"$TMP/backend.log" 2>&1 &
-BACKEND_PID=$!
-wait_for "$PRIMARY"
-
-# config NAME LISTEN ADMIN [RECORD]: a twinpeak configuration with mirroring off.
-config() {
-    cat >"$TMP/$1.yaml" <<YAML
-listen: $2
-admin: {listen: $3}
-primary: {url: http://$PRIMARY}
-routes: ["/bookings/{id}", "/bookings"]
-state: {off: true}
-${4:-}
-YAML
-}
-config record-off "$OFF_LISTEN" "$OFF_ADMIN"
-config record-100 "$ON_LISTEN" "$ON_ADMIN" "record: {dir: $TMP/rec, percent: 100}"
-declare -A PID=()
-for name in record-off record-100; do
-    "$TWINPEAK" proxy --config "$TMP/$name.yaml" >"$TMP/$name.log" 2>&1 &
-    STARTED+=($!)
-    PID[$name]=$!
-done
-wait_for "$OFF_LISTEN"
-wait_for "$ON_LISTEN"
+declare -A PID=() RPS=() P99=() CPU=()
+feature_prepare
+feature_backend --json --body-bytes 2048
+feature_proxies record-off record-100 "record: {dir: $TMP/rec, percent: 100}"
 
 # One request in four a POST of 1 KiB of JSON, the others GETs of a booking.
 cat >"$TMP/mix.lua" <<'LUA'
@@ -94,16 +49,7 @@ LUA
 
 # The proxy's CPU a request includes the records written after a run: the writer catches up
 # within a second, measured at the start of the next run of this case.
-declare -A RPS=() P99=() CPU=()
-wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$OFF_LISTEN" >/dev/null 2>&1
-wrk -t1 -c32 -d2s -s "$TMP/mix.lua" "http://$ON_LISTEN" >/dev/null 2>&1
-for round in $(seq "$ROUNDS"); do
-    if ((round % 2)); then
-        wrk_round record-off "$OFF_LISTEN" "$round"; wrk_round record-100 "$ON_LISTEN" "$round"
-    else
-        wrk_round record-100 "$ON_LISTEN" "$round"; wrk_round record-off "$OFF_LISTEN" "$round"
-    fi
-done
+feature_rounds record-off record-100
 on=$(median "${RPS[record-100]}"); off=$(median "${RPS[record-off]}")
 on_p99=$(median "${P99[record-100]}"); off_p99=$(median "${P99[record-off]}")
 on_cpu=$(median "${CPU[record-100]}"); off_cpu=$(median "${CPU[record-off]}")
