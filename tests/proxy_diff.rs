@@ -464,22 +464,6 @@ async fn the_judge_classifies_its_interval_as_the_admin_api_does() {
     }
 }
 
-/// A backend whose answers differ between the two sides on `$.v` for every request.
-async fn always_differs(version: u64) -> Backend {
-    Backend::start(
-        Duration::ZERO,
-        Arc::new(move |_| {
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(format!(
-                    r#"{{"v": {version}, "ok": true}}"#
-                ))))
-                .unwrap()
-        }),
-    )
-    .await
-}
-
 /// Every file in `dir`, with its text.
 fn files_in(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(dir)
@@ -498,8 +482,8 @@ const SECRETS: [&str; 4] = ["SECRET-Q1", "SECRET-Q2", "SECRET-F1", "SECRET-J1"];
 
 #[tokio::test]
 async fn query_and_form_secrets_never_reach_examples_corpus_or_logs_and_replay_skips_a_torn_line() {
-    let primary = always_differs(1).await;
-    let shadow = always_differs(2).await;
+    let primary = Backend::json_version(1).await;
+    let shadow = Backend::json_version(2).await;
     let corpus = tempfile::tempdir().unwrap();
     let proxy = Proxy::start(&format!(
         "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 100 }}\n\
@@ -650,8 +634,8 @@ async fn query_and_form_secrets_never_reach_examples_corpus_or_logs_and_replay_s
 
 #[tokio::test]
 async fn the_corpus_rotates_within_its_size_bound() {
-    let primary = always_differs(1).await;
-    let shadow = always_differs(2).await;
+    let primary = Backend::json_version(1).await;
+    let shadow = Backend::json_version(2).await;
     let corpus = tempfile::tempdir().unwrap();
     let max_bytes = 64 * 1024;
     let proxy = Proxy::start(&format!(

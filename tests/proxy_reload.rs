@@ -5,13 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::Full;
-use hyper::Response;
 
 async fn mirror_percent(proxy: &Proxy) -> f64 {
     get_json(&proxy.admin_url("/api/v1/mirror")).await["percent"]
@@ -166,22 +162,6 @@ async fn sighup_applies_a_routes_mirror_settings_and_names_changed_templates_for
     );
 }
 
-/// A backend answering JSON whose `$.v` is `version`.
-async fn json_backend(version: u64) -> Backend {
-    Backend::start(
-        Duration::ZERO,
-        Arc::new(move |_| {
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(format!(
-                    r#"{{"v": {version}, "ok": true}}"#
-                ))))
-                .unwrap()
-        }),
-    )
-    .await
-}
-
 /// A comparison counter from /api/v1/status.
 async fn compared(proxy: &Proxy, result: &str) -> u64 {
     proxy.admin_json("/api/v1/status").await["counters"]["compared"][result]
@@ -191,8 +171,8 @@ async fn compared(proxy: &Proxy, result: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_the_comparison_rules_and_names_the_other_diff_keys_for_a_restart() {
-    let primary = json_backend(1).await;
-    let shadow = json_backend(2).await;
+    let primary = Backend::json_version(1).await;
+    let shadow = Backend::json_version(2).await;
     let proxy = Proxy::start(&format!(
         "primary: {{ url: {} }}\nshadow: {{ url: {} }}\nmirror: {{ percent: 100 }}\n\
          diff: {{ queue: 100 }}\n",

@@ -117,6 +117,23 @@ impl Backend {
         Backend::start(Duration::ZERO, Arc::new(move |_| text(200, body))).await
     }
 
+    /// A backend answering JSON whose `$.v` is `version` (`{"v": VERSION, "ok": true}`), so
+    /// that two of other versions differ on `$.v` alone.
+    pub async fn json_version(version: u64) -> Backend {
+        Backend::start(
+            Duration::ZERO,
+            Arc::new(move |_| {
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(format!(
+                        r#"{{"v": {version}, "ok": true}}"#
+                    ))))
+                    .unwrap()
+            }),
+        )
+        .await
+    }
+
     /// `http://addr`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
