@@ -119,6 +119,11 @@ impl PairIntake {
     pub async fn next(&mut self) -> Option<Pair> {
         self.rx.recv().await
     }
+
+    /// A pair already queued, without waiting.
+    pub fn queued(&mut self) -> Option<Pair> {
+        self.rx.try_recv().ok()
+    }
 }
 
 /// A queue of at most `capacity` pairs; what it drops is counted in `stats`.
