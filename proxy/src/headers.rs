@@ -50,32 +50,28 @@ pub fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// Removes the hop-by-hop headers from a request about to be forwarded.
-pub fn strip_hop_by_hop(request: &mut RequestHeader) {
-    for name in hop_by_hop(&request.headers) {
-        request.remove_header(&name);
-    }
-}
-
 /// Headers of twinpeak's own start with this; a client's are never passed upstream (but for
 /// the loop marker, [`SHADOW_MARKER`]).
 const OWN_PREFIX: &[u8] = b"x-twinpeak-";
+
+/// Whether a header steers twinpeak itself: an `x-twinpeak-*` header but the loop marker, or
+/// one of `also` (a force header under another name).
+fn is_control(name: &HeaderName, also: &[HeaderName]) -> bool {
+    (name.as_str().as_bytes().starts_with(OWN_PREFIX) && *name != SHADOW_MARKER)
+        || also.contains(name)
+}
 
 /// Removes from a request about to be forwarded the headers that steer twinpeak itself: every
 /// `x-twinpeak-*` header but the loop marker, and `also` (a force header under another name).
 /// Allocates only when there is something to remove.
 pub fn strip_controls(request: &mut RequestHeader, also: &[HeaderName]) {
-    let controls = |name: &HeaderName| {
-        let bytes = name.as_str().as_bytes();
-        (bytes.starts_with(OWN_PREFIX) && *name != SHADOW_MARKER) || also.contains(name)
-    };
-    if !request.headers.keys().any(controls) {
+    if !request.headers.keys().any(|n| is_control(n, also)) {
         return;
     }
     let names: Vec<HeaderName> = request
         .headers
         .keys()
-        .filter(|n| controls(n))
+        .filter(|n| is_control(n, also))
         .cloned()
         .collect();
     for name in names {
@@ -137,28 +133,54 @@ pub fn forwarded_for(
 /// gets), hop-by-hop headers and twinpeak's own (and `controls`) removed, the same forwarding
 /// headers as the primary, and the shadow marker. A copy with a body but no framing is sent
 /// chunked. `None` when a header cannot be set.
+///
+/// The copy is built in one pass into a map sized for it, not cloned and then edited: it keeps
+/// no record of the client's header-name case (names go out in their usual capitalisation),
+/// which spares every header added a second map's insert and the maps their growth.
 pub fn shadow_copy(
     original: &RequestHeader,
     client_ip: Option<std::net::IpAddr>,
     controls: &[HeaderName],
     has_body: bool,
 ) -> Option<RequestHeader> {
-    let mut header = original.clone();
-    header.set_version(http::Version::HTTP_11);
-    strip_hop_by_hop(&mut header);
-    strip_controls(&mut header, controls);
-    set_forwarding(&mut header, client_ip).ok()?;
-    header.insert_header(SHADOW_MARKER, "1").ok()?;
-    if !header.headers.contains_key(http::header::HOST) {
-        let authority = original.uri.authority()?.to_string();
-        header.insert_header(http::header::HOST, authority).ok()?;
+    let hop = hop_by_hop(&original.headers);
+    let mut headers = HeaderMap::with_capacity(original.headers.len() + 5);
+    for (name, value) in &original.headers {
+        if !hop.contains(name) && !is_control(name, controls) {
+            headers.append(name.clone(), value.clone());
+        }
     }
-    let framed = header.headers.contains_key(http::header::CONTENT_LENGTH)
-        || header.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if let Some(list) = forwarded_for(&original.headers, client_ip) {
+        headers.insert(X_FORWARDED_FOR, list);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    headers.insert(SHADOW_MARKER, HeaderValue::from_static("1"));
+    if !headers.contains_key(http::header::HOST) {
+        let authority = original.uri.authority()?;
+        let host = HeaderValue::from_str(authority.as_str()).ok()?;
+        headers.insert(http::header::HOST, host);
+    }
+    let framed = headers.contains_key(http::header::CONTENT_LENGTH)
+        || headers.contains_key(http::header::TRANSFER_ENCODING);
     if has_body && !framed {
-        header
-            .insert_header(http::header::TRANSFER_ENCODING, "chunked")
-            .ok()?;
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = original.method.clone();
+    parts.uri = original.uri.clone();
+    parts.version = http::Version::HTTP_11;
+    parts.headers = headers;
+    let mut header = RequestHeader::from(parts);
+    // The target goes out as the client sent it, even where it does not round-trip through
+    // the URI.
+    let from_uri = original.uri.path_and_query().map(|p| p.as_str().as_bytes());
+    if from_uri != Some(original.raw_path()) {
+        header.set_raw_path(original.raw_path()).ok()?;
     }
     Some(header)
 }
@@ -226,8 +248,13 @@ mod tests {
         h.insert_header("te", "trailers").unwrap();
         h.insert_header("x-user-id", "7").unwrap();
         h.insert_header("transfer-encoding", "chunked").unwrap();
-        strip_hop_by_hop(&mut h);
-        let names: Vec<&str> = h.headers.keys().map(|k| k.as_str()).collect();
+        let hop = hop_by_hop(&h.headers);
+        let names: Vec<&str> = h
+            .headers
+            .keys()
+            .filter(|k| !hop.contains(k))
+            .map(|k| k.as_str())
+            .collect();
         assert_eq!(names, vec!["x-user-id", "transfer-encoding"]);
     }
 
@@ -248,6 +275,58 @@ mod tests {
         plain.insert_header("x-user-id", "7").unwrap();
         strip_controls(&mut plain, &[]);
         assert_eq!(plain.headers.len(), 1);
+    }
+
+    #[test]
+    fn a_shadow_copy_keeps_the_request_but_what_is_not_forwarded() {
+        let mut h = RequestHeader::build("POST", b"/cart/%7e7?x=1", None).unwrap();
+        h.insert_header("Host", "shop.example").unwrap();
+        h.insert_header("Connection", "keep-alive, x-hop").unwrap();
+        h.insert_header("x-hop", "1").unwrap();
+        h.insert_header("x-twinpeak-canary", "always").unwrap();
+        h.insert_header("x-tester-pick", "always").unwrap();
+        h.append_header("Accept", "a/b").unwrap();
+        h.append_header("Accept", "c/d").unwrap();
+        h.insert_header("x-forwarded-for", "10.0.0.1").unwrap();
+        let ip = "192.168.1.20".parse().ok();
+        let controls = [HeaderName::from_static("x-tester-pick")];
+        let copy = shadow_copy(&h, ip, &controls, true).unwrap();
+        let mut names: Vec<&str> = copy.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        let expected = [
+            "accept",
+            "host",
+            "transfer-encoding",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-twinpeak-shadow",
+        ];
+        assert_eq!(names, expected);
+        let values = |name: &str| -> Vec<&str> {
+            let all = copy.headers.get_all(name).iter();
+            all.map(|v| v.to_str().unwrap()).collect()
+        };
+        assert_eq!(values("accept"), ["a/b", "c/d"]);
+        assert_eq!(values("x-forwarded-for"), ["10.0.0.1, 192.168.1.20"]);
+        assert_eq!(values("transfer-encoding"), ["chunked"]);
+        assert_eq!(copy.method, http::Method::POST);
+        assert_eq!(copy.version, http::Version::HTTP_11);
+        assert_eq!(copy.raw_path(), b"/cart/%7e7?x=1");
+        let mut wire = Vec::new();
+        copy.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(wire.contains("Host: shop.example\r\n"), "{wire}");
+    }
+
+    #[test]
+    fn a_shadow_copy_of_a_framed_request_is_not_made_chunked() {
+        let mut h = RequestHeader::build("PUT", b"/x", None).unwrap();
+        h.insert_header("host", "a").unwrap();
+        h.insert_header("content-length", "3").unwrap();
+        let copy = shadow_copy(&h, None, &[], true).unwrap();
+        assert!(!copy.headers.contains_key("transfer-encoding"));
+        assert!(!copy.headers.contains_key("x-forwarded-for"));
+        assert_eq!(copy.headers["content-length"], "3");
     }
 
     #[test]
