@@ -1,5 +1,5 @@
 //! The mirror: copies of sampled requests go to the shadow from spawned tasks through one shared
-//! connector. The request path only ever calls non-blocking functions here; a copy that cannot
+//! client (a connector and a pool of idle connections). The request path only ever calls non-blocking functions here; a copy that cannot
 //! be taken at once is dropped and counted, never queued.
 //!
 //! A copy's way: [`Mirror::admit`] decides (sampling, methods, size, in-flight slots);
