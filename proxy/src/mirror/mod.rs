@@ -1,6 +1,7 @@
 //! The mirror: copies of sampled requests go to the shadow from spawned tasks through one shared
-//! client (a connector and a pool of idle connections). The request path only ever calls non-blocking functions here; a copy that cannot
-//! be taken at once is dropped and counted, never queued.
+//! client (a connector and a pool of idle connections). The request path only ever calls
+//! non-blocking functions here; a copy that cannot be taken at once is dropped and counted,
+//! never queued.
 //!
 //! A copy's way: [`Mirror::admit`] decides (sampling, methods, size, in-flight slots);
 //! [`Mirror::start`] spawns the shadow task and gives the request path its [`MirrorHandle`],
